@@ -1,0 +1,33 @@
+"""Entry point: `python -m parley_api` loads settings once, configures logging and serves."""
+
+from __future__ import annotations
+
+import sys
+
+from parley_api.main import create_app
+from parley_api.server import serve
+from parley_core.logging import configure_logging, get_logger
+from parley_core.settings import ApiSettings, SettingsError, load_settings
+
+
+def main() -> int:
+    """Run the API until SIGTERM/SIGINT; exit 2 on bad configuration."""
+    try:
+        settings = load_settings(ApiSettings)
+    except SettingsError as exc:
+        print(f"parley-api: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, fmt=settings.resolved_log_format)
+    get_logger("parley_api").info("api_listening", host=settings.api_host, port=settings.api_port)
+    serve(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        delay_seconds=settings.shutdown_delay_seconds,
+        timeout_seconds=settings.shutdown_timeout_seconds,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The FastAPI application factory: lifespan (engine in, pool out) and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from parley_api.errors import register_error_handlers
+from parley_api.routes import health
+from parley_api.state import AppState
+from parley_core.db import create_engine, create_sessionmaker
+from parley_core.logging import flush_logs, get_logger
+from parley_core.settings import ApiSettings
+
+log = get_logger(__name__)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """Build the app for ``settings``; nothing connects to the database until a request needs it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings, application_name="parley-api")
+        state = AppState(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+        app.state.parley = state
+        log.info("api_started", environment=settings.environment)
+        try:
+            yield
+        finally:
+            state.draining = True
+            log.info("api_stopping", step="closing database pool")
+            await engine.dispose()
+            log.info("api_stopped")
+            flush_logs()
+
+    app = FastAPI(
+        title="Parley API",
+        version=version("parley-api"),
+        summary="Stats API and dashboard of the Parley Telegram assistant",
+        lifespan=lifespan,
+    )
+    register_error_handlers(app)
+    app.include_router(health.router)
+    return app

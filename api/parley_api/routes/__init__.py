@@ -1,0 +1,1 @@
+"""HTTP routes of parley_api, one module per resource."""

@@ -1,0 +1,60 @@
+"""Running the app under uvicorn with a Kubernetes-friendly shutdown.
+
+On SIGTERM the process first marks itself draining (/ready turns 503) and keeps serving for
+SHUTDOWN_DELAY_SECONDS so endpoints and ingresses stop routing to it; then uvicorn stops accepting
+connections, waits up to SHUTDOWN_TIMEOUT_SECONDS for in-flight requests, and the lifespan closes
+the pool. A second signal skips the delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from parley_api.state import AppState
+from parley_core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose first exit signal drains before shutting down."""
+
+    def __init__(self, config: uvicorn.Config, *, app: FastAPI, delay_seconds: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._delay = delay_seconds
+        self._signalled = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Mark draining, wait the configured delay, then let uvicorn shut down."""
+        state: AppState | None = getattr(self._app.state, "parley", None)
+        if state is not None:
+            state.draining = True
+        if self._signalled or self._delay <= 0:
+            log.info("shutdown_signal", signal=signal.Signals(sig).name, delay_seconds=0)
+            super().handle_exit(sig, frame)
+            return
+        self._signalled = True
+        log.info("shutdown_signal", signal=signal.Signals(sig).name, delay_seconds=self._delay)
+        loop = asyncio.get_event_loop()
+        loop.call_later(self._delay, super().handle_exit, sig, frame)
+
+
+def serve(app: FastAPI, *, host: str, port: int, delay_seconds: float, timeout_seconds: float) -> None:
+    """Serve ``app`` until a signal; returns when every in-flight request has finished."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our structlog handlers are already installed
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(timeout_seconds),
+    )
+    DrainingServer(config, app=app, delay_seconds=delay_seconds).run()

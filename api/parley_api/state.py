@@ -1,0 +1,26 @@
+"""What the API process holds for its lifetime: engine, sessions, start time, draining flag."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from parley_core.settings import ApiSettings
+
+
+@dataclass
+class AppState:
+    """Created by the lifespan at startup; reached by routes through ``deps``."""
+
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    started_at: float = field(default_factory=time.monotonic)
+    draining: bool = False
+
+    @property
+    def uptime_seconds(self) -> float:
+        """Seconds since the process started serving."""
+        return round(time.monotonic() - self.started_at, 3)

@@ -1,0 +1,152 @@
+"""The async database engine, sessions, pool statistics and the pool-utilisation warning.
+
+Keep transactions short: never hold a session open across an LLM call or other slow I/O, or the
+pool empties under load and every request stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
+
+from parley_core.logging import get_logger
+from parley_core.settings import ParleySettings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of one process's connection pool."""
+
+    size: int
+    max_overflow: int
+    capacity: int
+    checked_out: int
+    idle: int
+    open: int
+    overflow: int
+    available: int
+    utilization: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for /health."""
+        return asdict(self)
+
+
+def pool_stats(engine: AsyncEngine) -> PoolStats:
+    """Read the pool's counters; capacity is pool_size + max_overflow."""
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, QueuePool):
+        return PoolStats(0, 0, 0, 0, 0, 0, 0, 0, 0.0)
+    size = pool.size()
+    max_overflow = int(getattr(pool, "_max_overflow", 0))
+    checked_out = pool.checkedout()
+    idle = pool.checkedin()
+    capacity = size + max(max_overflow, 0)
+    return PoolStats(
+        size=size,
+        max_overflow=max_overflow,
+        capacity=capacity,
+        checked_out=checked_out,
+        idle=idle,
+        open=checked_out + idle,
+        overflow=max(pool.overflow(), 0),
+        available=max(capacity - checked_out, 0),
+        utilization=round(checked_out / capacity, 4) if capacity else 0.0,
+    )
+
+
+class PoolUtilizationWarning:
+    """Logs one WARNING each time pool use crosses the threshold upwards, not one per checkout."""
+
+    def __init__(self, engine: AsyncEngine, threshold: float) -> None:
+        self.engine = engine
+        self.threshold = threshold
+        self.warned = False
+        pool = engine.sync_engine.pool
+        event.listen(pool, "checkout", self._on_checkout)
+        event.listen(pool, "checkin", self._on_checkin)
+
+    def _on_checkout(
+        self, _dbapi: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        stats = pool_stats(self.engine)
+        if stats.utilization > self.threshold and not self.warned:
+            self.warned = True
+            log.warning(
+                "db_pool_high_utilization",
+                utilization=f"{stats.utilization:.0%}",
+                checked_out=stats.checked_out,
+                capacity=stats.capacity,
+            )
+
+    def _on_checkin(self, _dbapi: Any, _record: ConnectionPoolEntry) -> None:
+        if self.warned and pool_stats(self.engine).utilization <= self.threshold:
+            self.warned = False
+
+
+def create_engine(settings: ParleySettings, *, application_name: str = "parley") -> AsyncEngine:
+    """An asyncpg engine with the pool configured from settings and the utilisation warning attached."""
+    server_settings = {"application_name": application_name}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    engine = create_async_engine(
+        settings.sqlalchemy_url(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        echo=settings.db_echo,
+        hide_parameters=True,  # parameters may hold message text or password hashes
+        connect_args={"timeout": settings.db_connect_timeout, "server_settings": server_settings},
+    )
+    PoolUtilizationWarning(engine, settings.db_pool_warn_utilization)
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no implicit refresh I/O)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One short transaction: commit on success, roll back on any error."""
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+@dataclass(frozen=True)
+class DatabaseCheck:
+    """Result of a liveness query: whether the database answered and how fast."""
+
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+async def check_database(engine: AsyncEngine, *, timeout: float) -> DatabaseCheck:
+    """Run SELECT 1 within ``timeout`` seconds; failures are described by type, never with the URL."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        return DatabaseCheck(False, _ms_since(started), "timeout")
+    except Exception as exc:  # any driver or pool error means "not reachable"
+        return DatabaseCheck(False, _ms_since(started), type(exc).__name__)
+    return DatabaseCheck(True, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,169 @@
+"""The schema as typed SQLAlchemy 2 mappings; Alembic migrations are generated from and checked against it."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DEFAULT_MAX_HISTORY_MESSAGES = 20
+
+
+class Base(DeclarativeBase):
+    """Declarative base: timezone-aware timestamps everywhere, named constraints."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class MessageRole(enum.StrEnum):
+    """Who wrote a message, in the LLM's chat vocabulary."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class ApiUserSource(enum.StrEnum):
+    """How a dashboard account came to exist: self-registration or an ApiUser resource."""
+
+    REGISTRATION = "registration"
+    OPERATOR = "operator"
+
+
+def _enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
+    # VARCHAR + CHECK rather than a native enum type: adding a value needs no ALTER TYPE.
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class TimestampMixin:
+    """created_at / updated_at kept by the database, so every writer agrees on the clock."""
+
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class User(TimestampMixin, Base):
+    """A Telegram user, keyed by Telegram's own id."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    language_code: Mapped[str | None] = mapped_column(String(16))
+
+    settings: Mapped[UserSettings | None] = relationship(
+        back_populates="user", uselist=False, lazy="raise"
+    )
+
+
+class Message(Base):
+    """One turn of a conversation; /reset sets deleted_at instead of deleting the row."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("content_length >= 0", name="content_length_non_negative"),
+        # History loads: a user's newest live messages first.
+        Index(
+            "ix_messages_user_id_created_at_live",
+            "user_id",
+            text("created_at DESC"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_messages_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=func.gen_random_uuid()
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    role: Mapped[MessageRole] = mapped_column(_enum(MessageRole, "message_role"))
+    content: Mapped[str] = mapped_column(Text)
+    content_length: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(128))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class UserSettings(TimestampMixin, Base):
+    """Per-user preferences: how much history the LLM sees and an optional system prompt."""
+
+    __tablename__ = "user_settings"
+    __table_args__ = (
+        CheckConstraint("max_history_messages > 0", name="max_history_messages_positive"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_history_messages: Mapped[int] = mapped_column(
+        Integer,
+        default=DEFAULT_MAX_HISTORY_MESSAGES,
+        server_default=text(str(DEFAULT_MAX_HISTORY_MESSAGES)),
+    )
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship(back_populates="settings", lazy="raise")
+
+
+class ApiUser(TimestampMixin, Base):
+    """A dashboard account; operator-managed rows remember the ApiUser resource that owns them."""
+
+    __tablename__ = "api_users"
+    __table_args__ = (
+        CheckConstraint(
+            "source <> 'operator' OR owner_uid IS NOT NULL", name="operator_rows_have_owner"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(72))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    source: Mapped[ApiUserSource] = mapped_column(_enum(ApiUserSource, "api_user_source"))
+    owner_namespace: Mapped[str | None] = mapped_column(String(253))
+    owner_name: Mapped[str | None] = mapped_column(String(253))
+    owner_uid: Mapped[str | None] = mapped_column(String(64))
+    secret_fingerprint: Mapped[str | None] = mapped_column(String(128))

@@ -1,0 +1,13 @@
+"""Settings of Parley's services (pydantic-settings), with secrets optionally from Vault."""
+
+from parley_core.settings.base import ParleySettings, SettingsError, load_settings
+from parley_core.settings.services import ApiSettings, BotSettings, OperatorSettings
+
+__all__ = [
+    "ApiSettings",
+    "BotSettings",
+    "OperatorSettings",
+    "ParleySettings",
+    "SettingsError",
+    "load_settings",
+]
