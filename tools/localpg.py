@@ -122,8 +122,10 @@ class LocalPostgres:
         _give_to_server_user(self.run_dir)
         self._run(
             str(self.bindir / "initdb"),
-            "-D", str(self.data_dir),
-            "-U", SUPERUSER,
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
@@ -151,10 +153,15 @@ class LocalPostgres:
         rendered = " ".join(f"-c {key}={value}" for key, value in options.items())
         result = self._run(
             str(self.bindir / "pg_ctl"),
-            "-D", str(self.data_dir),
-            "-l", str(self.log_file),
-            "-o", rendered,
-            "-w", "-t", "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            rendered,
+            "-w",
+            "-t",
+            "60",
             "start",
             check=False,
         )
@@ -162,15 +169,19 @@ class LocalPostgres:
             tail = ""
             with contextlib.suppress(OSError):
                 tail = "\n".join(self.log_file.read_text().splitlines()[-15:])
-            raise RuntimeError(
-                f"PostgreSQL did not start (port {self.port}):\n{result.stderr}\n{tail}"
-            )
+            raise RuntimeError(f"PostgreSQL did not start (port {self.port}):\n{result.stderr}\n{tail}")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: `fast` rolls back open transactions and exits cleanly."""
         if self.initialized():
             self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop",
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-w",
+                "stop",
                 check=False,
             )
 
@@ -179,8 +190,18 @@ class LocalPostgres:
         psql = self.bindir / "psql"
         result = self._run(
             str(psql if psql.exists() else "psql"),
-            "-h", str(self.run_dir), "-p", str(self.port), "-U", SUPERUSER, "-d", database,
-            "-v", "ON_ERROR_STOP=1", "-qAtc", sql,
+            "-h",
+            str(self.run_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAtc",
+            sql,
         )
         return result.stdout.strip()
 

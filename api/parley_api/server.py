@@ -14,9 +14,9 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from parley_core.logging import get_logger
 
 from parley_api.state import AppState
-from parley_core.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -37,12 +37,17 @@ class DrainingServer(uvicorn.Server):
             state.draining = True
         if self._signalled or self._delay <= 0:
             log.info("shutdown_signal", signal=signal.Signals(sig).name, delay_seconds=0)
-            super().handle_exit(sig, frame)
+            self._shut_down(sig, frame)
             return
         self._signalled = True
         log.info("shutdown_signal", signal=signal.Signals(sig).name, delay_seconds=self._delay)
-        loop = asyncio.get_event_loop()
-        loop.call_later(self._delay, super().handle_exit, sig, frame)
+        asyncio.get_event_loop().call_later(self._delay, self._shut_down, sig, frame)
+
+    def _shut_down(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals after shutdown, which would end the process with
+        # -SIGTERM; a completed graceful shutdown exits 0 instead.
+        self._captured_signals.clear()
 
 
 def serve(app: FastAPI, *, host: str, port: int, delay_seconds: float, timeout_seconds: float) -> None:

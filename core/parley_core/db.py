@@ -14,7 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from parley_core.logging import get_logger
@@ -76,9 +81,7 @@ class PoolUtilizationWarning:
         event.listen(pool, "checkout", self._on_checkout)
         event.listen(pool, "checkin", self._on_checkin)
 
-    def _on_checkout(
-        self, _dbapi: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
-    ) -> None:
+    def _on_checkout(self, _dbapi: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
         stats = pool_stats(self.engine)
         if stats.utilization > self.threshold and not self.warned:
             self.warned = True
@@ -120,7 +123,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
-async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
     """One short transaction: commit on success, roll back on any error."""
     async with sessionmaker() as session, session.begin():
         yield session

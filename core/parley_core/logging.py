@@ -160,9 +160,7 @@ def configure_logging(
     Exceptions are formatted *before* redaction, so a secret inside a traceback is masked too.
     """
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     final_processors: list[Processor] = [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,

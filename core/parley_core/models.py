@@ -88,9 +88,7 @@ class User(TimestampMixin, Base):
     last_name: Mapped[str | None] = mapped_column(String(255))
     language_code: Mapped[str | None] = mapped_column(String(16))
 
-    settings: Mapped[UserSettings | None] = relationship(
-        back_populates="user", uselist=False, lazy="raise"
-    )
+    settings: Mapped[UserSettings | None] = relationship(back_populates="user", uselist=False, lazy="raise")
 
 
 class Message(Base):
@@ -110,7 +108,10 @@ class Message(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=func.gen_random_uuid()
+        UUID(as_uuid=True),
+        primary_key=True,
+        default=uuid.uuid4,
+        server_default=func.gen_random_uuid(),
     )
     user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
@@ -131,9 +132,7 @@ class UserSettings(TimestampMixin, Base):
     """Per-user preferences: how much history the LLM sees and an optional system prompt."""
 
     __tablename__ = "user_settings"
-    __table_args__ = (
-        CheckConstraint("max_history_messages > 0", name="max_history_messages_positive"),
-    )
+    __table_args__ = (CheckConstraint("max_history_messages > 0", name="max_history_messages_positive"),)
 
     user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
@@ -153,9 +152,7 @@ class ApiUser(TimestampMixin, Base):
 
     __tablename__ = "api_users"
     __table_args__ = (
-        CheckConstraint(
-            "source <> 'operator' OR owner_uid IS NOT NULL", name="operator_rows_have_owner"
-        ),
+        CheckConstraint("source <> 'operator' OR owner_uid IS NOT NULL", name="operator_rows_have_owner"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -110,7 +110,7 @@ class VaultReader:
         verify: bool | str = settings.cacert or True
         self._client = hvac.Client(
             url=settings.addr,
-            timeout=settings.timeout_seconds,  # type: ignore[arg-type]  # hvac accepts float
+            timeout=settings.timeout_seconds,
             verify=verify,
             namespace=settings.namespace,
             session=_session(settings),
@@ -148,8 +148,12 @@ class VaultReader:
             ) from None
         except hvac.exceptions.InvalidRequest as exc:
             raise VaultError(f"{self._describe()} rejected the {method} login: {_errors(exc)}") from None
-        except (hvac.exceptions.VaultDown, hvac.exceptions.InternalServerError,
-                hvac.exceptions.BadGateway, requests.RequestException) as exc:
+        except (
+            hvac.exceptions.VaultDown,
+            hvac.exceptions.InternalServerError,
+            hvac.exceptions.BadGateway,
+            requests.RequestException,
+        ) as exc:
             raise VaultUnavailableError(
                 f"{self._describe()} is unavailable during login: {type(exc).__name__}"
             ) from None
@@ -173,9 +177,13 @@ class VaultReader:
             raise VaultError(
                 f"{self._describe()} has no secret at {where} (missing or its version is deleted)"
             ) from None
-        except (hvac.exceptions.VaultDown, hvac.exceptions.InternalServerError,
-                hvac.exceptions.BadGateway, hvac.exceptions.PreconditionFailed,
-                requests.RequestException) as exc:
+        except (
+            hvac.exceptions.VaultDown,
+            hvac.exceptions.InternalServerError,
+            hvac.exceptions.BadGateway,
+            hvac.exceptions.PreconditionFailed,
+            requests.RequestException,
+        ) as exc:
             raise VaultUnavailableError(
                 f"{self._describe()} is unavailable reading {where}: {type(exc).__name__}"
             ) from None

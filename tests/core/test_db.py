@@ -6,12 +6,17 @@ import io
 import json
 
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
-
-from parley_core.db import check_database, create_engine, create_sessionmaker, pool_stats, session_scope
+from parley_core.db import (
+    check_database,
+    create_engine,
+    create_sessionmaker,
+    pool_stats,
+    session_scope,
+)
 from parley_core.models import User
 from parley_core.settings import ParleySettings, load_settings
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 
 def _settings(database_url: str, **overrides: object) -> ParleySettings:
@@ -40,9 +45,7 @@ async def test_statement_timeout_is_applied(database_url: str) -> None:
         await engine.dispose()
 
 
-async def test_high_utilisation_warns_once_per_crossing(
-    database_url: str, log_output: io.StringIO
-) -> None:
+async def test_high_utilisation_warns_once_per_crossing(database_url: str, log_output: io.StringIO) -> None:
     engine = create_engine(_settings(database_url, db_pool_size=4, db_max_overflow=1))
     try:
         conns = [await engine.connect() for _ in range(5)]  # 5 of 5 = 100 %
@@ -54,8 +57,9 @@ async def test_high_utilisation_warns_once_per_crossing(
     finally:
         await engine.dispose()
 
-    warnings = [json.loads(line) for line in log_output.getvalue().splitlines()
-                if "db_pool_high_utilization" in line]
+    warnings = [
+        json.loads(line) for line in log_output.getvalue().splitlines() if "db_pool_high_utilization" in line
+    ]
     assert len(warnings) == 2
     assert warnings[0]["level"] == "warning"
     assert warnings[0]["capacity"] == 5
@@ -81,8 +85,7 @@ async def test_session_scope_commits_and_rolls_back(database_url: str) -> None:
 
 async def test_check_database_up_and_down(database_url: str) -> None:
     engine = create_engine(_settings(database_url))
-    down = create_engine(_settings("postgresql://nobody:secret-pw@127.0.0.1:9/none",
-                                   db_connect_timeout=1))
+    down = create_engine(_settings("postgresql://nobody:secret-pw@127.0.0.1:9/none", db_connect_timeout=1))
     try:
         up = await check_database(engine, timeout=2)
         failed = await check_database(down, timeout=2)
@@ -90,6 +93,9 @@ async def test_check_database_up_and_down(database_url: str) -> None:
         await engine.dispose()
         await down.dispose()
 
-    assert up.ok and up.error is None and up.latency_ms >= 0
+    assert up.ok
+    assert up.error is None
+    assert up.latency_ms >= 0
     assert not failed.ok
-    assert failed.error is not None and "secret-pw" not in failed.error
+    assert failed.error is not None
+    assert "secret-pw" not in failed.error

@@ -60,7 +60,9 @@ def test_secret_shapes_inside_free_text_are_masked(log_output: io.StringIO) -> N
     assert "postgresql://parley:[REDACTED]@db:5432/parley" in output
 
 
-def test_registered_secret_never_reaches_output_even_in_a_traceback(log_output: io.StringIO) -> None:
+def test_registered_secret_never_reaches_output_even_in_a_traceback(
+    log_output: io.StringIO,
+) -> None:
     parley_logging.secrets.add("plain-looking-value-9f3a")
 
     try:
@@ -82,7 +84,8 @@ def test_console_format_is_redacted_too() -> None:
 
     output = stream.getvalue()
     assert "pw-console-secret" not in output
-    assert "connect" in output and "host=db" in output
+    assert "connect" in output
+    assert "host=db" in output
 
 
 def test_level_filters_debug(log_output: io.StringIO) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from parley_core import schema
 from parley_core.models import Base
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 TABLES = {"users", "messages", "user_settings", "api_users", "alembic_version"}
 
@@ -57,9 +56,11 @@ async def test_history_index_is_partial(database_url: str) -> None:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
-            definition = await conn.scalar(text(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_user_id_created_at_live'"
-            ))
+            definition = await conn.scalar(
+                text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_user_id_created_at_live'"
+                )
+            )
     finally:
         await engine.dispose()
     assert definition is not None

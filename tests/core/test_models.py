@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from parley_core.models import ApiUser, ApiUserSource, Message, MessageRole, User, UserSettings
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-
-from parley_core.models import ApiUser, ApiUserSource, Message, MessageRole, User, UserSettings
 
 
 async def test_user_with_messages_and_settings_round_trip(engine: AsyncEngine) -> None:
@@ -15,16 +14,20 @@ async def test_user_with_messages_and_settings_round_trip(engine: AsyncEngine) -
     async with sessions() as session, session.begin():
         session.add(User(id=10**12, username="big_id", language_code="en"))
         await session.flush()
-        session.add_all([
-            UserSettings(user_id=10**12, system_prompt="Be brief."),
-            Message(user_id=10**12, role=MessageRole.USER, content="hi", content_length=2),
-        ])
+        session.add_all(
+            [
+                UserSettings(user_id=10**12, system_prompt="Be brief."),
+                Message(user_id=10**12, role=MessageRole.USER, content="hi", content_length=2),
+            ]
+        )
     async with sessions() as session:
         settings = await session.get(UserSettings, 10**12)
         message = (await session.scalars(select(Message))).one()
-    assert settings is not None and settings.max_history_messages == 20
+    assert settings is not None
+    assert settings.max_history_messages == 20
     assert message.role is MessageRole.USER
-    assert message.fallback_used is False and message.deleted_at is None
+    assert message.fallback_used is False
+    assert message.deleted_at is None
     assert message.created_at.tzinfo is not None
 
 
@@ -64,5 +67,13 @@ async def test_api_usernames_are_unique(engine: AsyncEngine) -> None:
         session.add(ApiUser(username="alice", password_hash="h", source=ApiUserSource.REGISTRATION))
     with pytest.raises(IntegrityError):
         async with sessions() as session, session.begin():
-            session.add(ApiUser(username="alice", password_hash="h2", source=ApiUserSource.OPERATOR,
-                                owner_namespace="ns", owner_name="alice", owner_uid="uid-1"))
+            session.add(
+                ApiUser(
+                    username="alice",
+                    password_hash="h2",
+                    source=ApiUserSource.OPERATOR,
+                    owner_namespace="ns",
+                    owner_name="alice",
+                    owner_uid="uid-1",
+                )
+            )

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from parley_core import logging as parley_logging
-from parley_core.settings import ApiSettings, BotSettings, ParleySettings, SettingsError, load_settings
+from parley_core.settings import (
+    ApiSettings,
+    BotSettings,
+    ParleySettings,
+    SettingsError,
+    load_settings,
+)
 
 
 def test_defaults_are_the_production_pool_settings() -> None:
@@ -51,8 +56,11 @@ def test_secrets_are_hidden_in_repr() -> None:
 
 def test_loaded_secrets_are_registered_with_the_log_redactor() -> None:
     parley_logging.secrets.clear()
-    load_settings(ApiSettings, admin_registration_token="registration-token-xyz",
-                  database_url="postgresql://u:db-password-123@h/d")
+    load_settings(
+        ApiSettings,
+        admin_registration_token="registration-token-xyz",
+        database_url="postgresql://u:db-password-123@h/d",
+    )
 
     masked = parley_logging.redact_text("t=registration-token-xyz pw db-password-123")
 
@@ -62,8 +70,10 @@ def test_loaded_secrets_are_registered_with_the_log_redactor() -> None:
 
 
 def test_production_refuses_placeholder_secrets() -> None:
-    with pytest.raises(SettingsError, match="placeholder secret values are refused in production: "
-                       "ADMIN_REGISTRATION_TOKEN"):
+    with pytest.raises(
+        SettingsError,
+        match="placeholder secret values are refused in production: ADMIN_REGISTRATION_TOKEN",
+    ):
         load_settings(ApiSettings, environment="production", admin_registration_token="changeme")
     # The same value is accepted on a laptop.
     assert load_settings(ApiSettings, admin_registration_token="changeme").environment == "development"

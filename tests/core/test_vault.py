@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
-
 from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
 from parley_core.vault import VaultError, VaultReader, VaultSettings, VaultUnavailableError
+from pydantic import SecretStr
+
 from tests.doubles.vault import VaultDouble, run_vault_double
 
 
@@ -27,8 +27,14 @@ def _token_env(monkeypatch: pytest.MonkeyPatch, vault: VaultDouble, path: str) -
 
 
 def test_token_auth_fills_secret_fields(monkeypatch: pytest.MonkeyPatch, vault: VaultDouble) -> None:
-    vault.put("parley/bot", {"telegram_bot_token": "123456:" + "A" * 35, "LLM_API_KEY": "sk-vault",
-                             "unrelated": "ignored"})
+    vault.put(
+        "parley/bot",
+        {
+            "telegram_bot_token": "123456:" + "A" * 35,
+            "LLM_API_KEY": "sk-vault",
+            "unrelated": "ignored",
+        },
+    )
     _token_env(monkeypatch, vault, "parley/bot")
 
     settings = load_settings(BotSettings)
@@ -39,9 +45,7 @@ def test_token_auth_fills_secret_fields(monkeypatch: pytest.MonkeyPatch, vault: 
     assert settings.llm_api_key.get_secret_value() == "sk-vault"
 
 
-def test_vault_wins_over_environment_for_secrets(
-    monkeypatch: pytest.MonkeyPatch, vault: VaultDouble
-) -> None:
+def test_vault_wins_over_environment_for_secrets(monkeypatch: pytest.MonkeyPatch, vault: VaultDouble) -> None:
     vault.put("parley/api", {"db_password": "from-vault"})
     _token_env(monkeypatch, vault, "parley/api")
     monkeypatch.setenv("DB_PASSWORD", "from-env")
@@ -117,7 +121,7 @@ def test_missing_required_key_names_the_key_not_a_value(
     _token_env(monkeypatch, vault, "parley/api")
 
     class NeedsToken(ApiSettings):
-        admin_registration_token: SecretStr  # type: ignore[assignment]  # required here
+        admin_registration_token: SecretStr  # required here
 
     with pytest.raises(SettingsError) as caught:
         load_settings(NeedsToken)
@@ -186,7 +190,7 @@ def test_vault_down_is_a_start_up_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("VAULT_RETRIES", "1")
     monkeypatch.setenv("VAULT_TIMEOUT_SECONDS", "0.5")
 
-    with pytest.raises(SettingsError, match="cannot read secrets from Vault: .* is unavailable"):
+    with pytest.raises(SettingsError, match=r"cannot read secrets from Vault: .* is unavailable"):
         load_settings(ApiSettings)
 
 

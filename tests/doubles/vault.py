@@ -88,7 +88,7 @@ def _now() -> str:
 class _Handler(BaseHTTPRequestHandler):
     vault: VaultDouble
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
@@ -136,8 +136,17 @@ class _Handler(BaseHTTPRequestHandler):
         token = "hvs." + secrets.token_urlsafe(24)
         with self.vault.lock:
             self.vault.tokens[token] = list(role.policies)
-        self._send(200, {"auth": {"client_token": token, "lease_duration": 3600,
-                                  "renewable": True, "policies": ["default"]}})
+        self._send(
+            200,
+            {
+                "auth": {
+                    "client_token": token,
+                    "lease_duration": 3600,
+                    "renewable": True,
+                    "policies": ["default"],
+                }
+            },
+        )
 
     def do_GET(self) -> None:
         if self._scripted_failure():
@@ -152,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not url.path.startswith(prefix):
             self._send(404, {"errors": []})
             return
-        path = url.path[len(prefix):]
+        path = url.path[len(prefix) :]
         if not any(f"{self.vault.kv_mount}/{path}".startswith(p) for p in allowed):
             self._send(403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
             return
@@ -164,13 +173,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"errors": []})
             return
         version = versions[wanted - 1]
-        metadata = {"created_time": version.created_time, "deletion_time": version.deletion_time,
-                    "destroyed": False, "version": wanted, "custom_metadata": None}
+        metadata = {
+            "created_time": version.created_time,
+            "deletion_time": version.deletion_time,
+            "destroyed": False,
+            "version": wanted,
+            "custom_metadata": None,
+        }
         if version.deletion_time:
             self._send(404, {"data": {"data": None, "metadata": metadata}})
             return
-        self._send(200, {"request_id": secrets.token_hex(8), "lease_id": "", "renewable": False,
-                         "lease_duration": 0, "data": {"data": version.data, "metadata": metadata}})
+        self._send(
+            200,
+            {
+                "request_id": secrets.token_hex(8),
+                "lease_id": "",
+                "renewable": False,
+                "lease_duration": 0,
+                "data": {"data": version.data, "metadata": metadata},
+            },
+        )
 
 
 @contextmanager

@@ -1,10 +1,10 @@
-"""Proves the envtest control plane is a real API server: CRDs, validation, RBAC and TokenRequest."""
+"""Proves the envtest control plane is a real API server: CRDs, schemas, RBAC, TokenRequest."""
 
 from __future__ import annotations
 
 import json
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from kubernetes import client
@@ -61,9 +61,7 @@ def widget(name: str, size: int) -> str:
 def widget_crd(kube_control_plane: KubeControlPlane) -> None:
     """Install the Widget CRD (idempotent) and wait until it is Established."""
     kube_control_plane.kubectl("apply", "-f", "-", input=WIDGET_CRD)
-    kube_control_plane.kubectl(
-        "wait", "--for=condition=Established", f"crd/widgets.{GROUP}", "--timeout=30s"
-    )
+    kube_control_plane.kubectl("wait", "--for=condition=Established", f"crd/widgets.{GROUP}", "--timeout=30s")
 
 
 @pytest.mark.usefixtures("widget_crd")
@@ -79,13 +77,17 @@ def test_custom_resource_round_trip(
     assert via_kubectl.stdout == "3/teal"
 
     custom = client.CustomObjectsApi(kube_api)
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(
-        GROUP, "v1", kube_namespace, "widgets", "w1"
+    obj = cast(
+        "dict[str, Any]",
+        custom.get_namespaced_custom_object(GROUP, "v1", kube_namespace, "widgets", "w1"),
     )
     assert obj["kind"] == "Widget"
     assert obj["spec"] == {"size": 3, "color": "teal"}
     assert obj["metadata"]["namespace"] == kube_namespace
-    listed = custom.list_namespaced_custom_object(GROUP, "v1", kube_namespace, "widgets")
+    listed = cast(
+        "dict[str, Any]",
+        custom.list_namespaced_custom_object(GROUP, "v1", kube_namespace, "widgets"),
+    )
     assert [item["metadata"]["name"] for item in listed["items"]] == ["w1"]
 
 
@@ -117,11 +119,7 @@ def grant_configmap_reader(api: ApiClient, namespace: str, account: str) -> None
         namespace,
         client.V1Role(
             metadata=client.V1ObjectMeta(name="configmap-reader"),
-            rules=[
-                client.V1PolicyRule(
-                    api_groups=[""], resources=["configmaps"], verbs=["get", "list"]
-                )
-            ],
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])],
         ),
     )
     rbac.create_namespaced_role_binding(
@@ -131,9 +129,7 @@ def grant_configmap_reader(api: ApiClient, namespace: str, account: str) -> None
             role_ref=client.V1RoleRef(
                 api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"
             ),
-            subjects=[
-                client.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)
-            ],
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)],
         ),
     )
 
@@ -147,7 +143,9 @@ def request_token(api: ApiClient, namespace: str, account: str) -> str:
             spec=client.V1TokenRequestSpec(audiences=[SA_ISSUER], expiration_seconds=600)
         ),
     )
-    token: str = response.status.token
+    assert response.status is not None
+    token = response.status.token
+    assert isinstance(token, str)
     assert token.count(".") == 2, "TokenRequest should return a signed JWT"
     return token
 
@@ -164,12 +162,10 @@ def status_of(call: Any, *args: Any) -> int:
 def test_service_account_token_is_bound_by_rbac(
     kube_control_plane: KubeControlPlane, kube_api: ApiClient, kube_namespace: str
 ) -> None:
-    """A TokenRequest token authenticates as its ServiceAccount and gets exactly its Role's rights."""
+    """A TokenRequest token authenticates as its ServiceAccount and has only its Role's rights."""
     admin_core = client.CoreV1Api(kube_api)
     other_namespace = f"{kube_namespace}-other"
-    admin_core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=other_namespace))
-    )
+    admin_core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other_namespace)))
     try:
         admin_core.create_namespaced_config_map(
             kube_namespace,
@@ -182,12 +178,13 @@ def test_service_account_token_is_bound_by_rbac(
             review = client.AuthenticationV1Api(sa_api).create_self_subject_review(
                 client.V1SelfSubjectReview()
             )
-            assert review.status.user_info.username == (
-                f"system:serviceaccount:{kube_namespace}:reader"
-            )
+            assert review.status is not None
+            assert review.status.user_info is not None
+            assert review.status.user_info.username == (f"system:serviceaccount:{kube_namespace}:reader")
 
             core = client.CoreV1Api(sa_api)
-            names = [cm.metadata.name for cm in core.list_namespaced_config_map(kube_namespace).items]
+            listed = core.list_namespaced_config_map(kube_namespace)
+            names = [cm.metadata.name for cm in listed.items if cm.metadata is not None]
             assert names == ["visible"]
             assert core.read_namespaced_config_map("visible", kube_namespace).data == {"k": "v"}
 

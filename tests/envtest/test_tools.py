@@ -121,9 +121,7 @@ def rules_file(tmp_path: Path) -> Path:
     )
 
 
-def test_promtool_check_config_and_rules(
-    promtool_bin: Path, rules_file: Path, tmp_path: Path
-) -> None:
+def test_promtool_check_config_and_rules(promtool_bin: Path, rules_file: Path, tmp_path: Path) -> None:
     """promtool accepts a valid config and rules file and rejects bad PromQL."""
     config = write(
         tmp_path / "prometheus.yml",

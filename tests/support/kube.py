@@ -1,4 +1,4 @@
-"""Pytest plugin: a real etcd + kube-apiserver per session, so Kubernetes code is tested for real."""
+"""Pytest plugin: a real etcd + kube-apiserver per test session, so kube code runs for real."""
 
 from __future__ import annotations
 
@@ -83,10 +83,7 @@ class ManagedProcess:
         """Build an error message with the exit status and the tail of the log."""
         code = self.exited()
         status = "still running" if code is None else f"exited with code {code}"
-        return (
-            f"{self.name} {what} ({status}); last lines of {self.log_path}:\n"
-            f"{log_tail(self.log_path)}"
-        )
+        return f"{self.name} {what} ({status}); last lines of {self.log_path}:\n{log_tail(self.log_path)}"
 
     def stop(self) -> None:
         """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period."""
@@ -95,10 +92,8 @@ class ManagedProcess:
         pgid = self.proc.pid
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -183,7 +178,10 @@ class KubeControlPlane:
         )
         self.etcd.start()
         wait_until(
-            lambda: http_ok("127.0.0.1", client_port, "/health"), self.etcd, "healthy", START_TIMEOUT
+            lambda: http_ok("127.0.0.1", client_port, "/health"),
+            self.etcd,
+            "healthy",
+            START_TIMEOUT,
         )
         self.etcd_url = client_url
 
@@ -255,9 +253,7 @@ class KubeControlPlane:
                     },
                 }
             ],
-            "contexts": [
-                {"name": "envtest", "context": {"cluster": "envtest", "user": "envtest-admin"}}
-            ],
+            "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "envtest-admin"}}],
             "current-context": "envtest",
         }
         self.kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -297,13 +293,11 @@ class KubeControlPlane:
             check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
-            )
+            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
 
     def api_client(self, token: str | None = None) -> ApiClient:
-        """Build a kubernetes ApiClient: cluster admin by default, or a bearer `token`'s identity."""
+        """Build a kubernetes ApiClient: cluster admin, or the identity of a bearer `token`."""
         from kubernetes import client  # noqa: PLC0415 - keep plugin import cheap when unused
 
         assert self.pki is not None
@@ -346,11 +340,8 @@ def kube_control_plane(envtest_tools: EnvtestTools) -> Iterator[KubeControlPlane
 @pytest.fixture
 def kube_api(kube_control_plane: KubeControlPlane) -> Iterator[ApiClient]:
     """A cluster-admin ApiClient for one test, closed afterwards."""
-    api = kube_control_plane.api_client()
-    try:
+    with kube_control_plane.api_client() as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture

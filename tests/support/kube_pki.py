@@ -1,4 +1,4 @@
-"""Generates the throwaway CA, serving, admin and service-account keys a test kube-apiserver needs."""
+"""Generates the throwaway CA, TLS and service-account keys a test kube-apiserver needs."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def _issue(
     key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
+    *,
     usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
@@ -128,7 +129,7 @@ def _self_signed_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
 
 
 def generate_pki(directory: Path) -> KubePki:
-    """Write a fresh CA, a 127.0.0.1/localhost serving cert, a system:masters client cert and SA keys."""
+    """Write a CA, a 127.0.0.1/localhost serving cert, a system:masters client cert, SA keys."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = KubePki(
         ca_cert=directory / "ca.crt",
@@ -155,7 +156,12 @@ def generate_pki(directory: Path) -> KubePki:
         x509.IPAddress(ipaddress.ip_address(KUBERNETES_SERVICE_IP)),
     ]
     serving = _issue(
-        _name("kube-apiserver"), serving_key, ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans
+        _name("kube-apiserver"),
+        serving_key,
+        ca_cert,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=sans,
     )
     _write_cert(pki.serving_cert, serving)
     _write_key(pki.serving_key, serving_key)
@@ -166,7 +172,7 @@ def generate_pki(directory: Path) -> KubePki:
         admin_key,
         ca_cert,
         ca_key,
-        ExtendedKeyUsageOID.CLIENT_AUTH,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     _write_cert(pki.admin_cert, admin)
     _write_key(pki.admin_key, admin_key)

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from parley_core import schema
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from parley_core import schema
 from tools.localpg import LocalPostgres, PostgresNotFoundError, find_bindir, free_port
 
 TEMPLATE_DB = "parley_template"
@@ -48,8 +48,12 @@ def postgres_server() -> Iterator[LocalPostgres]:
         port=free_port(),
         bindir=bindir,
         # Durability buys nothing in a throwaway cluster; speed does.
-        settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                  "max_connections": "200"},
+        settings={
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+        },
     )
     try:
         server.start()

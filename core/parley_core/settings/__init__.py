@@ -1,6 +1,7 @@
 """Settings of Parley's services (pydantic-settings), with secrets optionally from Vault."""
 
-from parley_core.settings.base import ParleySettings, SettingsError, load_settings
+from parley_core.settings.base import ParleySettings, load_settings
+from parley_core.settings.errors import SettingsError
 from parley_core.settings.services import ApiSettings, BotSettings, OperatorSettings
 
 __all__ = [

@@ -13,19 +13,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import URL, make_url
 
 from parley_core import logging as parley_logging
+from parley_core.settings.errors import SettingsError
 from parley_core.settings.sources import VaultSettingsSource, secret_field_names
 from parley_core.vault import VaultError, VaultSettings
 
 # Values that are fine on a laptop and fatal in production.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", "admin"})
-
-
-class SettingsError(RuntimeError):
-    """Settings could not be loaded; each problem is named by its variable, never by its value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
 class ParleySettings(BaseSettings):
@@ -107,7 +100,12 @@ class ParleySettings(BaseSettings):
         """The asyncpg URL of the database, built from DATABASE_URL or the DB_* parts."""
         if self.database_url is not None:
             url = make_url(self.database_url.get_secret_value())
-            if url.drivername in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            if url.drivername in (
+                "postgres",
+                "postgresql",
+                "postgresql+psycopg",
+                "postgresql+psycopg2",
+            ):
                 url = url.set(drivername="postgresql+asyncpg")
             return url
         return URL.create(

@@ -13,7 +13,8 @@ class ApiSettings(ParleySettings):
     api_host: str = Field(default="127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
     api_port: int = Field(default=8000, ge=1, le=65535)
     admin_registration_token: SecretStr | None = Field(
-        default=None, description="Token for POST /api/v1/auth/register; unset turns registration off."
+        default=None,
+        description="Token for POST /api/v1/auth/register; unset turns registration off.",
     )
     ready_db_timeout_seconds: float = Field(
         default=2.0, gt=0, description="How long /ready and /health wait for the database."

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from parley_core.settings.errors import SettingsError
 from parley_core.vault import VaultReader, VaultSettings
 
 
@@ -49,8 +50,6 @@ class VaultSettingsSource(PydanticBaseSettingsSource):
         if not self.vault.enabled:
             return {}
         if not self.vault.secret_path:
-            from parley_core.settings.base import SettingsError
-
             raise SettingsError(["VAULT_ADDR is set but VAULT_SECRET_PATH is not"])
         secret = self._reader_factory(self.vault).read(self.vault.secret_path)
         values: dict[str, Any] = {}

@@ -1,0 +1,42 @@
+# Parley: the one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv: the binary when installed, else the PyPI package run as a module (installed on first use).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+COVERAGE_MIN ?= 85
+
+.PHONY: help sync run test lint fmt migrate envtest
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.venv/.synced: uv.lock pyproject.toml core/pyproject.toml api/pyproject.toml bot/pyproject.toml operator/pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv from PyPI"; python3 -m pip install --quiet uv; }
+	$(UV) sync --frozen
+	@touch $@
+
+sync: .venv/.synced ## Install the locked dependencies into .venv
+
+run: .venv/.synced ## Run Parley locally (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
+	$(UV) run --frozen python -m tools.run
+
+test: .venv/.synced ## Run every test on real PostgreSQL, with per-package coverage >= $(COVERAGE_MIN)%
+	$(UV) run --frozen pytest --cov --cov-report=term --cov-report=json:coverage.json $(PYTEST_ARGS)
+	$(UV) run --frozen python -m tools.coverage_gate coverage.json --fail-under $(COVERAGE_MIN)
+
+lint: .venv/.synced ## ruff (lint + format check) and mypy --strict
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy core api bot operator tools tests migrations
+
+fmt: .venv/.synced ## Format and auto-fix with ruff
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+migrate: .venv/.synced ## Apply migrations to DATABASE_URL (or DB_*) with Alembic
+	$(UV) run --frozen alembic upgrade head
+
+envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool into ~/.cache/parley/tools
+	tools/envtest/install.sh

@@ -1,0 +1,44 @@
+"""API test fixtures: an app on this test's database, driven in-process through httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from parley_api.main import create_app
+from parley_core.settings import ApiSettings, load_settings
+
+ClientFactory = Callable[..., Any]
+
+
+@asynccontextmanager
+async def running_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def make_settings(database_url: str, **overrides: Any) -> ApiSettings:
+    """API settings on ``database_url`` with a small pool."""
+    return load_settings(
+        ApiSettings, database_url=database_url, db_pool_size=2, db_max_overflow=2, **overrides
+    )
+
+
+@pytest.fixture
+async def api_app(database_url: str) -> FastAPI:
+    """A fresh app on this test's migrated database."""
+    return create_app(make_settings(database_url))
+
+
+@pytest.fixture
+async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of ``api_app`` with its lifespan running."""
+    async with running_client(api_app) as http:
+        yield http

@@ -1,0 +1,99 @@
+"""/health (liveness with details) and /ready (readiness) against real PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from parley_api.main import create_app
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.api.conftest import make_settings, running_client
+
+UNREACHABLE = "postgresql://parley:pw@127.0.0.1:9/parley"
+
+
+async def test_health_reports_database_pool_and_uptime(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["status"] == "up"
+    assert body["uptime_seconds"] >= 0
+    assert body["draining"] is False
+    assert body["pool"]["size"] == 2
+    assert body["pool"]["capacity"] == 4
+    assert body["version"]
+
+
+async def test_ready_when_schema_is_at_head(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "database": "up",
+        "schema_revision": "at_head",
+        "draining": False,
+        "reasons": [],
+    }
+
+
+async def test_database_down_fails_readiness_but_not_liveness() -> None:
+    app = create_app(make_settings(UNREACHABLE, db_connect_timeout=1, ready_db_timeout_seconds=1))
+    async with running_client(app) as client:
+        ready = await client.get("/ready")
+        health = await client.get("/health")
+
+    assert ready.status_code == 503
+    assert ready.json()["reasons"] == ["database unreachable"]
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["database"]["status"] == "down"
+    assert "pw" not in health.text
+
+
+async def test_unmigrated_database_is_not_ready(empty_database_url: str) -> None:
+    async with running_client(create_app(make_settings(empty_database_url))) as client:
+        response = await client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["schema_revision"] == "missing"
+    assert "run the migrations" in response.json()["reasons"][0]
+
+
+async def test_schema_behind_head_is_not_ready(database_url: str, client: httpx.AsyncClient) -> None:
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    await engine.dispose()
+
+    response = await client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["schema_revision"] == "behind"
+
+
+async def test_draining_process_is_not_ready(api_app: FastAPI, client: httpx.AsyncClient) -> None:
+    api_app.state.parley.draining = True
+
+    response = await client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["reasons"] == ["shutting down"]
+    assert (await client.get("/health")).status_code == 200
+
+
+async def test_database_errors_in_routes_become_503(api_app: FastAPI) -> None:
+    async def broken() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+    api_app.add_api_route("/broken", broken)
+    async with running_client(api_app) as client:
+        response = await client.get("/broken")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "database unavailable, retry later"}

@@ -1,0 +1,70 @@
+"""The real process: `python -m parley_api` drains on SIGTERM and exits cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tools.localpg import free_port
+
+
+def _wait_ready(url: str, deadline: float) -> httpx.Response:
+    while True:
+        try:
+            response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} never became ready")
+        time.sleep(0.1)
+
+
+def test_sigterm_drains_then_exits_zero(database_url: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "API_PORT": str(port),
+        "SHUTDOWN_DELAY_SECONDS": "1.5",
+        "LOG_FORMAT": "json",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley_api"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/ready", time.monotonic() + 30)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        during = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+        exit_code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = process.stdout.read() if process.stdout else ""
+
+    assert during.status_code == 503
+    assert during.json()["reasons"] == ["shutting down"]
+    assert exit_code == 0
+    for step in ("shutdown_signal", "api_stopping", "api_stopped"):
+        assert step in output
+
+
+def test_bad_configuration_exits_2_naming_the_variable(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "API_PORT": "not-a-port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "parley_api"], env=env, capture_output=True, check=False, text=True, timeout=30
+    )
+
+    assert result.returncode == 2
+    assert "API_PORT" in result.stderr
