@@ -28,11 +28,11 @@ class PostgresNotFoundError(RuntimeError):
 def find_bindir() -> Path:
     """The directory holding initdb, pg_ctl and postgres: PG_BINDIR, PATH, or Debian's layout."""
     if configured := os.environ.get("PG_BINDIR"):
-        return Path(configured)
-    if (pg_ctl := shutil.which("pg_ctl")) and shutil.which("initdb"):
+        if (Path(configured) / "pg_ctl").is_file():
+            return Path(configured)
+    elif (pg_ctl := shutil.which("pg_ctl")) and shutil.which("initdb"):
         return Path(pg_ctl).resolve().parent
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
-    if debian:
+    elif debian := sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True):
         return debian[0].parent
     raise PostgresNotFoundError(
         "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them "

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tools.localpg import LocalPostgres, PostgresNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / ".data"
+DATA_DIR = Path(os.environ.get("PARLEY_DATA_DIR", ROOT / ".data"))
 LOCAL_DB = "parley"
 STOP_TIMEOUT_SECONDS = 35
 
@@ -97,8 +97,8 @@ def main() -> int:
             )
         )
         say("database schema is at head")
-    except PostgresNotFoundError as exc:
-        say(str(exc))
+    except (PostgresNotFoundError, RuntimeError, OSError) as exc:
+        say(f"cannot start: {exc}")
         return 1
     except SettingsError as exc:
         say(str(exc))

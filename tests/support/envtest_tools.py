@@ -77,18 +77,21 @@ class EnvtestTools:
                 paths[name] = Path(value)
         return cls(paths=paths, source=str(env_file))
 
-    def problem(self, name: str) -> str | None:
-        """Describe why tool `name` cannot be used, or None when it is an executable file."""
-        path = self.paths.get(name)
-        if path is None:
-            return f"{name}: {TOOL_VARS[name]} is not set and not in {self.source}"
-        if not path.is_file() or not os.access(path, os.X_OK):
-            return f"{name}: {path} is not an executable file"
-        return None
-
     def require(self, *names: str) -> dict[str, Path]:
-        """Return the paths of `names`, or skip/fail the requesting test when any is missing."""
-        problems = [p for p in (self.problem(n) for n in names) if p is not None]
+        """Return the paths of `names`, or skip/fail the requesting test when any is unusable."""
+        unset = [n for n in names if n not in self.paths]
+        broken = [
+            f"{self.paths[n]} is not executable"
+            for n in names
+            if n in self.paths and not (self.paths[n].is_file() and os.access(self.paths[n], os.X_OK))
+        ]
+        problems = []
+        if unset:
+            problems.append(
+                f"{', '.join(unset)} not found (neither "
+                f"{', '.join(TOOL_VARS[n] for n in unset)} nor {self.source} names them)"
+            )
+        problems.extend(broken)
         if problems:
             missing_tool("; ".join(problems))
         return {name: self.paths[name] for name in names}

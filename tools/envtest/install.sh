@@ -171,6 +171,7 @@ tmp_env="$(mktemp "${ENV_FILE}.XXXXXX")"
   printf '%s\n' "${ENV_LINES[@]}"
   echo "PARLEY_KUBE_VERSION=${KUBE_VERSION}"
 } >"$tmp_env"
+chmod 0644 "$tmp_env"
 mv "$tmp_env" "$ENV_FILE"
 
 if [[ $PRINT_ENV -eq 1 ]]; then

@@ -30,7 +30,9 @@ class ParleySettings(BaseSettings):
         default="development",
         description="`production` refuses placeholder secrets and defaults logs to JSON.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level written; DEBUG adds query timings."
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`auto`: console in development, JSON in production."
     )
@@ -39,11 +41,11 @@ class ParleySettings(BaseSettings):
         default=None,
         description="Full SQLAlchemy/libpq URL; when set, the DB_HOST..DB_PASSWORD parts are ignored.",
     )
-    db_host: str = Field(default="localhost")
-    db_port: int = Field(default=5432, ge=1, le=65535)
-    db_name: str = Field(default="parley")
-    db_user: str = Field(default="parley")
-    db_password: SecretStr | None = Field(default=None)
+    db_host: str = Field(default="localhost", description="PostgreSQL host.")
+    db_port: int = Field(default=5432, ge=1, le=65535, description="PostgreSQL port.")
+    db_name: str = Field(default="parley", description="Database name.")
+    db_user: str = Field(default="parley", description="Database role.")
+    db_password: SecretStr | None = Field(default=None, description="Password of DB_USER.")
     db_pool_size: int = Field(default=20, ge=1, description="Connections kept open per process.")
     db_max_overflow: int = Field(default=30, ge=0, description="Extra connections under load.")
     db_pool_timeout: float = Field(

@@ -11,7 +11,7 @@ class ApiSettings(ParleySettings):
     """The stats API and dashboard (parley_api)."""
 
     api_host: str = Field(default="127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
-    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP port of the API and dashboard.")
     admin_registration_token: SecretStr | None = Field(
         default=None,
         description="Token for POST /api/v1/auth/register; unset turns registration off.",
@@ -24,7 +24,7 @@ class ApiSettings(ParleySettings):
         ge=0,
         le=60,
         description="After SIGTERM, keep serving with /ready at 503 this long so load balancers "
-        "stop routing before the listener closes (5 in the chart).",
+        "stop routing before the listener closes (about 5 in Kubernetes).",
     )
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, le=300, description="Longest wait for in-flight requests on shutdown."
