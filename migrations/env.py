@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from parley_core.models import Base
-from parley_core.settings import ParleySettings, load_settings
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from parley_core.models import Base
+from parley_core.settings import ParleySettings, load_settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 
 import pytest
+
 from parley_core import logging as parley_logging
 
 pytest_plugins = ["tests.support.postgres", "tests.support.kube"]

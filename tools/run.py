@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from parley_core import schema
-from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley_core import schema
+from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
 from tools.localpg import LocalPostgres, PostgresNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]

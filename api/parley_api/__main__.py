@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from parley_core.logging import configure_logging, get_logger
-from parley_core.settings import ApiSettings, SettingsError, load_settings
-
 from parley_api.main import create_app
 from parley_api.server import serve
+from parley_core.logging import configure_logging, get_logger
+from parley_core.settings import ApiSettings, SettingsError, load_settings
 
 
 def main() -> int:

@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
-from parley_core.db import create_engine, create_sessionmaker
-from parley_core.logging import flush_logs, get_logger
-from parley_core.settings import ApiSettings
 
 from parley_api.errors import register_error_handlers
 from parley_api.routes import health
 from parley_api.state import AppState
+from parley_core.db import create_engine, create_sessionmaker
+from parley_core.logging import flush_logs, get_logger
+from parley_core.settings import ApiSettings
 
 log = get_logger(__name__)
 

@@ -14,9 +14,9 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
-from parley_core.logging import get_logger
 
 from parley_api.state import AppState
+from parley_core.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from parley_api.main import create_app
 from parley_core.settings import ApiSettings, load_settings
 

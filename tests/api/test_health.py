@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
-from parley_api.main import create_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley_api.main import create_app
 from tests.api.conftest import make_settings, running_client
 
 UNREACHABLE = "postgresql://parley:pw@127.0.0.1:9/parley"

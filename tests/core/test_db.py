@@ -6,6 +6,9 @@ import io
 import json
 
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
 from parley_core.db import (
     check_database,
     create_engine,
@@ -15,8 +18,6 @@ from parley_core.db import (
 )
 from parley_core.models import User
 from parley_core.settings import ParleySettings, load_settings
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 
 
 def _settings(database_url: str, **overrides: object) -> ParleySettings:

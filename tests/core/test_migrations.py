@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from parley_core import schema
-from parley_core.models import Base
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from parley_core import schema
+from parley_core.models import Base
 
 TABLES = {"users", "messages", "user_settings", "api_users", "alembic_version"}
 

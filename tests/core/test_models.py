@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from parley_core.models import ApiUser, ApiUserSource, Message, MessageRole, User, UserSettings
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from parley_core.models import ApiUser, ApiUserSource, Message, MessageRole, User, UserSettings
 
 
 async def test_user_with_messages_and_settings_round_trip(engine: AsyncEngine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from parley_core import logging as parley_logging
 from parley_core.settings import (
     ApiSettings,

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
-from parley_core.vault import VaultError, VaultReader, VaultSettings, VaultUnavailableError
 from pydantic import SecretStr
 
+from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
+from parley_core.vault import VaultError, VaultReader, VaultSettings, VaultUnavailableError
 from tests.doubles.vault import VaultDouble, run_vault_double
 
 

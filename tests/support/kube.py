@@ -31,6 +31,7 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 40
+KEEP_ENV = "PARLEY_ENVTEST_KEEP"  # set to keep the temp dir (logs, etcd data) after the session
 SETPRIV = shutil.which("setpriv")
 
 
@@ -334,7 +335,10 @@ def kube_control_plane(envtest_tools: EnvtestTools) -> Iterator[KubeControlPlane
         yield plane
     finally:
         plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get(KEEP_ENV):
+            print(f"\n{KEEP_ENV} is set: kept envtest logs and data in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

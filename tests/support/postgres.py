@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from parley_core import schema
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from parley_core import schema
 from tools.localpg import LocalPostgres, PostgresNotFoundError, find_bindir, free_port
 
 TEMPLATE_DB = "parley_template"

@@ -12,12 +12,12 @@ from importlib.metadata import version
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
-from parley_core.db import check_database, pool_stats
-from parley_core.schema import head_revision, revision_of
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.deps import StateDep
+from parley_core.db import check_database, pool_stats
+from parley_core.schema import head_revision, revision_of
 
 router = APIRouter(tags=["health"])
 
