@@ -12,11 +12,11 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from parley_core.models import Base
+from parley_core.metadata import metadata
 from parley_core.settings import ParleySettings, load_settings
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _configure(connection: Connection) -> None:

@@ -8,9 +8,20 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_core import schema
-from parley_core.models import Base
+from parley_core.metadata import metadata
 
-TABLES = {"users", "messages", "user_settings", "api_users", "alembic_version"}
+TABLES = {
+    "users",
+    "messages",
+    "user_settings",
+    "api_users",
+    "alembic_version",
+    "stats_buckets",
+    "stats_user_buckets",
+    "stats_bucket_gaps",
+    "stats_model_buckets",
+    "stats_signups",
+}
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -21,7 +32,7 @@ def _diff(connection: Connection) -> list[object]:
     context = MigrationContext.configure(
         connection, opts={"compare_type": True, "compare_server_default": True}
     )
-    return list(compare_metadata(context, Base.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:

@@ -1,0 +1,111 @@
+"""The same figures as :mod:`parley_core.stats.queries`, aggregated directly over `messages`.
+
+This is what the seed system's collector does. It is the reference the rollups are tested
+against (every figure must match) and the baseline of `make bench-api`; it is never served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, text
+
+from parley_core.stats.periods import Window
+from parley_core.stats.queries import (
+    DialogFigures,
+    ModelUsage,
+    StatsQuery,
+    SummaryFigures,
+    TimelinePoint,
+    TopUserFigures,
+    _truncate,
+)
+
+_LIVE = "deleted_at IS NULL AND created_at >= :{p}start AND created_at < :{p}end"
+_TRUNC = "date_trunc(CASE :g WHEN 'h' THEN 'hour' ELSE 'day' END, created_at, 'UTC')"
+
+
+def _params(window: Window, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}g": window.granularity, f"{prefix}start": window.start, f"{prefix}end": window.end}
+
+
+def _summary_sql(p: str) -> str:
+    return f"""
+      SELECT (SELECT count(*) FROM users WHERE created_at < :{p}end),
+             count(*), count(DISTINCT user_id), coalesce(sum(content_length), 0)
+        FROM messages WHERE {_LIVE.format(p=p)}"""
+
+
+def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
+    """Totals of the window and the one before, straight from `messages`."""
+    sql = f"SELECT * FROM ({_summary_sql('')}) AS cur, ({_summary_sql('p_')}) AS prev"
+
+    def parse(rows: Sequence[Row[Any]]) -> tuple[SummaryFigures, SummaryFigures]:
+        values = [int(v) for v in rows[0]]
+        return SummaryFigures(*values[:4]), SummaryFigures(*values[4:])
+
+    params = _params(window) | _params(window.previous(), "p_")
+    return StatsQuery("baseline_summary", text(sql), params, parse)
+
+
+def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
+    """Per-bucket counts; empty buckets are filled in by the parser."""
+    sql = f"""
+      SELECT {_TRUNC} AS bucket, count(*), count(DISTINCT user_id)
+        FROM messages WHERE {_LIVE.format(p="")} GROUP BY 1"""
+
+    def parse(rows: Sequence[Row[Any]]) -> list[TimelinePoint]:
+        found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+        return [TimelinePoint(b, *found.get(b, (0, 0))) for b in window.buckets]
+
+    return StatsQuery("baseline_activity", text(sql), _params(window), parse)
+
+
+def recent_dialogs_query(
+    window: Window, *, limit: int, preview_length: int | None
+) -> StatsQuery[list[DialogFigures]]:
+    """Users by their latest message in the window, with count, first/last time and last text."""
+    sql = f"""
+      WITH d AS (SELECT user_id, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at
+                   FROM messages WHERE {_LIVE.format(p="")}
+                  GROUP BY user_id ORDER BY last_at DESC, user_id LIMIT :limit)
+      SELECT d.user_id, d.n, d.first_at, d.last_at,
+             (SELECT content FROM messages m WHERE m.user_id = d.user_id AND m.deleted_at IS NULL
+                 AND m.created_at >= :start AND m.created_at < :end ORDER BY m.created_at DESC LIMIT 1)
+        FROM d ORDER BY d.last_at DESC, d.user_id"""
+
+    def parse(rows: Sequence[Row[Any]]) -> list[DialogFigures]:
+        return [
+            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
+        ]
+
+    return StatsQuery("baseline_recent_dialogs", text(sql), _params(window) | {"limit": limit}, parse)
+
+
+def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFigures]]:
+    """Users by message count in the window."""
+    sql = f"""
+      SELECT user_id, count(*) AS total, count(DISTINCT date_trunc('day', created_at, 'UTC')),
+             max(created_at)
+        FROM messages WHERE {_LIVE.format(p="")}
+       GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit"""
+
+    def parse(rows: Sequence[Row[Any]]) -> list[TopUserFigures]:
+        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    return StatsQuery("baseline_top_users", text(sql), _params(window) | {"limit": limit}, parse)
+
+
+def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
+    """Assistant answers per model."""
+    sql = f"""
+      SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+             sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms)
+        FROM messages WHERE {_LIVE.format(p="")} AND role = 'assistant' AND model IS NOT NULL
+       GROUP BY model ORDER BY count(*) DESC, model"""
+
+    def parse(rows: Sequence[Row[Any]]) -> list[ModelUsage]:
+        return [ModelUsage(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+
+    return StatsQuery("baseline_llm_usage", text(sql), _params(window), parse)

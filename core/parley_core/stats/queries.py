@@ -1,0 +1,232 @@
+"""The stats queries over the rollup tables, as named statements the API times and explains.
+
+Each builder returns a :class:`StatsQuery`: the SQL, its parameters and a parser of its rows, so
+the caller can time it, log its plan (EXPLAIN ANALYZE) and run it without knowing the SQL. Every
+query reads rows proportional to the number of buckets (24, 7 or 30) or to the page size, never
+to the number of messages or users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Row, TextClause, text
+
+from parley_core.stats.periods import Window
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StatsQuery(Generic[T]):
+    """One named statement with its parameters and how to read its result."""
+
+    name: str
+    statement: TextClause
+    params: dict[str, Any]
+    parse: Callable[[Sequence[Row[Any]]], T]
+
+
+@dataclass(frozen=True)
+class SummaryFigures:
+    """Totals of one window."""
+
+    total_users: int
+    total_messages: int
+    active_dialogs: int
+    length_sum: int
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One bucket of the activity timeline."""
+
+    timestamp: datetime
+    message_count: int
+    active_users: int
+
+
+@dataclass(frozen=True)
+class DialogFigures:
+    """One user's messages in the window."""
+
+    user_id: int
+    message_count: int
+    first_message_at: datetime
+    last_message_at: datetime
+    preview: str | None
+
+
+@dataclass(frozen=True)
+class TopUserFigures:
+    """A user ranked by messages in the window."""
+
+    user_id: int
+    total_messages: int
+    dialog_count: int
+    last_activity: datetime
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """LLM answers of one model in the window."""
+
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    fallback_count: int
+    latency_sum_ms: int
+    latency_count: int
+
+
+def _window_params(window: Window, prefix: str = "") -> dict[str, Any]:
+    return {
+        f"{prefix}g": window.granularity,
+        f"{prefix}start": window.start,
+        f"{prefix}end": window.end,
+        f"{prefix}unit_s": window.unit.total_seconds(),
+    }
+
+
+_SUMMARY_SQL = """
+SELECT
+  (SELECT coalesce(sum(users), 0) FROM stats_signups WHERE bucket < :{p}end) AS total_users,
+  (SELECT coalesce(sum(message_count), 0) FROM stats_buckets
+    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end) AS total_messages,
+  (SELECT coalesce(sum(users), 0) FROM stats_bucket_gaps
+    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end
+      AND gap > round(extract(epoch FROM bucket - :{p}start) / :{p}unit_s)) AS active_dialogs,
+  (SELECT coalesce(sum(length_sum), 0) FROM stats_buckets
+    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end) AS length_sum
+"""
+
+
+def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
+    """Totals of the window and of the window before it, in one round trip.
+
+    Distinct users come from the gap counts: a user is counted at the first bucket of the window
+    where they were active, the one whose previous activity lies before the window.
+    """
+    previous = window.previous()
+    sql = (
+        f"SELECT cur.*, prev.* FROM ({_SUMMARY_SQL.format(p='')}) AS cur, "
+        f"({_SUMMARY_SQL.format(p='p_')}) AS prev"
+    )
+
+    def parse(rows: Sequence[Row[Any]]) -> tuple[SummaryFigures, SummaryFigures]:
+        values = [int(v) for v in rows[0]]
+        return SummaryFigures(*values[:4]), SummaryFigures(*values[4:])
+
+    params = _window_params(window) | _window_params(previous, "p_")
+    return StatsQuery("summary", text(sql), params, parse)
+
+
+def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
+    """Messages and distinct users per bucket, every bucket present (empty ones as zeros)."""
+    sql = """
+    SELECT b.bucket, coalesce(sb.message_count, 0) AS message_count, coalesce(g.users, 0) AS active_users
+      FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - CAST(:unit AS interval),
+                           CAST(:unit AS interval)) AS b(bucket)
+      LEFT JOIN stats_buckets sb ON sb.granularity = :g AND sb.bucket = b.bucket
+      LEFT JOIN (SELECT bucket, sum(users) AS users FROM stats_bucket_gaps
+                  WHERE granularity = :g AND bucket >= :start AND bucket < :end GROUP BY bucket) g
+             ON g.bucket = b.bucket
+     ORDER BY b.bucket
+    """
+
+    def parse(rows: Sequence[Row[Any]]) -> list[TimelinePoint]:
+        return [TimelinePoint(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    params = _window_params(window) | {"unit": window.unit}
+    return StatsQuery("activity", text(sql), params, parse)
+
+
+def recent_dialogs_query(
+    window: Window, *, limit: int, preview_length: int | None
+) -> StatsQuery[list[DialogFigures]]:
+    """The ``limit`` users whose latest message in the window is newest, with their figures.
+
+    Reading user-bucket rows newest first, the n-th distinct user appears within the first
+    (n - 1) x buckets + 1 rows, so that many rows are enough to find the page exactly.
+    """
+    scan = (limit - 1) * len(window.buckets) + 1
+    preview = (
+        """LEFT JOIN LATERAL (
+             SELECT left(content, :preview_length + 1) AS content FROM messages
+              WHERE user_id = p.user_id AND deleted_at IS NULL
+                AND created_at >= :start AND created_at < :end
+              ORDER BY created_at DESC LIMIT 1) AS pv ON true"""
+        if preview_length
+        else "LEFT JOIN (SELECT NULL::text AS content) AS pv ON true"
+    )
+    sql = f"""
+    WITH latest AS (
+      SELECT user_id, last_at FROM stats_user_buckets
+       WHERE granularity = :g AND last_at >= :start AND last_at < :end
+       ORDER BY last_at DESC, user_id LIMIT :scan),
+    picked AS (
+      SELECT user_id, max(last_at) AS last_at FROM latest
+       GROUP BY user_id ORDER BY max(last_at) DESC, user_id LIMIT :limit)
+    SELECT p.user_id, agg.message_count, agg.first_at, agg.last_at, pv.content
+      FROM picked p
+     CROSS JOIN LATERAL (
+       SELECT sum(message_count) AS message_count, min(first_at) AS first_at, max(last_at) AS last_at
+         FROM stats_user_buckets
+        WHERE granularity = :g AND user_id = p.user_id AND bucket >= :start AND bucket < :end) AS agg
+     {preview}
+     ORDER BY agg.last_at DESC, p.user_id
+    """
+
+    def parse(rows: Sequence[Row[Any]]) -> list[DialogFigures]:
+        return [
+            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
+        ]
+
+    params = _window_params(window) | {"scan": scan, "limit": limit, "preview_length": preview_length}
+    return StatsQuery("recent_dialogs", text(sql), params, parse)
+
+
+def _truncate(content: str | None, length: int | None) -> str | None:
+    if content is None or not length:
+        return None
+    return content if len(content) <= length else content[: length - 1].rstrip() + "…"
+
+
+def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFigures]]:
+    """The ``limit`` users with most messages in the window (ties: lower user id first)."""
+    sql = """
+    SELECT user_id, sum(message_count) AS total, count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days,
+           max(last_at) AS last_activity
+      FROM stats_user_buckets
+     WHERE granularity = :g AND bucket >= :start AND bucket < :end
+     GROUP BY user_id
+     ORDER BY total DESC, user_id
+     LIMIT :limit
+    """
+
+    def parse(rows: Sequence[Row[Any]]) -> list[TopUserFigures]:
+        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    return StatsQuery("top_users", text(sql), _window_params(window) | {"limit": limit}, parse)
+
+
+def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
+    """Answers per model in the window, most used first."""
+    sql = """
+    SELECT model, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(fallback_count),
+           sum(latency_sum_ms), sum(latency_count)
+      FROM stats_model_buckets
+     WHERE granularity = :g AND bucket >= :start AND bucket < :end
+     GROUP BY model
+    HAVING sum(requests) > 0
+     ORDER BY sum(requests) DESC, model
+    """
+
+    def parse(rows: Sequence[Row[Any]]) -> list[ModelUsage]:
+        return [ModelUsage(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+
+    return StatsQuery("llm_usage", text(sql), _window_params(window), parse)

@@ -1,0 +1,107 @@
+"""Rollup tables behind the stats API, kept exact by triggers on `messages` and `users`.
+
+Every table has a granularity column: 'h' (UTC hours, for the `day` period) or 'd' (UTC days, for
+`week` and `month`). Triggers add a live message's figures and subtract them again when it is
+soft-deleted, hard-deleted or changed, so every figure equals a direct aggregate over `messages`
+at every commit. See docs/guides/database-tuning.md for why they exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, SmallInteger, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parley_core.models import Base
+
+# Gaps of this many buckets or more (and "no earlier activity") are stored as GAP_CAP: exact for
+# windows of up to GAP_CAP buckets, far more than the 30 a month needs.
+GAP_CAP = 64
+
+
+class StatsBucket(Base):
+    """Messages per time bucket: the activity timeline and period totals."""
+
+    __tablename__ = "stats_buckets"
+    __table_args__ = (CheckConstraint("granularity IN ('h', 'd')", name="granularity"),)
+
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    message_count: Mapped[int] = mapped_column(BigInteger)
+    length_sum: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsUserBucket(Base):
+    """One user's messages in one bucket: top users, recent dialogs, active users."""
+
+    __tablename__ = "stats_user_buckets"
+    __table_args__ = (
+        CheckConstraint("granularity IN ('h', 'd')", name="granularity"),
+        # Top users: a bucket's users by message count.
+        Index(
+            "ix_stats_user_buckets_bucket_count",
+            "granularity",
+            "bucket",
+            text("message_count DESC"),
+            postgresql_include=["user_id"],
+        ),
+        # Recent dialogs: the newest activity first.
+        Index(
+            "ix_stats_user_buckets_last_at",
+            "granularity",
+            text("last_at DESC"),
+            postgresql_include=["user_id"],
+        ),
+    )
+
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    message_count: Mapped[int] = mapped_column(Integer)
+    length_sum: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[datetime] = mapped_column()
+    last_at: Mapped[datetime] = mapped_column()
+
+
+class StatsBucketGap(Base):
+    """Users active in a bucket, by how many buckets ago they were last active before it.
+
+    Distinct users over buckets [a, z] = users counted at bucket d whose gap exceeds d - a: each
+    user is counted once, at their first bucket inside the window. Exact, and it reads at most
+    buckets x GAP_CAP small rows instead of every user's activity.
+    """
+
+    __tablename__ = "stats_bucket_gaps"
+    __table_args__ = (CheckConstraint("granularity IN ('h', 'd')", name="granularity"),)
+
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    gap: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    users: Mapped[int] = mapped_column(Integer)
+
+
+class StatsModelBucket(Base):
+    """LLM usage (assistant messages) per model and bucket."""
+
+    __tablename__ = "stats_model_buckets"
+    __table_args__ = (CheckConstraint("granularity IN ('h', 'd')", name="granularity"),)
+
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    fallback_count: Mapped[int] = mapped_column(BigInteger)
+    latency_sum_ms: Mapped[int] = mapped_column(BigInteger)
+    latency_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsSignup(Base):
+    """New users per UTC hour: total users at any hour boundary without counting `users`."""
+
+    __tablename__ = "stats_signups"
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    users: Mapped[int] = mapped_column(BigInteger)

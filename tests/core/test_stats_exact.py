@@ -1,0 +1,119 @@
+"""The rollups answer exactly what a direct aggregate over `messages` answers, through every change."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from parley_core.stats import baseline, queries
+from parley_core.stats.periods import Period, window_for
+from parley_core.stats.queries import StatsQuery
+
+NOW = datetime(2026, 11, 26, 14, 35, tzinfo=UTC)
+MODELS = ["primary/model", "fallback/model"]
+
+
+async def _run(conn: AsyncConnection, query: StatsQuery[Any]) -> Any:
+    rows = (await conn.execute(query.statement, query.params)).all()
+    return query.parse(rows)
+
+
+async def _figures(conn: AsyncConnection, module: Any, period: Period) -> dict[str, Any]:
+    window = window_for(period, NOW)
+    return {
+        "summary": await _run(conn, module.summary_query(window)),
+        "activity": await _run(conn, module.activity_query(window)),
+        "recent": await _run(conn, module.recent_dialogs_query(window, limit=15, preview_length=20)),
+        "top": await _run(conn, module.top_users_query(window, limit=10)),
+        "llm": await _run(conn, module.llm_usage_query(window)),
+    }
+
+
+async def _assert_exact(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        for period in Period:
+            rollup = await _figures(conn, queries, period)
+            direct = await _figures(conn, baseline, period)
+            for name in rollup:
+                assert rollup[name] == direct[name], f"{period}: {name} differs"
+
+
+def _moment(rng: random.Random) -> datetime:
+    # Mostly inside the last 60 days (both windows of `month`), some older, none in the future.
+    return NOW - timedelta(seconds=rng.random() * 70 * 86400)
+
+
+async def _insert_random(conn: AsyncConnection, rng: random.Random, users: list[int], count: int) -> None:
+    for _ in range(count):
+        role = rng.choice(["user", "assistant"])
+        content = "x" * rng.randint(0, 300)
+        await conn.execute(
+            text(
+                "INSERT INTO messages (id, user_id, role, content, content_length, model, prompt_tokens,"
+                " completion_tokens, latency_ms, fallback_used, created_at)"
+                " VALUES (:id, :u, :role, :c, :len, :model, :pt, :ct, :lat, :fb, :at)"
+            ),
+            {
+                "id": uuid.uuid4(), "u": rng.choice(users), "role": role, "c": content, "len": len(content),
+                "model": rng.choice(MODELS) if role == "assistant" else None,
+                "pt": rng.randint(1, 500), "ct": rng.randint(1, 500),
+                "lat": rng.choice([None, rng.randint(100, 5000)]), "fb": rng.random() < 0.2,
+                "at": _moment(rng),
+            },
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_rollups_match_direct_aggregates_through_changes(engine: AsyncEngine, seed: int) -> None:
+    rng = random.Random(seed)
+    users = [rng.randint(1, 10**10) for _ in range(25)]
+    async with engine.begin() as conn:
+        for user_id in users:
+            await conn.execute(
+                text("INSERT INTO users (id, created_at) VALUES (:id, :at)"),
+                {"id": user_id, "at": NOW - timedelta(days=rng.randint(0, 80), hours=rng.randint(0, 23))},
+            )
+        await _insert_random(conn, rng, users, 400)
+    await _assert_exact(engine)
+
+    async with engine.begin() as conn:
+        # /reset: soft-delete a user's whole history.
+        await conn.execute(
+            text("UPDATE messages SET deleted_at = :now WHERE user_id = :u AND deleted_at IS NULL"),
+            {"now": NOW, "u": users[0]},
+        )
+        # Soft-delete, hard-delete and move random single messages; undelete some.
+        ids = [r[0] for r in await conn.execute(text("SELECT id FROM messages ORDER BY id"))]
+        for message_id in rng.sample(ids, 40):
+            await conn.execute(text("UPDATE messages SET deleted_at = :now WHERE id = :id"),
+                               {"now": NOW, "id": message_id})  # fmt: skip
+        for message_id in rng.sample(ids, 20):
+            await conn.execute(text("DELETE FROM messages WHERE id = :id"), {"id": message_id})
+        for message_id in rng.sample(ids, 20):
+            await conn.execute(text("UPDATE messages SET created_at = :at WHERE id = :id"),
+                               {"at": _moment(rng), "id": message_id})  # fmt: skip
+        await conn.execute(text("UPDATE messages SET deleted_at = NULL WHERE user_id = :u"), {"u": users[0]})
+        await conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": users[1]})
+        await _insert_random(conn, rng, users[2:], 100)
+    await _assert_exact(engine)
+
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT stats_rebuild()"))
+    await _assert_exact(engine)
+
+
+async def test_empty_database_gives_zero_filled_windows(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        for period, points in ((Period.DAY, 24), (Period.WEEK, 7), (Period.MONTH, 30)):
+            figures = await _figures(conn, queries, period)
+            assert len(figures["activity"]) == points
+            assert all(p.message_count == p.active_users == 0 for p in figures["activity"])
+            assert figures["summary"][0] == queries.SummaryFigures(0, 0, 0, 0)
+            assert figures["recent"] == figures["top"] == figures["llm"] == []
+    await _assert_exact(engine)
