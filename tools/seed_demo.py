@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import math
 import random
 import sys
@@ -23,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from tqdm import tqdm
+
+from parley_core.settings import ParleySettings, load_settings
+from tools.run import migrate, start_local_postgres
 
 BATCH = 50_000
 MESSAGE_COLUMNS = (
@@ -37,7 +41,53 @@ PRIMARY, FALLBACK, OTHER = (
 )
 # Relative message volume by UTC hour: quiet nights, busy evenings.
 HOURLY_WEIGHTS = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 9, 9, 8, 8, 9, 10, 12, 13, 13, 11, 7, 4]
-WORDS = ["the", "a", "kubernetes", "pod", "deploy", "helm", "chart", "python", "async", "error", "log", "metric", "alert", "how", "why", "what", "can", "you", "please", "explain", "show", "me", "write", "code", "test", "database", "query", "index", "fast", "slow", "latency", "cluster", "node", "service", "ingress", "secret", "vault", "token", "model", "answer", "question", "thanks", "great", "help", "example"]
+WORDS = [
+    "the",
+    "a",
+    "kubernetes",
+    "pod",
+    "deploy",
+    "helm",
+    "chart",
+    "python",
+    "async",
+    "error",
+    "log",
+    "metric",
+    "alert",
+    "how",
+    "why",
+    "what",
+    "can",
+    "you",
+    "please",
+    "explain",
+    "show",
+    "me",
+    "write",
+    "code",
+    "test",
+    "database",
+    "query",
+    "index",
+    "fast",
+    "slow",
+    "latency",
+    "cluster",
+    "node",
+    "service",
+    "ingress",
+    "secret",
+    "vault",
+    "token",
+    "model",
+    "answer",
+    "question",
+    "thanks",
+    "great",
+    "help",
+    "example",
+]
 FIRST_NAMES = ["Anna", "Boris", "Chen", "Dana", "Emil", "Fatima", "Goran", "Hana", "Ivan", "Julia"]
 LANGUAGES = ["en", "en", "en", "ru", "de", "es", "fr", None]
 
@@ -127,8 +177,9 @@ def generate_messages(
             )
             answer = rng.choice(answers)
             latency = int(rng.lognormvariate(7.0, 0.6))
-            yield (uuid.uuid4(), user_id, "assistant", answer, len(answer), model,
-                   rng.randint(50, 3000), rng.randint(20, 800), latency, fallback, moment, deleted_at)  # fmt: skip
+            tokens = (rng.randint(50, 3000), rng.randint(20, 800))
+            yield (uuid.uuid4(), user_id, "assistant", answer, len(answer), model, *tokens, latency,
+                   fallback, moment, deleted_at)  # fmt: skip
             produced += 1
             moment += timedelta(seconds=rng.uniform(10, 300))
 
@@ -141,8 +192,6 @@ def _accumulate(weights: list[float]) -> Iterator[float]:
 
 
 def _pick(rng: random.Random, cumulative: list[float]) -> int:
-    import bisect
-
     return bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
 
 
@@ -151,6 +200,7 @@ async def _copy_in_batches(
     table: str,
     columns: tuple[str, ...],
     rows: Iterator[tuple[object, ...]],
+    *,
     total: int,
     progress: bool,
 ) -> None:
@@ -185,9 +235,13 @@ async def load(
             await conn.execute("TRUNCATE users, messages, user_settings CASCADE")
             await conn.execute("ALTER TABLE messages DISABLE TRIGGER stats_messages")
             await conn.execute("ALTER TABLE users DISABLE TRIGGER stats_users")
-            await _copy_in_batches(conn, "users", USER_COLUMNS, iter(users), len(users), progress)
-            await _copy_in_batches(conn, "messages", MESSAGE_COLUMNS, generate_messages(spec, users, weights, now),
-                                   spec.messages, progress)  # fmt: skip
+            await _copy_in_batches(
+                conn, "users", USER_COLUMNS, iter(users), total=len(users), progress=progress
+            )
+            messages = generate_messages(spec, users, weights, now)
+            await _copy_in_batches(
+                conn, "messages", MESSAGE_COLUMNS, messages, total=spec.messages, progress=progress
+            )
             if progress:
                 print("rebuilding stats rollups ...", flush=True)
             await conn.execute("SELECT stats_rebuild()")
@@ -200,9 +254,6 @@ async def load(
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, find the database (DATABASE_URL or the local cluster) and load."""
-    from parley_core.settings import ParleySettings, load_settings
-    from tools.run import migrate, start_local_postgres
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--messages", type=int, default=100_000)

@@ -8,8 +8,12 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from parley_api.auth import install_authentication
+from parley_api.cors import install_cors
 from parley_api.errors import register_error_handlers
-from parley_api.routes import health
+from parley_api.metrics import create_metrics, install_metrics
+from parley_api.ratelimit import install_rate_limiting
+from parley_api.routes import auth, health, stats
 from parley_api.state import AppState
 from parley_core.db import create_engine, create_sessionmaker
 from parley_core.logging import flush_logs, get_logger
@@ -20,11 +24,15 @@ log = get_logger(__name__)
 
 def create_app(settings: ApiSettings) -> FastAPI:
     """Build the app for ``settings``; nothing connects to the database until a request needs it."""
+    metrics = create_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings, application_name="parley-api")
-        state = AppState(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+        metrics.watch_engine(engine)
+        state = AppState(
+            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), metrics=metrics
+        )
         app.state.parley = state
         log.info("api_started", environment=settings.environment)
         try:
@@ -43,5 +51,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    install_rate_limiting(app, settings)
+    install_authentication(app, settings)
+    install_metrics(app, metrics)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(stats.router)
+    install_cors(app, settings)  # last, so it wraps every response, errors included
     return app

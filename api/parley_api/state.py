@@ -1,4 +1,4 @@
-"""What the API process holds for its lifetime: engine, sessions, start time, draining flag."""
+"""What the API process holds for its lifetime: engine, sessions, metrics, start time, draining flag."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from parley_api.metrics import ApiMetrics
 from parley_core.settings import ApiSettings
 
 
@@ -17,6 +18,7 @@ class AppState:
     settings: ApiSettings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    metrics: ApiMetrics
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
 

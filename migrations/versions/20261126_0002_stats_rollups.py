@@ -210,6 +210,52 @@ END
 $$;
 --;
 
+-- Top k users by messages in [w_start, w_end), exactly, without aggregating every user:
+-- the threshold algorithm over each bucket's users sorted by count. After reading `depth` rows
+-- of every bucket, no unseen user can have more than the sum of each bucket's smallest count
+-- read so far; once the k-th best seen total beats that bound, the answer is final.
+CREATE FUNCTION stats_top_users(g text, w_start timestamptz, w_end timestamptz, k int)
+RETURNS TABLE (user_id bigint, total bigint, days bigint, last_activity timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  depth int := 0;
+  batch int := greatest(k, 16);
+  seen bigint[] := '{{}}';
+  fresh bigint[];
+  bound bigint;
+  kth bigint;
+  ranked int;
+BEGIN
+  LOOP
+    SELECT coalesce(array_agg(DISTINCT r.uid) FILTER (WHERE NOT r.uid = ANY(seen)), '{{}}'),
+           coalesce(sum(r.floor_count) FILTER (WHERE r.full_batch AND r.is_last), 0)
+      INTO fresh, bound
+      FROM (SELECT t.uid, t.cnt AS floor_count,
+                   count(*) OVER (PARTITION BY t.bucket) = batch AS full_batch,
+                   row_number() OVER (PARTITION BY t.bucket ORDER BY t.cnt) = 1 AS is_last
+              FROM generate_series(w_start, w_end - stats_unit(g), stats_unit(g)) AS b(bucket)
+             CROSS JOIN LATERAL (
+               SELECT s.bucket, s.user_id AS uid, s.message_count AS cnt FROM stats_user_buckets s
+                WHERE s.granularity = g AND s.bucket = b.bucket
+                ORDER BY s.message_count DESC OFFSET depth LIMIT batch) AS t) AS r;
+    seen := seen || fresh;
+    SELECT count(*), min(x.total) INTO ranked, kth FROM (
+      SELECT sum(s.message_count) AS total FROM stats_user_buckets s
+       WHERE s.granularity = g AND s.user_id = ANY(seen) AND s.bucket >= w_start AND s.bucket < w_end
+       GROUP BY s.user_id ORDER BY 1 DESC LIMIT k) AS x;
+    EXIT WHEN bound = 0 OR (ranked = k AND kth > bound);
+    depth := depth + batch;
+    batch := batch * 2;
+  END LOOP;
+  RETURN QUERY
+    SELECT s.user_id, sum(s.message_count)::bigint, count(DISTINCT date_trunc('day', s.bucket, 'UTC')),
+           max(s.last_at)
+      FROM stats_user_buckets s
+     WHERE s.granularity = g AND s.user_id = ANY(seen) AND s.bucket >= w_start AND s.bucket < w_end
+     GROUP BY s.user_id ORDER BY 2 DESC, 1 LIMIT k;
+END
+$$;
+--;
 CREATE TRIGGER stats_messages AFTER INSERT OR UPDATE OR DELETE ON messages
   FOR EACH ROW EXECUTE FUNCTION stats_messages_trigger();
 --;
@@ -221,6 +267,7 @@ DROP_FUNCTIONS = """
 DROP TRIGGER IF EXISTS stats_users ON users;
 DROP TRIGGER IF EXISTS stats_messages ON messages;
 DROP FUNCTION IF EXISTS stats_rebuild();
+DROP FUNCTION IF EXISTS stats_top_users(text, timestamptz, timestamptz, int);
 DROP FUNCTION IF EXISTS stats_users_trigger();
 DROP FUNCTION IF EXISTS stats_messages_trigger();
 DROP FUNCTION IF EXISTS stats_apply(messages, int);

@@ -117,3 +117,28 @@ async def test_empty_database_gives_zero_filled_windows(engine: AsyncEngine) -> 
             assert figures["summary"][0] == queries.SummaryFigures(0, 0, 0, 0)
             assert figures["recent"] == figures["top"] == figures["llm"] == []
     await _assert_exact(engine)
+
+
+async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine) -> None:
+    rng = random.Random(7)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO users (id, created_at) SELECT g, :at FROM generate_series(1, 300) g"),
+                           {"at": NOW - timedelta(days=90)})  # fmt: skip
+        for user_id in range(1, 301):
+            # Many users share the same small counts; a few are heavy; spread over 40 days.
+            count = rng.choice([1, 1, 2, 2, 3, 5]) if user_id > 12 else rng.randint(20, 60)
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (user_id, role, content, content_length, created_at)"
+                    " SELECT :u, 'user', 'hi', 2, CAST(:now AS timestamptz) - random() * interval '40 days'"
+                    " FROM generate_series(1, :n)"
+                ),
+                {"u": user_id, "n": count, "now": NOW},
+            )
+    async with engine.connect() as conn:
+        for period in Period:
+            window = window_for(period, NOW)
+            for limit in (1, 10, 50):
+                rollup = await _run(conn, queries.top_users_query(window, limit=limit))
+                direct = await _run(conn, baseline.top_users_query(window, limit=limit))
+                assert rollup == direct, f"{period} top {limit}"

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import json
+import re
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from parley_core.settings.base import ParleySettings
+
+# What Telegram accepts as a webhook secret_token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class ApiSettings(ParleySettings):
@@ -30,6 +38,141 @@ class ApiSettings(ParleySettings):
         default=30.0, gt=0, le=300, description="Longest wait for in-flight requests on shutdown."
     )
 
+    # The stats endpoint: privacy of previews, slow-query thresholds, query plans.
+    stats_previews_enabled: bool = Field(
+        default=True, description="Show the start of each recent dialog's latest message on the dashboard."
+    )
+    stats_preview_length: int = Field(
+        default=120, ge=10, le=1000, description="Characters of a dialog preview before it is cut with …."
+    )
+    slow_query_seconds: float = Field(
+        default=0.5, gt=0, description="A stats query slower than this is logged at WARNING."
+    )
+    slow_request_seconds: float = Field(
+        default=1.0, gt=0, description="A whole stats collection slower than this is logged at WARNING."
+    )
+    enable_query_analysis: bool = Field(
+        default=False,
+        description="Log EXPLAIN ANALYZE plans of the stats queries at DEBUG (runs each query twice: "
+        "development only).",
+    )
+
+    # Security of the stats API: rate limits, failed-login throttling, the verification cache, CORS.
+    # limits' notation ("10/minute", "100 per hour", "5/second;100/hour"); checked here so a typo
+    # stops the process instead of silently disabling a limit.
+    _LIMIT: ClassVar[re.Pattern[str]] = re.compile(
+        r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*"
+        r"([,;|]\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*)*$",
+        re.IGNORECASE,
+    )
+    _STORAGE_SCHEMES: ClassVar[frozenset[str]] = frozenset(
+        {"memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"}
+    )
+
+    rate_limit_enabled: bool = Field(
+        default=True,
+        description="Apply STATS_API_RATE_LIMIT and REGISTRATION_RATE_LIMIT; turn off only for benchmarks. "
+        "Failed-login throttling stays on regardless.",
+    )
+    rate_limit_storage_uri: SecretStr | None = Field(
+        default=None,
+        description="Where rate-limit and failed-login counters live. Unset means `memory://`: each "
+        "replica counts on its own, so N replicas allow N times the limit. `redis://[:password@]host:6379/0` "
+        "shares the counters between replicas.",
+    )
+    stats_api_rate_limit: str = Field(
+        default="10/minute",
+        description="Requests to /api/v1/stats per authenticated user (limits notation, e.g. `10/minute`).",
+    )
+    registration_rate_limit: str = Field(
+        default="5/minute", description="Calls of POST /api/v1/auth/register per client address."
+    )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs of the proxies (the ingress) whose X-Forwarded-For is believed; "
+        "empty: the direct peer is the client.",
+    )
+    auth_failure_limit_per_username: str = Field(
+        default="5/minute",
+        description="Failed Basic logins allowed per username before 429 (every attempt for it is refused).",
+    )
+    auth_failure_limit_per_address: str = Field(
+        default="20/minute", description="Failed Basic logins allowed per client address before 429."
+    )
+    auth_cache_ttl_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long a successful bcrypt check is reused (the row is still read every request); "
+        "0 turns the cache off.",
+    )
+    auth_cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Most credentials the verification cache remembers per process."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated browser origins allowed to call the API (`https://dash.example.com`); "
+        "empty sends no CORS headers.",
+    )
+    cors_allow_credentials: bool = Field(
+        default=True, description="Let browsers send Basic credentials cross-origin (needs explicit origins)."
+    )
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):  # a JSON list, as pydantic-settings would take it
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "stats_api_rate_limit",
+        "registration_rate_limit",
+        "auth_failure_limit_per_username",
+        "auth_failure_limit_per_address",
+    )
+    @classmethod
+    def _is_rate_limit(cls, value: str) -> str:
+        if not cls._LIMIT.match(value):
+            raise ValueError("must be a rate limit like `10/minute`, `100 per hour` or `5/second;100/hour`")
+        return value.strip()
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _known_storage(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().partition("://")[0].lower()
+            if scheme not in cls._STORAGE_SCHEMES:
+                raise ValueError(f"scheme must be one of {', '.join(sorted(cls._STORAGE_SCHEMES))}")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(
+                    "each origin is scheme://host[:port] without a path or trailing slash, or `*`"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Self:
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            raise ValueError(
+                "CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS=true: browsers refuse "
+                "credentialed responses for any origin; list the dashboard origins instead"
+            )
+        return self
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """The limits storage URI the rate limiter and the login throttle share."""
+        uri = self.rate_limit_storage_uri
+        return uri.get_secret_value() if uri is not None else "memory://"
+
 
 class BotSettings(ParleySettings):
     """The Telegram bot (parley_bot)."""
@@ -47,7 +190,128 @@ class BotSettings(ParleySettings):
     llm_fallback_model: str = Field(
         default="meta-llama/llama-3.1-8b-instruct", description="Model used when the primary fails."
     )
+    bot_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the health/metrics (and webhook) server; 0.0.0.0 in a container.",
+    )
     bot_port: int = Field(default=8080, ge=1, le=65535, description="Port of /health, /ready, /metrics.")
+
+    bot_mode: Literal["polling", "webhook"] = Field(
+        default="polling",
+        description="`polling` (exactly one replica) or `webhook` (several replicas behind a Service).",
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL Telegram posts updates to (webhook mode)."
+    )
+    telegram_webhook_path: str = Field(
+        default="/telegram/webhook", description="Path of the webhook route on BOT_PORT."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; required in webhook mode.",
+    )
+    telegram_polling_timeout_seconds: int = Field(
+        default=10, ge=0, le=50, description="Long-polling wait of one getUpdates call."
+    )
+
+    llm_system_prompt: str = Field(
+        default="You are Parley, a helpful assistant in a Telegram chat. Answer concisely; "
+        "Markdown is allowed.",
+        description="System prompt for users who have not set their own.",
+    )
+    llm_timeout_seconds: float = Field(default=30.0, gt=0, description="Longest wait for one LLM attempt.")
+    llm_deadline_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Overall time budget of one user message, retries and fallback included.",
+    )
+    llm_attempts_per_model: int = Field(
+        default=2, ge=1, le=5, description="Attempts on each model before moving on (retries = attempts - 1)."
+    )
+    llm_backoff_base_seconds: float = Field(
+        default=0.5, ge=0, description="First backoff; doubles each retry, with full jitter."
+    )
+    llm_backoff_max_seconds: float = Field(default=8.0, ge=0, description="Longest single backoff.")
+    llm_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open the primary's circuit breaker."
+    )
+    llm_breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open breaker skips the primary model."
+    )
+    llm_max_completion_tokens: int | None = Field(
+        default=None, ge=1, description="max_tokens of one answer; unset leaves it to the model."
+    )
+
+    stream_replies: Literal["auto", "draft", "edit", "off"] = Field(
+        default="auto",
+        description="Streaming in private chats: `auto` uses sendMessageDraft and falls back to "
+        "throttled editMessageText when the server lacks it.",
+    )
+    stream_edit_interval_seconds: float = Field(
+        default=1.0, ge=0.1, description="Least time between two streaming updates of one chat."
+    )
+
+    history_default_messages: int = Field(
+        default=20, ge=1, description="Messages of history the LLM sees unless a user sets /history."
+    )
+    history_max_messages: int = Field(default=100, ge=1, description="Largest value /history accepts.")
+    system_prompt_max_chars: int = Field(default=2000, ge=1, description="Longest /system prompt.")
+
+    rate_limit_burst: int = Field(default=5, ge=1, description="Messages a user may send in a burst.")
+    rate_limit_per_minute: float = Field(
+        default=20.0, gt=0, description="Sustained messages per minute per user (token-bucket refill)."
+    )
+    allowed_user_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Telegram user ids allowed to chat; empty allows everyone.",
+    )
+
+    telegram_global_per_second: float = Field(
+        default=30.0, ge=0, description="Outgoing messages per second for the whole bot; 0 = unpaced."
+    )
+    telegram_chat_interval_seconds: float = Field(
+        default=1.0, ge=0, description="Least time between two outgoing messages in one private chat."
+    )
+    telegram_group_per_minute: float = Field(
+        default=20.0, ge=0, description="Outgoing messages per minute in one group; 0 = unpaced."
+    )
+    telegram_retry_after_max_seconds: float = Field(
+        default=60.0, ge=0, description="Longest flood-control wait honoured before giving up on a send."
+    )
+
+    ready_db_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="How long /ready waits for the database."
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="Longest wait for in-flight replies on shutdown."
+    )
+
+    @field_validator("allowed_user_ids", mode="before")
+    @classmethod
+    def _split_user_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_url_and_secret(self) -> Self:
+        if self.bot_mode == "webhook":
+            missing = [
+                name
+                for name, value in (
+                    ("TELEGRAM_WEBHOOK_URL", self.telegram_webhook_url),
+                    ("TELEGRAM_WEBHOOK_SECRET", self.telegram_webhook_secret),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"BOT_MODE=webhook needs {' and '.join(missing)}")
+        secret = self.telegram_webhook_secret
+        if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return self
 
     def missing_for_start(self) -> list[str]:
         """Variables without which the bot cannot answer anybody."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 
 from parley_core.stats.periods import Window
 from parley_core.stats.queries import (
@@ -41,7 +41,7 @@ def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFig
     """Totals of the window and the one before, straight from `messages`."""
     sql = f"SELECT * FROM ({_summary_sql('')}) AS cur, ({_summary_sql('p_')}) AS prev"
 
-    def parse(rows: Sequence[Row[Any]]) -> tuple[SummaryFigures, SummaryFigures]:
+    def parse(rows: Sequence[Any]) -> tuple[SummaryFigures, SummaryFigures]:
         values = [int(v) for v in rows[0]]
         return SummaryFigures(*values[:4]), SummaryFigures(*values[4:])
 
@@ -55,7 +55,7 @@ def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
       SELECT {_TRUNC} AS bucket, count(*), count(DISTINCT user_id)
         FROM messages WHERE {_LIVE.format(p="")} GROUP BY 1"""
 
-    def parse(rows: Sequence[Row[Any]]) -> list[TimelinePoint]:
+    def parse(rows: Sequence[Any]) -> list[TimelinePoint]:
         found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
         return [TimelinePoint(b, *found.get(b, (0, 0))) for b in window.buckets]
 
@@ -75,7 +75,7 @@ def recent_dialogs_query(
                  AND m.created_at >= :start AND m.created_at < :end ORDER BY m.created_at DESC LIMIT 1)
         FROM d ORDER BY d.last_at DESC, d.user_id"""
 
-    def parse(rows: Sequence[Row[Any]]) -> list[DialogFigures]:
+    def parse(rows: Sequence[Any]) -> list[DialogFigures]:
         return [
             DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
         ]
@@ -91,7 +91,7 @@ def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFig
         FROM messages WHERE {_LIVE.format(p="")}
        GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit"""
 
-    def parse(rows: Sequence[Row[Any]]) -> list[TopUserFigures]:
+    def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
         return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
 
     return StatsQuery("baseline_top_users", text(sql), _params(window) | {"limit": limit}, parse)
@@ -105,7 +105,7 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
         FROM messages WHERE {_LIVE.format(p="")} AND role = 'assistant' AND model IS NOT NULL
        GROUP BY model ORDER BY count(*) DESC, model"""
 
-    def parse(rows: Sequence[Row[Any]]) -> list[ModelUsage]:
-        return [ModelUsage(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+    def parse(rows: Sequence[Any]) -> list[ModelUsage]:
+        return [ModelUsage(str(r[0]), *(int(value) for value in r[1:])) for r in rows]
 
     return StatsQuery("baseline_llm_usage", text(sql), _params(window), parse)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import TextClause, text
 
 from parley_core.stats.periods import Window
 
@@ -27,7 +27,7 @@ class StatsQuery(Generic[T]):
     name: str
     statement: TextClause
     params: dict[str, Any]
-    parse: Callable[[Sequence[Row[Any]]], T]
+    parse: Callable[[Sequence[Any]], T]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFig
         f"({_SUMMARY_SQL.format(p='p_')}) AS prev"
     )
 
-    def parse(rows: Sequence[Row[Any]]) -> tuple[SummaryFigures, SummaryFigures]:
+    def parse(rows: Sequence[Any]) -> tuple[SummaryFigures, SummaryFigures]:
         values = [int(v) for v in rows[0]]
         return SummaryFigures(*values[:4]), SummaryFigures(*values[4:])
 
@@ -138,7 +138,7 @@ def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
      ORDER BY b.bucket
     """
 
-    def parse(rows: Sequence[Row[Any]]) -> list[TimelinePoint]:
+    def parse(rows: Sequence[Any]) -> list[TimelinePoint]:
         return [TimelinePoint(r[0], int(r[1]), int(r[2])) for r in rows]
 
     params = _window_params(window) | {"unit": window.unit}
@@ -181,7 +181,7 @@ def recent_dialogs_query(
      ORDER BY agg.last_at DESC, p.user_id
     """
 
-    def parse(rows: Sequence[Row[Any]]) -> list[DialogFigures]:
+    def parse(rows: Sequence[Any]) -> list[DialogFigures]:
         return [
             DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
         ]
@@ -197,18 +197,14 @@ def _truncate(content: str | None, length: int | None) -> str | None:
 
 
 def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFigures]]:
-    """The ``limit`` users with most messages in the window (ties: lower user id first)."""
-    sql = """
-    SELECT user_id, sum(message_count) AS total, count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days,
-           max(last_at) AS last_activity
-      FROM stats_user_buckets
-     WHERE granularity = :g AND bucket >= :start AND bucket < :end
-     GROUP BY user_id
-     ORDER BY total DESC, user_id
-     LIMIT :limit
-    """
+    """The ``limit`` users with most messages in the window (ties: lower user id first).
 
-    def parse(rows: Sequence[Row[Any]]) -> list[TopUserFigures]:
+    `stats_top_users` (see migration 0002) reads each bucket's busiest users first and stops as
+    soon as no unread user can still make the page, instead of aggregating every user.
+    """
+    sql = "SELECT user_id, total, days, last_activity FROM stats_top_users(:g, :start, :end, :limit)"
+
+    def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
         return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
 
     return StatsQuery("top_users", text(sql), _window_params(window) | {"limit": limit}, parse)
@@ -226,7 +222,7 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
      ORDER BY sum(requests) DESC, model
     """
 
-    def parse(rows: Sequence[Row[Any]]) -> list[ModelUsage]:
-        return [ModelUsage(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+    def parse(rows: Sequence[Any]) -> list[ModelUsage]:
+        return [ModelUsage(str(r[0]), *(int(value) for value in r[1:])) for r in rows]
 
     return StatsQuery("llm_usage", text(sql), _window_params(window), parse)

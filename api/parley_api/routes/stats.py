@@ -1,0 +1,79 @@
+"""GET /api/v1/stats: dashboard statistics for a period, for authenticated analysts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from parley_api.deps import CurrentUserDep, StateDep
+from parley_api.ratelimit import stats_rate_limit
+from parley_api.stats.collector import CollectorOptions, StatsCollector
+from parley_api.stats.present import present
+from parley_api.stats.schemas import StatsPublic
+from parley_core.stats.periods import Period
+
+router = APIRouter(prefix="/api/v1", tags=["stats"])
+
+ALLOWED_PARAMETERS = frozenset({"period"})
+
+
+def reject_unknown_parameters(request: Request) -> None:
+    """A misspelt parameter is an error, not something silently ignored."""
+    unknown = sorted(set(request.query_params) - ALLOWED_PARAMETERS)
+    if unknown:
+        raise HTTPException(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"unknown query parameter(s): {', '.join(unknown)}; allowed: period",
+        )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"description": "Missing or invalid Basic credentials (`WWW-Authenticate: Basic`)."},
+    422: {"description": "Missing or unknown `period`, or an unknown query parameter."},
+    429: {"description": "Rate limit (`STATS_API_RATE_LIMIT`) or failed-login throttle; see `Retry-After`."},
+    503: {"description": "Database unavailable or its pool exhausted; see `Retry-After`."},
+}
+
+
+@router.get(
+    "/stats",
+    response_model=StatsPublic,
+    summary="Statistics of a period",
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(reject_unknown_parameters)],
+)
+@stats_rate_limit
+async def get_stats(
+    request: Request,
+    state: StateDep,
+    user: CurrentUserDep,
+    period: Annotated[Period, Query(description="`day` (24 hours), `week` (7 days) or `month` (30 days)")],
+) -> StatsPublic:
+    """Summary with the previous period, activity timeline, recent dialogs, top users and LLM usage.
+
+    Figures come from rollups kept exact by database triggers, so a new message counts at once.
+    All queries read one consistent snapshot (REPEATABLE READ, read only).
+    """
+    settings = state.settings
+    options = CollectorOptions(
+        preview_length=settings.stats_preview_length if settings.stats_previews_enabled else None,
+        slow_query_seconds=settings.slow_query_seconds,
+        slow_request_seconds=settings.slow_request_seconds,
+        explain=settings.enable_query_analysis,
+    )
+    now = datetime.now(UTC)
+    outcome = "error"
+    try:
+        async with state.engine.connect() as connection:
+            snapshot = await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            async with snapshot.begin():
+                collector = StatsCollector(snapshot, state.metrics, options)
+                figures = await collector.collect(period, now=now, username=user.username)
+        outcome = "ok"
+    finally:
+        state.metrics.stats_requests.labels(period=period.value, status=outcome).inc()
+    return present(figures, generated_at=now, previews_enabled=settings.stats_previews_enabled)

@@ -1,0 +1,1 @@
+"""The stats endpoint's collector and response schemas."""

@@ -1,0 +1,118 @@
+"""Runs the stats queries with timing, slow-query warnings, metrics and optional EXPLAIN ANALYZE.
+
+This is the seed's "real collector": every query is timed (DEBUG with period and user, WARNING
+above SLOW_QUERY_SECONDS), the whole collection too (WARNING above SLOW_REQUEST_SECONDS), and
+with ENABLE_QUERY_ANALYSIS each query's plan is logged at DEBUG before it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from parley_api.metrics import ApiMetrics
+from parley_core.logging import get_logger
+from parley_core.stats import queries
+from parley_core.stats.periods import Period, Window, window_for
+from parley_core.stats.queries import (
+    DialogFigures,
+    ModelUsage,
+    StatsQuery,
+    SummaryFigures,
+    TimelinePoint,
+    TopUserFigures,
+)
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+RECENT_DIALOGS = 15
+TOP_USERS = 10
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    """What the settings say about collecting."""
+
+    preview_length: int | None
+    slow_query_seconds: float
+    slow_request_seconds: float
+    explain: bool
+
+
+@dataclass(frozen=True)
+class StatsFigures:
+    """Everything one stats response is made of."""
+
+    window: Window
+    summary: SummaryFigures
+    previous: SummaryFigures
+    timeline: list[TimelinePoint]
+    recent: list[DialogFigures]
+    top: list[TopUserFigures]
+    models: list[ModelUsage]
+
+
+class StatsCollector:
+    """Collects the figures of one period over one connection."""
+
+    def __init__(self, conn: AsyncConnection, metrics: ApiMetrics, options: CollectorOptions) -> None:
+        self.conn = conn
+        self.metrics = metrics
+        self.options = options
+
+    async def explain(self, query: StatsQuery[Any], context: dict[str, Any]) -> None:
+        """Log the plan of ``query`` (EXPLAIN ANALYZE runs it once more: development only)."""
+        result = await self.conn.execute(
+            text(f"EXPLAIN (ANALYZE, BUFFERS) {query.statement.text}"), query.params
+        )
+        plan = "\n".join(str(row[0]) for row in result)
+        log.debug("query_plan", query_name=query.name, plan=plan, **context)
+
+    async def run(self, query: StatsQuery[T], context: dict[str, Any]) -> T:
+        """Execute one named query, timed and observed."""
+        if self.options.explain:
+            await self.explain(query, context)
+        started = time.perf_counter()
+        rows = (await self.conn.execute(query.statement, query.params)).all()
+        elapsed = time.perf_counter() - started
+        self.metrics.query_duration.labels(query_name=query.name).observe(elapsed)
+        fields = {"query_name": query.name, "elapsed_ms": round(elapsed * 1000, 2), **context}
+        if elapsed > self.options.slow_query_seconds:
+            log.warning("slow_query", **fields)
+        else:
+            log.debug("query_timed", **fields)
+        return query.parse(rows)
+
+    async def collect(self, period: Period, *, now: datetime, username: str | None) -> StatsFigures:
+        """All figures of ``period`` ending now."""
+        started = time.perf_counter()
+        window = window_for(period, now)
+        context = {"period": period.value, "user": username}
+        summary, previous = await self.run(queries.summary_query(window), context)
+        figures = StatsFigures(
+            window=window,
+            summary=summary,
+            previous=previous,
+            timeline=await self.run(queries.activity_query(window), context),
+            recent=await self.run(
+                queries.recent_dialogs_query(
+                    window, limit=RECENT_DIALOGS, preview_length=self.options.preview_length
+                ),
+                context,
+            ),
+            top=await self.run(queries.top_users_query(window, limit=TOP_USERS), context),
+            models=await self.run(queries.llm_usage_query(window), context),
+        )
+        elapsed = time.perf_counter() - started
+        fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}
+        if elapsed > self.options.slow_request_seconds:
+            log.warning("slow_stats_collection", **fields)
+        else:
+            log.debug("stats_collected", **fields)
+        return figures

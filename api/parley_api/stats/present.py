@@ -1,0 +1,94 @@
+"""Turning collected figures into the public response (ratios, durations, rounding)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from parley_api.stats.collector import StatsFigures
+from parley_api.stats.schemas import (
+    LlmUsagePublic,
+    ModelUsagePublic,
+    RecentDialogPublic,
+    StatsPublic,
+    SummaryFiguresPublic,
+    SummaryPublic,
+    TimelinePointPublic,
+    TopUserPublic,
+)
+from parley_core.stats.queries import SummaryFigures
+
+
+def _ratio(part: int, whole: int, digits: int = 4) -> float:
+    return round(part / whole, digits) if whole else 0.0
+
+
+def _summary(figures: SummaryFigures) -> SummaryFiguresPublic:
+    return SummaryFiguresPublic(
+        total_users=figures.total_users,
+        total_messages=figures.total_messages,
+        active_dialogs=figures.active_dialogs,
+        avg_message_length=round(_ratio(figures.length_sum, figures.total_messages, 6), 1),
+        messages_per_active_user=round(_ratio(figures.total_messages, figures.active_dialogs, 6), 2),
+    )
+
+
+def _duration_minutes(first: datetime, last: datetime) -> int:
+    return max(1, int((last - first).total_seconds() // 60))
+
+
+def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: bool) -> StatsPublic:
+    """The response body for ``figures``."""
+    models = [
+        ModelUsagePublic(
+            model=m.model,
+            requests=m.requests,
+            prompt_tokens=m.prompt_tokens,
+            completion_tokens=m.completion_tokens,
+            total_tokens=m.prompt_tokens + m.completion_tokens,
+            fallback_count=m.fallback_count,
+            fallback_share=_ratio(m.fallback_count, m.requests),
+            avg_latency_ms=round(m.latency_sum_ms / m.latency_count, 1) if m.latency_count else None,
+        )
+        for m in figures.models
+    ]
+    requests = sum(m.requests for m in models)
+    fallbacks = sum(m.fallback_count for m in models)
+    return StatsPublic(
+        period=figures.window.period,
+        generated_at=generated_at,
+        period_start=figures.window.start,
+        period_end=figures.window.end,
+        previews_enabled=previews_enabled,
+        summary=SummaryPublic(**_summary(figures.summary).model_dump(), previous=_summary(figures.previous)),
+        activity_timeline=[
+            TimelinePointPublic(
+                timestamp=p.timestamp, message_count=p.message_count, active_users=p.active_users
+            )
+            for p in figures.timeline
+        ],
+        recent_dialogs=[
+            RecentDialogPublic(
+                user_id=d.user_id,
+                message_count=d.message_count,
+                last_message_at=d.last_message_at,
+                duration_minutes=_duration_minutes(d.first_message_at, d.last_message_at),
+                preview=d.preview if previews_enabled else None,
+            )
+            for d in figures.recent
+        ],
+        top_users=[
+            TopUserPublic(
+                user_id=u.user_id,
+                total_messages=u.total_messages,
+                dialog_count=u.dialog_count,
+                last_activity=u.last_activity,
+            )
+            for u in figures.top
+        ],
+        llm_usage=LlmUsagePublic(
+            requests=requests,
+            fallback_count=fallbacks,
+            fallback_share=_ratio(fallbacks, requests),
+            models=models,
+        ),
+    )

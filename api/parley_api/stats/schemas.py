@@ -1,0 +1,108 @@
+"""Response schemas of GET /api/v1/stats: the seed's contract plus Parley's additions.
+
+Field names of `summary`, `activity_timeline`, `recent_dialogs` and `top_users` are the seed
+system's, so its dashboard clients keep working; timestamps are UTC ISO 8601 with `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, PlainSerializer
+
+from parley_core.stats.periods import Period
+
+
+def _utc_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(_utc_z, return_type=str, when_used="json"),
+    Field(json_schema_extra={"format": "date-time", "examples": ["2026-11-26T14:00:00Z"]}),
+]
+Count = Annotated[int, Field(ge=0)]
+
+
+class SummaryFiguresPublic(BaseModel):
+    """Totals of one period."""
+
+    total_users: Count = Field(description="Users created up to the end of the period.")
+    total_messages: Count = Field(description="Non-deleted messages in the period.")
+    active_dialogs: Count = Field(description="Distinct users with non-deleted messages in the period.")
+    avg_message_length: float = Field(ge=0, description="Mean characters per message (Parley).")
+    messages_per_active_user: float = Field(ge=0, description="total_messages / active_dialogs (Parley).")
+
+
+class SummaryPublic(SummaryFiguresPublic):
+    """Totals of the period, and of the period of equal length before it (Parley)."""
+
+    previous: SummaryFiguresPublic
+
+
+class TimelinePointPublic(BaseModel):
+    """One hour (day) or one day (week, month) of activity."""
+
+    timestamp: UtcDatetime
+    message_count: Count
+    active_users: Count
+
+
+class RecentDialogPublic(BaseModel):
+    """One user's messages in the period."""
+
+    user_id: int
+    message_count: Count
+    last_message_at: UtcDatetime
+    duration_minutes: Annotated[int, Field(ge=1, description="First to last message, at least 1.")]
+    preview: str | None = Field(
+        description="Start of the latest message, truncated (Parley); null when previews are off."
+    )
+
+
+class TopUserPublic(BaseModel):
+    """A user ranked by messages in the period."""
+
+    user_id: int
+    total_messages: Count
+    dialog_count: Count = Field(description="Distinct UTC days with activity in the period.")
+    last_activity: UtcDatetime
+
+
+class ModelUsagePublic(BaseModel):
+    """Answers of one model in the period (Parley)."""
+
+    model: str
+    requests: Count
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
+    fallback_count: Count
+    fallback_share: float = Field(ge=0, le=1, description="Share of these answers given as fallback.")
+    avg_latency_ms: float | None = Field(ge=0, description="Mean LLM latency; null when unknown.")
+
+
+class LlmUsagePublic(BaseModel):
+    """LLM usage in the period (Parley)."""
+
+    requests: Count
+    fallback_count: Count
+    fallback_share: float = Field(ge=0, le=1)
+    models: list[ModelUsagePublic]
+
+
+class StatsPublic(BaseModel):
+    """Dashboard statistics of one period."""
+
+    period: Period
+    generated_at: UtcDatetime
+    period_start: UtcDatetime
+    period_end: UtcDatetime
+    previews_enabled: bool
+    summary: SummaryPublic
+    activity_timeline: list[TimelinePointPublic]
+    recent_dialogs: list[RecentDialogPublic]
+    top_users: list[TopUserPublic]
+    llm_usage: LlmUsagePublic

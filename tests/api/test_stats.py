@@ -1,0 +1,256 @@
+"""GET /api/v1/stats on real PostgreSQL: contract, figures, privacy, errors, observability."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from parley_api.main import create_app
+from parley_core.passwords import hash_password
+from tests.api.conftest import make_settings, running_client
+
+PASSWORD = "correct-horse-battery"
+AUTH = ("analyst", PASSWORD)
+Z_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+async def _add_analyst(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO api_users (username, password_hash, source) VALUES ('analyst', :h, 'registration')"
+            ),
+            {"h": hash_password(PASSWORD, rounds=4)},
+        )
+
+
+async def _add_message(
+    engine: AsyncEngine, user_id: int, at: datetime, content: str = "hello", **extra: Any
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO users (id, created_at) VALUES (:u, :at) ON CONFLICT DO NOTHING"),
+            {"u": user_id, "at": at - timedelta(days=1)},
+        )
+        columns = {"role": "user", "model": None, "fallback_used": False, "latency_ms": None,
+                   "prompt_tokens": None, "completion_tokens": None, **extra}  # fmt: skip
+        await conn.execute(
+            text(
+                "INSERT INTO messages (id, user_id, role, content, content_length, model, fallback_used,"
+                " latency_ms, prompt_tokens, completion_tokens, created_at)"
+                " VALUES (:id, :u, :role, :c, :len, :model, :fallback_used, :latency_ms, :prompt_tokens,"
+                " :completion_tokens, :at)"
+            ),
+            {"id": uuid.uuid4(), "u": user_id, "c": content, "len": len(content), "at": at, **columns},
+        )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    await _add_analyst(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def stats_client(database_url: str, db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(database_url, rate_limit_enabled=False, bcrypt_rounds=4))
+    async with running_client(app) as client:
+        yield client
+
+
+async def test_requires_basic_auth(stats_client: httpx.AsyncClient) -> None:
+    response = await stats_client.get("/api/v1/stats", params={"period": "day"})
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({}, "period"),
+        ({"period": "year"}, "period"),
+        ({"period": "day", "limit": "5"}, "unknown query parameter"),
+    ],
+)
+async def test_bad_parameters_are_422_with_a_reason(
+    stats_client: httpx.AsyncClient, params: dict[str, str], reason: str
+) -> None:
+    response = await stats_client.get("/api/v1/stats", params=params, auth=AUTH)
+
+    assert response.status_code == 422
+    assert reason in json.dumps(response.json()["detail"])
+
+
+@pytest.mark.parametrize(("period", "points"), [("day", 24), ("week", 7), ("month", 30)])
+async def test_empty_database_keeps_the_contract(
+    stats_client: httpx.AsyncClient, period: str, points: int
+) -> None:
+    response = await stats_client.get("/api/v1/stats", params={"period": period}, auth=AUTH)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["summary"]["total_users"] == body["summary"]["total_messages"] == 0
+    assert body["summary"]["active_dialogs"] == 0
+    timeline = body["activity_timeline"]
+    assert len(timeline) == points
+    assert all(p["message_count"] == p["active_users"] == 0 for p in timeline)
+    assert [p["timestamp"] for p in timeline] == sorted(p["timestamp"] for p in timeline)
+    assert all(Z_TIMESTAMP.match(p["timestamp"]) for p in timeline)
+    assert body["recent_dialogs"] == body["top_users"] == []
+    assert body["llm_usage"]["models"] == []
+
+
+async def test_figures_of_a_small_conversation(stats_client: httpx.AsyncClient, db: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    await _add_message(db, 1, now - timedelta(minutes=50), "first question")
+    await _add_message(db, 1, now - timedelta(minutes=10), "a" * 300, role="assistant", model="m-primary",
+                       latency_ms=900, prompt_tokens=10, completion_tokens=20)  # fmt: skip
+    await _add_message(db, 2, now - timedelta(minutes=5), "hi")
+    await _add_message(db, 2, now - timedelta(minutes=4), "yo", role="assistant", model="m-fallback",
+                       fallback_used=True, latency_ms=100, prompt_tokens=5, completion_tokens=5)  # fmt: skip
+    await _add_message(db, 3, now - timedelta(days=3), "older, outside the day window")
+    await _add_message(db, 3, now - timedelta(hours=30), "previous day window")
+
+    body = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+
+    summary = body["summary"]
+    assert (summary["total_users"], summary["total_messages"], summary["active_dialogs"]) == (3, 4, 2)
+    assert summary["messages_per_active_user"] == 2.0
+    assert summary["avg_message_length"] == round((14 + 300 + 2 + 2) / 4, 1)
+    assert summary["previous"]["total_messages"] == 1
+    assert summary["previous"]["active_dialogs"] == 1
+    assert sum(p["message_count"] for p in body["activity_timeline"]) == 4
+    assert [d["user_id"] for d in body["recent_dialogs"]] == [2, 1]
+    assert body["recent_dialogs"][1]["duration_minutes"] == 40
+    assert body["recent_dialogs"][1]["preview"] == "a" * 119 + "…"
+    assert body["recent_dialogs"][0]["preview"] == "yo"
+    assert [(u["user_id"], u["total_messages"], u["dialog_count"]) for u in body["top_users"]] == [
+        (1, 2, 1) if (now - timedelta(minutes=50)).date() == now.date() else (1, 2, 2),
+        (2, 2, 1),
+    ]
+    usage = body["llm_usage"]
+    assert (usage["requests"], usage["fallback_count"], usage["fallback_share"]) == (2, 1, 0.5)
+    by_model = {m["model"]: m for m in usage["models"]}
+    assert by_model["m-primary"]["total_tokens"] == 30
+    assert by_model["m-primary"]["avg_latency_ms"] == 900.0
+    assert by_model["m-fallback"]["fallback_share"] == 1.0
+
+    week = (await stats_client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)).json()
+    assert week["summary"]["total_messages"] == 6
+    assert week["summary"]["active_dialogs"] == 3
+
+
+async def test_a_new_message_counts_at_once(stats_client: httpx.AsyncClient, db: AsyncEngine) -> None:
+    before = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+    await _add_message(db, 42, datetime.now(UTC))
+    after = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+
+    assert after["summary"]["total_messages"] == before["summary"]["total_messages"] + 1
+    assert after["recent_dialogs"][0]["user_id"] == 42
+
+
+async def test_previews_can_be_turned_off(database_url: str, db: AsyncEngine) -> None:
+    await _add_message(db, 7, datetime.now(UTC), "private words")
+    app = create_app(make_settings(database_url, stats_previews_enabled=False, bcrypt_rounds=4))
+    async with running_client(app) as client:
+        body = (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+
+    assert body["previews_enabled"] is False
+    assert body["recent_dialogs"][0]["preview"] is None
+    assert "private words" not in json.dumps(body)
+
+
+async def test_slow_query_is_logged_as_warning(
+    database_url: str, db: AsyncEngine, log_output: io.StringIO
+) -> None:
+    app = create_app(make_settings(database_url, slow_query_seconds=0.2, bcrypt_rounds=4))
+    async with running_client(app) as client:
+        await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)  # warm auth cache
+        async with db.connect() as blocker:
+            # Hold a lock the llm_usage query must wait for: a genuinely slow query.
+            await blocker.execute(text("LOCK TABLE stats_model_buckets IN ACCESS EXCLUSIVE MODE"))
+            request = asyncio.create_task(client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH))
+            await asyncio.sleep(0.4)
+            await blocker.rollback()
+        response = await request
+
+    assert response.status_code == 200
+    events = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    slow = [e for e in events if e["event"] == "slow_query"]
+    assert [e["query_name"] for e in slow] == ["llm_usage"]
+    assert slow[0]["level"] == "warning"
+    assert slow[0]["period"] == "day"
+    assert slow[0]["user"] == "analyst"
+    assert slow[0]["elapsed_ms"] >= 200
+    timed = {e["query_name"] for e in events if e["event"] == "query_timed"}
+    assert {"summary", "activity", "recent_dialogs", "top_users"} <= timed
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_query_analysis_logs_plans_only_when_enabled(
+    database_url: str, db: AsyncEngine, log_output: io.StringIO, enabled: bool
+) -> None:
+    app = create_app(make_settings(database_url, enable_query_analysis=enabled, bcrypt_rounds=4))
+    async with running_client(app) as client:
+        response = await client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)
+
+    assert response.status_code == 200
+    plans = [json.loads(line) for line in log_output.getvalue().splitlines() if "query_plan" in line]
+    if enabled:
+        assert {p["query_name"] for p in plans} == {"summary", "activity", "recent_dialogs", "top_users",
+                                                    "llm_usage"}  # fmt: skip
+        assert all("Execution Time" in p["plan"] for p in plans)
+    else:
+        assert plans == []
+
+
+async def test_metrics_are_exported(stats_client: httpx.AsyncClient) -> None:
+    await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)
+    await stats_client.get("/health")
+
+    body = (await stats_client.get("/metrics")).text
+
+    assert 'database_query_duration_seconds_bucket{le="0.0005",query_name="summary"}' in body
+    assert 'stats_api_requests_total{period="day",status="ok"} 1.0' in body
+    assert "database_connection_pool_size 4.0" in body
+    assert "database_connection_pool_available" in body
+    assert 'http_requests_total{handler="/api/v1/stats",method="GET",status="200"}' in body
+    assert 'handler="/health"' not in body
+    assert 'handler="/metrics"' not in body
+
+
+async def test_database_down_is_a_clear_503(database_url: str) -> None:
+    app = create_app(make_settings("postgresql://x:y@127.0.0.1:9/none", db_connect_timeout=1))
+    async with running_client(app) as client:
+        response = await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "database unavailable, retry later"}
+    assert "Traceback" not in response.text
+
+
+async def test_exhausted_pool_waits_then_answers_503(database_url: str, db: AsyncEngine) -> None:
+    settings = make_settings(database_url, bcrypt_rounds=4, db_pool_timeout=0.5)
+    settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    app = create_app(settings)
+    async with running_client(app) as client:
+        assert (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).status_code == 200
+        async with app.state.parley.engine.connect():  # the only connection is taken
+            response = await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
