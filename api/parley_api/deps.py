@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, Security, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley_api.auth import (
+    AuthenticatedUser,
+    Authenticator,
+    BasicCredentials,
+    InvalidCredentialsError,
+    LoginThrottledError,
+    basic_auth_scheme,
+    unauthorized,
+)
+from parley_api.client_address import client_address
 from parley_api.state import AppState
 
 
@@ -27,3 +37,31 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_current_user(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[BasicCredentials, Security(basic_auth_scheme)],
+) -> AuthenticatedUser:
+    """HTTP Basic against api_users: 401 (WWW-Authenticate: Basic) or 429 after too many failures.
+
+    Also records the username in ``request.state.api_username``, which the rate limiter keys by.
+    """
+    authenticator: Authenticator = request.app.state.authenticator
+    address = client_address(request, state.settings.trusted_proxies)
+    try:
+        user = await authenticator.authenticate(state.engine, credentials, address=address)
+    except LoginThrottledError as exc:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many failed logins; retry later",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    except InvalidCredentialsError:
+        raise unauthorized("invalid username or password") from None
+    request.state.api_username = user.username
+    return user
+
+
+CurrentUserDep = Annotated[AuthenticatedUser, Depends(get_current_user)]

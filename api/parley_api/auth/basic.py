@@ -1,0 +1,122 @@
+"""Checking Basic credentials against ``api_users``: throttle, cache, one indexed SELECT, bcrypt.
+
+Every request reads the account row (one lookup on the unique username index, on an autocommit
+connection that is returned before any bcrypt work), so a disabled account or a changed password
+takes effect on the very next request. bcrypt runs in a worker thread, and only when the
+verification cache has no live entry for this exact credential and row.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_api.auth.cache import VerificationCache
+from parley_api.auth.header import BasicCredentials
+from parley_api.auth.throttle import LoginThrottle
+from parley_api.ratelimit import storage_options
+from parley_core import passwords
+from parley_core.logging import get_logger
+from parley_core.repositories import api_users
+from parley_core.repositories.api_users import ApiUserRecord
+from parley_core.settings import ApiSettings
+
+log = get_logger(__name__)
+
+# api_users.username is VARCHAR(64); longer names cannot exist, so they are not looked up.
+MAX_USERNAME_CHARS = 64
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """The dashboard account a request was authenticated as."""
+
+    id: int
+    username: str
+
+
+class InvalidCredentialsError(Exception):
+    """Unknown username, wrong password or inactive account (deliberately not told apart)."""
+
+
+class Authenticator:
+    """One per app: the verification cache, the failed-login throttle and the bcrypt cost."""
+
+    def __init__(self, *, cache: VerificationCache, throttle: LoginThrottle, bcrypt_rounds: int) -> None:
+        self.cache = cache
+        self.throttle = throttle
+        self._bcrypt_rounds = bcrypt_rounds
+        self._dummy_hash: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> Authenticator:
+        """Build from API settings (no I/O happens here)."""
+        return cls(
+            cache=VerificationCache(
+                ttl_seconds=settings.auth_cache_ttl_seconds, max_entries=settings.auth_cache_max_entries
+            ),
+            throttle=LoginThrottle(
+                storage_uri=settings.rate_limit_storage,
+                storage_options=storage_options(settings.rate_limit_storage),
+                per_username=settings.auth_failure_limit_per_username,
+                per_address=settings.auth_failure_limit_per_address,
+            ),
+            bcrypt_rounds=settings.bcrypt_rounds,
+        )
+
+    async def authenticate(
+        self, engine: AsyncEngine, credentials: BasicCredentials, *, address: str
+    ) -> AuthenticatedUser:
+        """The account these credentials belong to; raises LoginThrottledError or InvalidCredentialsError."""
+        await self.throttle.check(credentials.username, address)
+        user = await self._verify(engine, credentials)
+        if user is None:
+            await self.throttle.record_failure(credentials.username, address)
+            raise InvalidCredentialsError
+        return user
+
+    async def _verify(self, engine: AsyncEngine, credentials: BasicCredentials) -> AuthenticatedUser | None:
+        username, password = credentials.username, credentials.password
+        if len(username) > MAX_USERNAME_CHARS or len(password.encode("utf-8", "surrogatepass")) > (
+            passwords.MAX_PASSWORD_BYTES
+        ):
+            log.info("auth_failed", reason="implausible credentials")
+            return None
+        key = self.cache.key(username, password)
+        cached = self.cache.get(key)
+        record = await _load(engine, username)
+        if cached is not None:
+            if (
+                record is not None
+                and record.is_active
+                and self.cache.matches(cached, user_id=record.id, password_hash=record.password_hash)
+            ):
+                return AuthenticatedUser(id=record.id, username=record.username)
+            self.cache.discard(key)
+        if record is None:
+            # Spend the same bcrypt time as for a real account, so timing does not reveal usernames.
+            await passwords.verify_password_async(password, await self._dummy())
+            log.info("auth_failed", reason="unknown username")
+            return None
+        matched = await passwords.verify_password_async(password, record.password_hash)
+        if not matched or not record.is_active:
+            log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
+            return None
+        self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
+        return AuthenticatedUser(id=record.id, username=record.username)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await passwords.hash_password_async(
+                secrets.token_urlsafe(16), rounds=self._bcrypt_rounds
+            )
+        return self._dummy_hash
+
+
+async def _load(engine: AsyncEngine, username: str) -> ApiUserRecord | None:
+    # Autocommit: no BEGIN/ROLLBACK round trips, and the connection goes back before bcrypt runs.
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await api_users.get_by_username(conn, username)
