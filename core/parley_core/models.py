@@ -87,6 +87,11 @@ class User(TimestampMixin, Base):
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
     language_code: Mapped[str | None] = mapped_column(String(16))
+    # The bot's per-user turn lease: which bot turn may write this user's conversation, and until
+    # when. It serializes a user's messages across webhook replicas without holding a connection
+    # across the LLM call (see docs/bot.md).
+    lease_holder: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
 
     settings: Mapped[UserSettings | None] = relationship(back_populates="user", uselist=False, lazy="raise")
 
@@ -105,6 +110,13 @@ class Message(Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_messages_created_at", "created_at"),
+        # One stored user message per Telegram update: a redelivered update is recognised.
+        Index(
+            "ix_messages_telegram_update_id",
+            "telegram_update_id",
+            unique=True,
+            postgresql_where=text("telegram_update_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -124,6 +136,7 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column()
 

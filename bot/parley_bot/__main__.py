@@ -1,0 +1,117 @@
+"""Entry point: `python -m parley_bot` — settings, logging, the Dispatcher and its dependencies, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.utils.token import TokenValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot import runner
+from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
+from parley_bot.llm import LLMClient
+from parley_bot.middlewares import AccessMiddleware, DedupeMiddleware, UpdateContextMiddleware
+from parley_bot.routers import chat, errors, history, start, unsupported
+from parley_bot.routers import settings as settings_router
+from parley_bot.services.locks import UserLocks
+from parley_bot.services.rate_limit import RateLimiter
+from parley_bot.telegram import TelegramOutput
+from parley_core.db import create_engine
+from parley_core.logging import configure_logging, get_logger
+from parley_core.settings import BotSettings, SettingsError, load_settings
+
+
+def create_dispatcher(
+    *,
+    settings: BotSettings,
+    engine: AsyncEngine,
+    llm: LLMClient,
+    output: TelegramOutput,
+    lifecycle: Lifecycle,
+) -> Dispatcher:
+    """The Dispatcher with every dependency handlers ask for by name, middlewares and routers."""
+    dp = Dispatcher(
+        settings=settings, engine=engine, llm=llm, output=output, locks=UserLocks(), lifecycle=lifecycle
+    )
+    dp.update.outer_middleware(UpdateContextMiddleware(lifecycle))
+    dp.update.outer_middleware(DedupeMiddleware())
+    limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
+    dp.message.middleware(
+        AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=limiter, output=output)
+    )
+    routers = [
+        errors.router,
+        start.router,
+        history.router,
+        settings_router.router,
+        chat.router,
+        unsupported.router,
+    ]
+    for router in routers:
+        # Routers are module-level and attach to one parent; a process builds one Dispatcher, but
+        # tests (and an in-process restart) build several, so detach from the previous one.
+        router._parent_router = None
+    dp.include_routers(*routers)
+    return dp
+
+
+def create_bot(settings: BotSettings, lifecycle: Lifecycle) -> Bot:
+    """A Bot talking to TELEGRAM_API_URL, with the polling heartbeat attached."""
+    assert settings.telegram_bot_token is not None
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(PollingHeartbeat(lifecycle))
+    return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
+
+
+async def run(
+    bot_settings: BotSettings, *, lifecycle: Lifecycle | None = None, handle_signals: bool = True
+) -> None:
+    """Build everything for ``bot_settings`` and serve until SIGTERM (or ``lifecycle.request_stop()``)."""
+    lifecycle = lifecycle or Lifecycle()
+    bot = create_bot(bot_settings, lifecycle)
+    engine = create_engine(bot_settings, application_name="parley-bot")
+    llm = LLMClient.from_settings(bot_settings)
+    output = TelegramOutput.from_settings(bot, bot_settings)
+    dp = create_dispatcher(settings=bot_settings, engine=engine, llm=llm, output=output, lifecycle=lifecycle)
+    await runner.serve(
+        settings=bot_settings,
+        dp=dp,
+        bot=bot,
+        engine=engine,
+        llm=llm,
+        lifecycle=lifecycle,
+        handle_signals=handle_signals,
+    )
+
+
+def main() -> int:
+    """Run the bot; exit 2 on bad configuration, 1 when it could not run, 0 after a graceful stop."""
+    try:
+        bot_settings = load_settings(BotSettings)
+        missing = bot_settings.missing_for_start()
+        if missing:
+            raise SettingsError([f"{name} is required to run the bot" for name in missing])
+    except SettingsError as exc:
+        print(f"parley-bot: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=bot_settings.log_level, fmt=bot_settings.resolved_log_format)
+    log = get_logger("parley_bot")
+    try:
+        asyncio.run(run(bot_settings))
+    except TokenValidationError:
+        print(
+            "parley-bot: invalid configuration:\n  - TELEGRAM_BOT_TOKEN is not a bot token", file=sys.stderr
+        )
+        return 2
+    except Exception as exc:
+        log.error("bot_failed", error=type(exc).__name__, exc_info=exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

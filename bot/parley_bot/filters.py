@@ -1,0 +1,35 @@
+"""Which messages are meant for the bot: every private message; in groups, a mention or a reply."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.filters import Filter
+from aiogram.types import Message
+
+GROUP_CHATS = frozenset({"group", "supergroup"})
+
+
+async def bot_username(bot: Bot) -> str:
+    """The bot's @username in lower case."""
+    me = await bot.me()  # cached by aiogram after the first call
+    return (me.username or "").lower()
+
+
+class AddressedToBot(Filter):
+    """Private chats always; groups only when the bot is @mentioned, its command named, or replied to."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool:
+        if message.chat.type not in GROUP_CHATS:
+            return True
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+            return True
+        text = message.text or message.caption or ""
+        username = await bot_username(bot)
+        for entity in message.entities or message.caption_entities or []:
+            fragment = entity.extract_from(text).lower()
+            if entity.type == "mention" and fragment == f"@{username}":
+                return True
+            if entity.type == "bot_command" and fragment.endswith(f"@{username}"):
+                return True
+        return False

@@ -1,0 +1,92 @@
+"""What the process knows about its own life: draining, in-flight updates, the update loop's heartbeat.
+
+Shared by the health server (/health, /ready), the middlewares (which register every update being
+handled) and the runner (which drains on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from parley_bot import metrics
+
+
+class Lifecycle:
+    """State of this bot process; every method is cheap and safe to call from any task."""
+
+    def __init__(self) -> None:
+        self.started_at = time.monotonic()
+        self.draining = False
+        self.stop_requested = asyncio.Event()
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.highest_update_id: int | None = None
+        self.last_poll_at: float | None = None
+        self.update_loop: asyncio.Task[Any] | None = None
+
+    @property
+    def uptime_seconds(self) -> float:
+        """Seconds since start."""
+        return round(time.monotonic() - self.started_at, 3)
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (SIGTERM/SIGINT or a test)."""
+        self.draining = True
+        self.stop_requested.set()
+
+    def begin_update(self, update_id: int) -> None:
+        """Register the current task as handling ``update_id``."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+            metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
+        if self.highest_update_id is None or update_id > self.highest_update_id:
+            self.highest_update_id = update_id
+
+    def end_update(self) -> None:
+        """The current task finished its update."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.discard(task)
+            metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
+
+    async def wait_idle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for in-flight updates; returns how many were still running."""
+        pending = {task for task in self.inflight if not task.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        return len(pending)
+
+    def update_loop_alive(self, *, stale_after: float) -> bool:
+        """Whether the update loop runs and has completed a getUpdates call recently (polling mode)."""
+        if self.update_loop is None:
+            return True  # webhook mode: updates arrive through the HTTP server that answers this check
+        if self.update_loop.done():
+            return False
+        last = self.last_poll_at if self.last_poll_at is not None else self.started_at
+        return time.monotonic() - last < stale_after
+
+
+class PollingHeartbeat(BaseRequestMiddleware):
+    """Bot-session middleware noting each completed getUpdates call (the update loop's pulse)."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        finally:
+            if isinstance(method, GetUpdates):
+                self.lifecycle.last_poll_at = time.monotonic()

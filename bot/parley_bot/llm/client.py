@@ -1,0 +1,374 @@
+"""Chat completions through the openai SDK against any OpenAI-compatible gateway (OpenRouter by default).
+
+One call of :meth:`LLMClient.complete` answers one user message within one overall deadline:
+
+* the primary model first (skipped while its circuit breaker is open), then the fallback model;
+* each model gets ``LLM_ATTEMPTS_PER_MODEL`` attempts on retryable failures (429, 5xx, timeouts,
+  connection errors, a stream that breaks off), with exponential backoff and full jitter between
+  them, honouring Retry-After when it fits the deadline;
+* other 4xx answers (bad key, unknown model) move straight to the next model;
+* "context too long" trims the oldest half of the history and retries once.
+
+The SDK's own retries are off (``max_retries=0``): this module owns the policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+from parley_bot import metrics
+from parley_bot.llm.breaker import CircuitBreaker
+from parley_bot.llm.types import (
+    ChatMessage,
+    Completion,
+    ContextTooLongError,
+    LLMUnavailableError,
+    PartialCallback,
+)
+from parley_core.logging import get_logger
+from parley_core.settings import BotSettings
+
+log = get_logger(__name__)
+
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Timing of one user message's attempts."""
+
+    attempts_per_model: int
+    timeout_seconds: float
+    deadline_seconds: float
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+
+    def backoff(self, retry: int) -> float:
+        """Full-jitter exponential backoff before retry number ``retry`` (0-based)."""
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**retry)
+        return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error_type: str
+    retryable: bool
+    retry_after: float | None = None
+
+
+@dataclass
+class _Run:
+    """One user message's progress through the models."""
+
+    deadline: float
+    messages: list[ChatMessage]
+    started: float = field(default_factory=time.perf_counter)
+    trimmed: int = 0
+    last_error: str = "no_model_available"
+
+
+class _ContextTooLongError(Exception):
+    pass
+
+
+class _EmptyAnswerError(Exception):
+    pass
+
+
+# Checked in order (subclasses first): error type, and whether the same model is worth another try.
+_FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str, bool], ...] = (
+    ((TimeoutError, openai.APITimeoutError), "timeout", True),
+    (openai.APIConnectionError, "connection", True),
+    (openai.RateLimitError, "rate_limited", True),
+    (openai.InternalServerError, "server_error", True),
+    ((openai.AuthenticationError, openai.PermissionDeniedError), "auth", False),
+    (openai.NotFoundError, "not_found", False),
+    (openai.APIStatusError, "bad_request", False),
+    (_EmptyAnswerError, "empty_answer", True),
+    (openai.APIError, "stream_error", True),  # an error event inside a stream
+)
+
+
+def classify(exc: BaseException) -> _Failure:
+    """Map an SDK (or timeout) exception to an error type and whether retrying the same model helps."""
+    for types, error_type, retryable in _FAILURES:
+        if isinstance(exc, types):
+            retry_after = _retry_after(exc) if isinstance(exc, openai.APIStatusError) else None
+            return _Failure(error_type, retryable, retry_after)
+    return _Failure(type(exc).__name__, True)
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_context_too_long(exc: BaseException) -> bool:
+    if not isinstance(exc, openai.BadRequestError | openai.APIStatusError) or exc.status_code not in (
+        400,
+        413,
+    ):
+        return False
+    return exc.code == "context_length_exceeded" or any(h in exc.message.lower() for h in _CONTEXT_HINTS)
+
+
+def trim_history(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Drop the oldest half of the history, keeping system prompts and the newest message."""
+    system = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    history, newest = rest[:-1], rest[-1:]
+    if not history:
+        raise ContextTooLongError("the message alone does not fit the model's context")
+    keep = history[(len(history) + 1) // 2 :]
+    # A conversation should not start with an orphaned answer.
+    while keep and keep[0].role == "assistant":
+        keep = keep[1:]
+    return [*system, *keep, *newest]
+
+
+class LLMClient:
+    """Primary/fallback completion with retries, a deadline and a circuit breaker per model."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        primary_model: str,
+        fallback_model: str,
+        policy: RetryPolicy,
+        breaker_failures: int,
+        breaker_cooldown_seconds: float,
+        max_completion_tokens: int | None = None,
+    ) -> None:
+        self._client = AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=policy.timeout_seconds
+        )
+        self.models = [primary_model] if fallback_model == primary_model else [primary_model, fallback_model]
+        self.policy = policy
+        self.max_completion_tokens = max_completion_tokens
+        self.breakers = {
+            model: CircuitBreaker(model, failures=breaker_failures, cooldown_seconds=breaker_cooldown_seconds)
+            for model in self.models
+        }
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings) -> LLMClient:
+        """The client BotSettings describe (LLM_API_KEY must be set)."""
+        if settings.llm_api_key is None:
+            raise ValueError("LLM_API_KEY is not set")
+        return cls(
+            api_key=settings.llm_api_key.get_secret_value(),
+            base_url=settings.llm_base_url,
+            primary_model=settings.llm_model,
+            fallback_model=settings.llm_fallback_model,
+            policy=RetryPolicy(
+                attempts_per_model=settings.llm_attempts_per_model,
+                timeout_seconds=settings.llm_timeout_seconds,
+                deadline_seconds=settings.llm_deadline_seconds,
+                backoff_base_seconds=settings.llm_backoff_base_seconds,
+                backoff_max_seconds=settings.llm_backoff_max_seconds,
+            ),
+            breaker_failures=settings.llm_breaker_failures,
+            breaker_cooldown_seconds=settings.llm_breaker_cooldown_seconds,
+            max_completion_tokens=settings.llm_max_completion_tokens,
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._client.close()
+
+    async def complete(
+        self, messages: list[ChatMessage], *, on_partial: PartialCallback | None = None
+    ) -> Completion:
+        """Answer ``messages``; streams through ``on_partial`` when given. Raises LLMUnavailableError."""
+        run = _Run(
+            deadline=asyncio.get_running_loop().time() + self.policy.deadline_seconds, messages=messages
+        )
+        for index, model in enumerate(self.models):
+            breaker = self.breakers[model]
+            if not breaker.allow():
+                metrics.LLM_ERRORS.labels(model=model, error_type="circuit_open").inc()
+                log.warning("llm_model_skipped", model=model, reason="circuit_open")
+                run.last_error = "circuit_open"
+                continue
+            if index > 0:
+                metrics.LLM_FALLBACK_USED.inc()
+                log.warning("llm_fallback", model=model, reason=run.last_error)
+            answer = await self._try_model(model, breaker, run, on_partial)
+            if answer is not None:
+                text, prompt_tokens, completion_tokens = answer
+                latency_ms = round((time.perf_counter() - run.started) * 1000)
+                log.info(
+                    "llm_answered",
+                    model=model,
+                    latency_ms=latency_ms,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    fallback_used=index > 0,
+                )
+                return Completion(
+                    text=text,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=latency_ms,
+                    fallback_used=index > 0,
+                    trimmed_messages=run.trimmed,
+                )
+        raise LLMUnavailableError(run.last_error)
+
+    async def _try_model(
+        self, model: str, breaker: CircuitBreaker, run: _Run, on_partial: PartialCallback | None
+    ) -> tuple[str, int | None, int | None] | None:
+        """Attempts on one model; None when it failed for good (``run.last_error`` says how)."""
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while attempt < self.policy.attempts_per_model:
+            remaining = run.deadline - loop.time()
+            if remaining <= 0:
+                breaker.release_trial()
+                raise LLMUnavailableError("deadline")
+            try:
+                answer = await self._attempt(
+                    model,
+                    run.messages,
+                    timeout=min(self.policy.timeout_seconds, remaining),
+                    on_partial=on_partial,
+                )
+            except _ContextTooLongError:
+                breaker.release_trial()
+                if run.trimmed:
+                    raise ContextTooLongError("the prompt does not fit even after trimming") from None
+                before = len(run.messages)
+                run.messages = trim_history(run.messages)
+                run.trimmed = before - len(run.messages)
+                log.warning("llm_context_trimmed", model=model, dropped_messages=run.trimmed)
+                continue
+            except Exception as exc:  # every failure is classified; none may escape as a crash
+                failure = classify(exc)
+                breaker.record_failure()
+                run.last_error = failure.error_type
+                attempt += 1
+                log.warning("llm_attempt_failed", model=model, error_type=failure.error_type, attempt=attempt)
+                if not failure.retryable or attempt >= self.policy.attempts_per_model:
+                    return None
+                delay = self.policy.backoff(attempt - 1)
+                if failure.retry_after is not None:
+                    delay = max(delay, failure.retry_after)
+                if loop.time() + delay >= run.deadline:
+                    return None
+                await asyncio.sleep(delay)
+                if not breaker.allow():
+                    return None
+                continue
+            breaker.record_success()
+            return answer
+        return None
+
+    async def _attempt(
+        self,
+        model: str,
+        messages: list[ChatMessage],
+        *,
+        timeout: float,
+        on_partial: PartialCallback | None,
+    ) -> tuple[str, int | None, int | None]:
+        """One request to ``model``; returns (text, prompt tokens, completion tokens)."""
+        metrics.LLM_REQUESTS.labels(model=model).inc()
+        started = time.perf_counter()
+        status = "error"
+        try:
+            async with asyncio.timeout(timeout):
+                if on_partial is None:
+                    result = await self._request(model, messages, timeout)
+                else:
+                    result = await self._stream(model, messages, timeout, on_partial)
+            status = "success"
+            return result
+        except Exception as exc:
+            if _is_context_too_long(exc):
+                metrics.LLM_ERRORS.labels(model=model, error_type="context_length").inc()
+                raise _ContextTooLongError from exc
+            metrics.LLM_ERRORS.labels(model=model, error_type=classify(exc).error_type).inc()
+            raise
+        finally:
+            metrics.LLM_REQUEST_DURATION.labels(model=model, status=status).observe(
+                time.perf_counter() - started
+            )
+
+    @staticmethod
+    def _messages(messages: list[ChatMessage]) -> list[ChatCompletionMessageParam]:
+        return [cast(ChatCompletionMessageParam, {"role": m.role, "content": m.content}) for m in messages]
+
+    async def _request(
+        self, model: str, messages: list[ChatMessage], timeout: float
+    ) -> tuple[str, int | None, int | None]:
+        response = await self._client.chat.completions.create(
+            model=model,
+            messages=self._messages(messages),
+            max_tokens=self.max_completion_tokens if self.max_completion_tokens is not None else openai.omit,
+            timeout=timeout,
+        )
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        if not text.strip():
+            raise _EmptyAnswerError
+        usage = response.usage
+        return self._count(
+            model, text, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
+        )
+
+    async def _stream(
+        self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
+    ) -> tuple[str, int | None, int | None]:
+        stream = await self._client.chat.completions.create(
+            model=model,
+            messages=self._messages(messages),
+            max_tokens=self.max_completion_tokens if self.max_completion_tokens is not None else openai.omit,
+            stream=True,
+            stream_options={"include_usage": True},
+            timeout=timeout,
+        )
+        parts: list[str] = []
+        prompt_tokens = completion_tokens = None
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    prompt_tokens, completion_tokens = (
+                        chunk.usage.prompt_tokens,
+                        chunk.usage.completion_tokens,
+                    )
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+                    await on_partial("".join(parts))
+        text = "".join(parts)
+        if not text.strip():
+            raise _EmptyAnswerError
+        return self._count(model, text, prompt_tokens, completion_tokens)
+
+    @staticmethod
+    def _count(
+        model: str, text: str, prompt_tokens: int | None, completion_tokens: int | None
+    ) -> tuple[str, int | None, int | None]:
+        if prompt_tokens:
+            metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
+        if completion_tokens:
+            metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
+        return text, prompt_tokens, completion_tokens

@@ -1,0 +1,46 @@
+"""Plain values the LLM client takes and returns, free of the SDK's types."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+# Called with the whole answer so far each time the stream grows (and again from the start when a
+# retry or the fallback model begins a new answer).
+PartialCallback = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of the prompt."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """An answer, with what produced it."""
+
+    text: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int
+    fallback_used: bool
+    trimmed_messages: int = 0
+
+
+class LLMUnavailableError(RuntimeError):
+    """Neither model answered within the deadline; ``reason`` names the last failure type."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"no model answered ({reason})")
+        self.reason = reason
+
+
+class ContextTooLongError(RuntimeError):
+    """The prompt does not fit the model even with the history trimmed."""

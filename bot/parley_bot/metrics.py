@@ -1,0 +1,58 @@
+"""Prometheus metrics of the bot. Names and labels of the seed's task 2.2 are kept as named there.
+
+Label values are bounded sets (model names from settings, fixed error types), never user data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# The seed's metrics.
+LLM_REQUEST_DURATION = Histogram(
+    "llm_request_duration_seconds",
+    "Duration of one LLM request (one attempt), by model and outcome.",
+    ["model", "status"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+LLM_REQUESTS = Counter("llm_requests_total", "LLM requests (attempts) sent, by model.", ["model"])
+LLM_ERRORS = Counter(
+    "llm_errors_total", "Failed LLM requests, by model and error type.", ["model", "error_type"]
+)
+LLM_FALLBACK_USED = Counter(
+    "llm_fallback_used_total", "User messages for which the fallback model was tried."
+)
+TELEGRAM_MESSAGES_RECEIVED = Counter(
+    "telegram_messages_received_total", "Messages received from Telegram users."
+)
+TELEGRAM_MESSAGES_SENT = Counter("telegram_messages_sent_total", "Messages the bot sent to Telegram.")
+
+# Parley's additions (documented in docs/metrics.md).
+LLM_TOKENS = Counter(
+    "llm_tokens_total", "Tokens used, by model and kind (prompt/completion).", ["model", "kind"]
+)
+LLM_CIRCUIT_OPEN = Gauge("llm_circuit_open", "1 while the model's circuit breaker skips it.", ["model"])
+BOT_REPLY_DURATION = Histogram(
+    "bot_reply_duration_seconds",
+    "From receiving a text message to the stored answer being sent, by outcome.",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+BOT_UPDATES_DUPLICATE = Counter(
+    "bot_updates_duplicate_total", "Updates ignored because they were seen before."
+)
+BOT_RATE_LIMITED = Counter("bot_rate_limited_total", "Messages refused by the per-user rate limit.")
+BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
+BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
+TELEGRAM_RETRY_AFTER = Counter(
+    "telegram_flood_waits_total",
+    "429 answers from Telegram honoured by waiting retry_after, by method.",
+    ["method"],
+)
+TELEGRAM_SEND_ERRORS = Counter(
+    "telegram_send_errors_total",
+    "Telegram calls that failed for good, by method and reason.",
+    ["method", "reason"],
+)
+TELEGRAM_FORMAT_FALLBACK = Counter(
+    "telegram_format_fallback_total", "Replies re-sent as plain text after Telegram rejected their HTML."
+)

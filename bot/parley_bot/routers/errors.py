@@ -1,0 +1,27 @@
+"""One place for unexpected failures: log them and tell the user, never go silent or crash."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import ErrorEvent
+
+from parley_bot.telegram import TelegramOutput
+from parley_core.logging import get_logger
+
+router = Router(name=__name__)
+log = get_logger(__name__)
+
+SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
+
+
+@router.errors()
+async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
+    """Log the exception (redacted, without message text) and apologise to the user."""
+    log.error("update_failed", error=type(event.exception).__name__, exc_info=event.exception)
+    message = event.update.message
+    if message is None:
+        return
+    try:
+        await output.send_plain(message.chat.id, SORRY)
+    except Exception as exc:  # Telegram itself may be the failure; the log line above is what counts
+        log.warning("apology_not_sent", error=type(exc).__name__)

@@ -1,0 +1,70 @@
+"""/reset (forget the conversation) and /history <n> (how much of it the LLM sees)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot.filters import AddressedToBot
+from parley_bot.incoming import profile_of
+from parley_bot.services import preferences
+from parley_bot.services.locks import UserLocks
+from parley_bot.telegram import TelegramOutput
+from parley_core.settings import BotSettings
+
+router = Router(name=__name__)
+router.message.filter(AddressedToBot())
+
+
+@router.message(Command("reset"))
+async def command_reset_handler(
+    message: Message, *, engine: AsyncEngine, locks: UserLocks, output: TelegramOutput
+) -> None:
+    """Soft-delete the user's history, after any answer still in progress."""
+    if message.from_user is None:
+        return
+    async with locks.hold(message.from_user.id):
+        count = await preferences.reset_history(engine=engine, user_id=message.from_user.id)
+    await output.send_plain(
+        message.chat.id, f"Done — I forgot our conversation ({count} messages). Let's start over."
+    )
+
+
+@router.message(Command("history"))
+async def command_history_handler(
+    message: Message,
+    *,
+    command: CommandObject,
+    engine: AsyncEngine,
+    settings: BotSettings,
+    locks: UserLocks,
+    output: TelegramOutput,
+) -> None:
+    """Show or set how many recent messages the LLM sees."""
+    if message.from_user is None:
+        return
+    if not command.args:
+        current = await preferences.effective_settings(
+            engine=engine, settings=settings, user_id=message.from_user.id
+        )
+        await output.send_plain(
+            message.chat.id,
+            f"I keep the last {current.max_history_messages} messages in mind. "
+            f"Change it with /history <n> (1-{settings.history_max_messages}).",
+        )
+        return
+    try:
+        value = preferences.parse_history_length(command.args, settings=settings)
+        async with locks.hold(message.from_user.id):
+            await preferences.set_history_length(
+                engine=engine,
+                settings=settings,
+                profile=profile_of(message.from_user),
+                max_history_messages=value,
+            )
+    except preferences.InvalidSettingError as exc:
+        await output.send_plain(message.chat.id, f"Sorry, {exc}.")
+        return
+    await output.send_plain(message.chat.id, f"OK — from now on I keep the last {value} messages in mind.")

@@ -1,0 +1,88 @@
+"""/settings (show) and /system (the user's own system prompt)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot.filters import AddressedToBot
+from parley_bot.incoming import profile_of
+from parley_bot.llm import LLMClient
+from parley_bot.services import preferences
+from parley_bot.services.locks import UserLocks
+from parley_bot.telegram import TelegramOutput
+from parley_bot.telegram.formatting import escape
+from parley_core.settings import BotSettings
+
+router = Router(name=__name__)
+router.message.filter(AddressedToBot())
+
+RESET_WORDS = frozenset({"reset", "default", "clear"})
+
+
+@router.message(Command("settings"))
+async def command_settings_handler(
+    message: Message, *, engine: AsyncEngine, settings: BotSettings, llm: LLMClient, output: TelegramOutput
+) -> None:
+    """Show the settings the bot uses for this user."""
+    if message.from_user is None:
+        return
+    current = await preferences.effective_settings(
+        engine=engine, settings=settings, user_id=message.from_user.id
+    )
+    streaming = "on" if settings.stream_replies != "off" else "off"
+    text = (
+        "<b>Your settings</b>\n"
+        f"History: last {current.max_history_messages} messages"
+        f"{' (default)' if current.history_is_default else ''} — /history &lt;n&gt;\n"
+        f"System prompt{' (default)' if current.prompt_is_default else ''} — /system &lt;text&gt;:\n"
+        f"<blockquote>{escape(current.system_prompt)}</blockquote>\n"
+        f"Model: {escape(' → fallback '.join(llm.models))}\n"
+        f"Streaming in private chats: {streaming}"
+    )
+    await output.send_html(message.chat.id, text)
+
+
+@router.message(Command("system"))
+async def command_system_handler(
+    message: Message,
+    *,
+    command: CommandObject,
+    engine: AsyncEngine,
+    settings: BotSettings,
+    locks: UserLocks,
+    output: TelegramOutput,
+) -> None:
+    """Show, set or reset the user's system prompt."""
+    if message.from_user is None:
+        return
+    args = (command.args or "").strip()
+    if not args:
+        current = await preferences.effective_settings(
+            engine=engine, settings=settings, user_id=message.from_user.id
+        )
+        await output.send_html(
+            message.chat.id,
+            f"Current system prompt{' (default)' if current.prompt_is_default else ''}:\n"
+            f"<blockquote>{escape(current.system_prompt)}</blockquote>\n"
+            f"Set yours with /system &lt;text&gt; (up to {settings.system_prompt_max_chars} characters); "
+            "/system reset restores the default.",
+        )
+        return
+    prompt = None if args.lower() in RESET_WORDS else args
+    try:
+        async with locks.hold(message.from_user.id):
+            await preferences.set_system_prompt(
+                engine=engine, settings=settings, profile=profile_of(message.from_user), system_prompt=prompt
+            )
+    except preferences.InvalidSettingError as exc:
+        await output.send_plain(message.chat.id, f"Sorry, {exc}.")
+        return
+    reply = (
+        "OK — back to the default system prompt."
+        if prompt is None
+        else "OK — I'll follow your system prompt."
+    )
+    await output.send_plain(message.chat.id, reply)

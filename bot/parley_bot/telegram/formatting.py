@@ -1,0 +1,192 @@
+"""LLM Markdown rendered as the HTML subset Telegram accepts.
+
+Telegram's HTML knows b, i, s, u, code, pre, a and blockquote, and only &lt; &gt; &amp; &quot;
+as named entities. Everything else in the Markdown (headings, lists, tables, rules, images) is
+turned into plain text with those tags. Telegram rejects code nested in other formatting, so
+inline code inside bold/italic/links is written as plain text. If Telegram still refuses the
+result ("can't parse entities"), the sender falls back to the plain source text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["strikethrough", "table"])
+_LANGUAGE = re.compile(r"[^A-Za-z0-9_+#.-]")
+_SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
+_INLINE_TAGS = {
+    "strong_open": "<b>",
+    "strong_close": "</b>",
+    "em_open": "<i>",
+    "em_close": "</i>",
+    "s_open": "<s>",
+    "s_close": "</s>",
+}
+
+
+def escape(text: str) -> str:
+    """Escape text for Telegram HTML (quotes too, for attribute values)."""
+    return html.escape(text, quote=True)
+
+
+class _Renderer:
+    def __init__(self, source: str) -> None:
+        self.lines = source.split("\n")
+        self.out: list[str] = []
+        self.lists: list[list[int]] = []  # per open list: [ordered (0/1), next number]
+        self.after_prefix = False
+
+    def newlines(self, count: int) -> None:
+        """Make the output end with at least ``count`` newlines (nothing at the very start)."""
+        if not self.out or self.after_prefix:
+            return
+        tail = "".join(self.out[-4:])
+        have = len(tail) - len(tail.rstrip("\n"))
+        if have < count:
+            self.out.append("\n" * (count - have))
+
+    def render(self, tokens: Sequence[Token]) -> str:
+        skip_until: str | None = None
+        for token in tokens:
+            if skip_until:
+                if token.type == skip_until:
+                    skip_until = None
+                continue
+            if token.type == "table_open":
+                self._table(token)
+                skip_until = "table_close"
+                continue
+            handler = getattr(self, f"_on_{token.type}", None)
+            if handler is not None:
+                handler(token)
+        return "".join(self.out).strip()
+
+    def _on_paragraph_open(self, token: Token) -> None:
+        if not token.hidden:
+            self.newlines(2)
+
+    def _on_heading_open(self, _token: Token) -> None:
+        self.newlines(2)
+        self.out.append("<b>")
+
+    def _on_heading_close(self, _token: Token) -> None:
+        self.out.append("</b>")
+
+    def _on_bullet_list_open(self, _token: Token) -> None:
+        self.newlines(1 if self.lists else 2)
+        self.lists.append([0, 0])
+
+    def _on_ordered_list_open(self, token: Token) -> None:
+        self.newlines(1 if self.lists else 2)
+        self.lists.append([1, int(token.attrGet("start") or 1)])
+
+    def _on_bullet_list_close(self, _token: Token) -> None:
+        self.lists.pop()
+
+    _on_ordered_list_close = _on_bullet_list_close
+
+    def _on_list_item_open(self, _token: Token) -> None:
+        self.after_prefix = False
+        self.newlines(1)
+        ordered, number = self.lists[-1]
+        indent = "   " * (len(self.lists) - 1)
+        if ordered:
+            self.out.append(f"{indent}{number}. ")
+            self.lists[-1][1] += 1
+        else:
+            self.out.append(f"{indent}• ")
+        self.after_prefix = True
+
+    def _on_blockquote_open(self, _token: Token) -> None:
+        self.newlines(2)
+        self.out.append("<blockquote>")
+
+    def _on_blockquote_close(self, _token: Token) -> None:
+        self._strip_trailing_newlines()
+        self.out.append("</blockquote>")
+
+    def _on_fence(self, token: Token) -> None:
+        self.newlines(2)
+        self._code_block(token)
+
+    _on_code_block = _on_fence
+
+    def _on_hr(self, _token: Token) -> None:
+        self.newlines(2)
+        self.out.append("———")
+
+    def _on_inline(self, token: Token) -> None:
+        self._inline(token.children or [])
+        self.after_prefix = False
+
+    def _table(self, token: Token) -> None:
+        """Tables have no Telegram equivalent: their source, monospaced."""
+        self.newlines(2)
+        start, end = token.map or (0, 0)
+        self.out.append(f"<pre>{escape(chr(10).join(self.lines[start:end]).strip())}</pre>")
+
+    def _strip_trailing_newlines(self) -> None:
+        while self.out and self.out[-1].endswith("\n"):
+            stripped = self.out[-1].rstrip("\n")
+            if stripped:
+                self.out[-1] = stripped
+                break
+            self.out.pop()
+
+    def _code_block(self, token: Token) -> None:
+        language = _LANGUAGE.sub("", token.info.strip().split(" ")[0]) if token.info.strip() else ""
+        code = escape(token.content.rstrip("\n")) or " "
+        if language:
+            self.out.append(f'<pre><code class="language-{language}">{code}</code></pre>')
+        else:
+            self.out.append(f"<pre>{code}</pre>")
+        self.after_prefix = False
+
+    def _inline(self, children: Sequence[Token]) -> None:
+        depth = 0  # open formatting/link tags around the current position
+        link_open: list[bool] = []
+        for child in children:
+            kind = child.type
+            if kind == "text":
+                self.out.append(escape(child.content))
+            elif kind in ("softbreak", "hardbreak"):
+                self.out.append("\n")
+            elif kind == "code_inline":
+                code = escape(child.content)
+                self.out.append(code if depth else f"<code>{code}</code>")
+            elif kind in _INLINE_TAGS:
+                self.out.append(_INLINE_TAGS[kind])
+                depth += 1 if kind.endswith("_open") else -1
+            elif kind == "link_open":
+                href = str(child.attrGet("href") or "")
+                safe = href.startswith(_SAFE_SCHEMES)
+                link_open.append(safe)
+                if safe:
+                    self.out.append(f'<a href="{escape(href)}">')
+                    depth += 1
+            elif kind == "link_close":
+                if link_open and link_open.pop():
+                    self.out.append("</a>")
+                    depth -= 1
+            elif kind == "image":
+                self.out.append(escape(child.content or str(child.attrGet("alt") or "")))
+            else:
+                self.out.append(escape(child.content))
+
+
+def markdown_to_html(text: str) -> str:
+    """Telegram-safe HTML for the Markdown ``text``."""
+    return _Renderer(text).render(_md.parse(text))
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def visible_text(html_text: str) -> str:
+    """The text a reader sees from our own HTML (tags dropped, entities resolved)."""
+    return html.unescape(_TAG.sub("", html_text))

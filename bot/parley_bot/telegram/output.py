@@ -1,0 +1,198 @@
+"""Everything the bot sends goes through here: splitting, HTML with a plain-text fallback, pacing, retries.
+
+* Answers longer than 4096 characters are split (``splitting``), each part rendered as Telegram
+  HTML (``formatting``); when Telegram answers "can't parse entities" the part is re-sent as the
+  plain Markdown source, so a rendering slip never loses an answer.
+* Each message waits for its slot (``pacing``); a 429 (``TelegramRetryAfter``) is honoured by
+  sleeping ``retry_after`` and sending again, up to TELEGRAM_RETRY_AFTER_MAX_SECONDS.
+* "typing…" is shown while an answer is being prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import DeleteMessage, EditMessageText, SendChatAction, SendMessage, SendMessageDraft
+from aiogram.methods.base import TelegramMethod
+from aiogram.types import LinkPreviewOptions, ReplyParameters
+
+from parley_bot import metrics
+from parley_bot.telegram.formatting import markdown_to_html, visible_text
+from parley_bot.telegram.pacing import Pacer
+from parley_bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown, utf16_len
+from parley_core.logging import get_logger
+from parley_core.settings import BotSettings
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+FLOOD_RETRIES = 5
+TRANSIENT_RETRIES = 2
+TYPING_REFRESH_SECONDS = 4.5  # Telegram shows a chat action for about 5 s
+
+
+def _is_parse_error(exc: TelegramBadRequest) -> bool:
+    return "can't parse entities" in exc.message.lower()
+
+
+def _not_modified(exc: TelegramBadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+class TelegramOutput:
+    """The bot's one way out to Telegram."""
+
+    def __init__(self, bot: Bot, *, pacer: Pacer, retry_after_max_seconds: float) -> None:
+        self.bot = bot
+        self.pacer = pacer
+        self.retry_after_max_seconds = retry_after_max_seconds
+        self.drafts_available = True  # set to False once the server says sendMessageDraft does not exist
+
+    @classmethod
+    def from_settings(cls, bot: Bot, settings: BotSettings) -> TelegramOutput:
+        """Output paced as BotSettings say."""
+        pacer = Pacer(
+            global_per_second=settings.telegram_global_per_second,
+            chat_interval_seconds=settings.telegram_chat_interval_seconds,
+            group_per_minute=settings.telegram_group_per_minute,
+        )
+        return cls(bot, pacer=pacer, retry_after_max_seconds=settings.telegram_retry_after_max_seconds)
+
+    async def call(self, method: TelegramMethod[T], *, chat_id: int | None = None) -> T:
+        """Call the Bot API, paced when ``chat_id`` is given, retrying flood waits and transient errors."""
+        name = method.__api_method__
+        transient = 0
+        flood = 0
+        while True:
+            if chat_id is not None:
+                await self.pacer.wait(chat_id)
+            try:
+                return await self.bot(method)
+            except TelegramRetryAfter as exc:
+                flood += 1
+                if exc.retry_after > self.retry_after_max_seconds or flood > FLOOD_RETRIES:
+                    metrics.TELEGRAM_SEND_ERRORS.labels(method=name, reason="flood").inc()
+                    raise
+                metrics.TELEGRAM_RETRY_AFTER.labels(method=name).inc()
+                log.warning("telegram_flood_wait", method=name, retry_after=exc.retry_after, chat_id=chat_id)
+                await asyncio.sleep(exc.retry_after)
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                transient += 1
+                if transient > TRANSIENT_RETRIES:
+                    metrics.TELEGRAM_SEND_ERRORS.labels(method=name, reason="unavailable").inc()
+                    raise
+                log.warning("telegram_transient_error", method=name, error=type(exc).__name__)
+                await asyncio.sleep(0.5 * transient)
+
+    async def _send(self, chat_id: int, text: str, *, html: bool, reply_to: int | None) -> int:
+        method = SendMessage(
+            chat_id=chat_id,
+            text=text,
+            parse_mode="HTML" if html else None,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_parameters=(
+                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+            ),
+        )
+        message = await self.call(method, chat_id=chat_id)
+        metrics.TELEGRAM_MESSAGES_SENT.inc()
+        return message.message_id
+
+    async def send_part(self, chat_id: int, part: str, *, reply_to: int | None = None) -> int:
+        """Send one part (<= 4096) of Markdown as HTML, or as plain text if Telegram rejects the HTML."""
+        rendered = markdown_to_html(part)
+        if rendered and utf16_len(visible_text(rendered)) <= TELEGRAM_TEXT_LIMIT:
+            try:
+                return await self._send(chat_id, rendered, html=True, reply_to=reply_to)
+            except TelegramBadRequest as exc:
+                if not _is_parse_error(exc):
+                    raise
+                metrics.TELEGRAM_FORMAT_FALLBACK.inc()
+                log.warning("telegram_html_rejected", chat_id=chat_id, error=exc.message)
+        return await self._send(chat_id, part, html=False, reply_to=reply_to)
+
+    async def send_text(self, chat_id: int, markdown: str, *, reply_to: int | None = None) -> list[int]:
+        """Send an answer of any length: split, formatted, paced; returns the message ids."""
+        ids = []
+        for index, part in enumerate(split_markdown(markdown)):
+            ids.append(await self.send_part(chat_id, part, reply_to=reply_to if index == 0 else None))
+        return ids
+
+    async def send_html(self, chat_id: int, html_text: str, *, reply_to: int | None = None) -> int:
+        """Send a short reply the bot wrote itself in Telegram HTML (user values already escaped)."""
+        return await self._send(chat_id, html_text, html=True, reply_to=reply_to)
+
+    async def send_plain(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int:
+        """Send a short unformatted reply."""
+        return await self._send(chat_id, text, html=False, reply_to=reply_to)
+
+    async def edit_plain(self, chat_id: int, message_id: int, text: str) -> None:
+        """Replace a message's text with unformatted ``text`` (streaming previews)."""
+        await self._edit(chat_id, message_id, text, html=False)
+
+    async def edit_part(self, chat_id: int, message_id: int, part: str) -> None:
+        """Replace a message's text with the formatted Markdown ``part`` (falling back to plain)."""
+        rendered = markdown_to_html(part)
+        if rendered and utf16_len(visible_text(rendered)) <= TELEGRAM_TEXT_LIMIT:
+            try:
+                await self._edit(chat_id, message_id, rendered, html=True)
+                return
+            except TelegramBadRequest as exc:
+                if not _is_parse_error(exc):
+                    raise
+                metrics.TELEGRAM_FORMAT_FALLBACK.inc()
+                log.warning("telegram_html_rejected", chat_id=chat_id, error=exc.message)
+        await self._edit(chat_id, message_id, part, html=False)
+
+    async def _edit(self, chat_id: int, message_id: int, text: str, *, html: bool) -> None:
+        method = EditMessageText(
+            chat_id=chat_id,
+            message_id=message_id,
+            text=text,
+            parse_mode="HTML" if html else None,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+        try:
+            await self.call(method, chat_id=chat_id)
+        except TelegramBadRequest as exc:
+            if not _not_modified(exc):
+                raise
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        """Delete one of the bot's messages (a streaming preview that the final answer no longer needs)."""
+        with contextlib.suppress(TelegramBadRequest):
+            await self.call(DeleteMessage(chat_id=chat_id, message_id=message_id))
+
+    async def send_draft(self, chat_id: int, draft_id: int, text: str) -> None:
+        """Show ``text`` as the chat's draft (Bot API sendMessageDraft); not paced, previews are ephemeral."""
+        await self.call(SendMessageDraft(chat_id=chat_id, draft_id=draft_id, text=text, parse_mode=None))
+
+    @contextlib.asynccontextmanager
+    async def typing(self, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing…" in the chat until the block ends."""
+        task = asyncio.create_task(self._typing(chat_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _typing(self, chat_id: int) -> None:
+        while True:
+            try:
+                await self.bot(SendChatAction(chat_id=chat_id, action="typing"))
+            except Exception as exc:  # a missed indicator is harmless; never disturb the answer
+                log.debug("typing_indicator_failed", error=type(exc).__name__)
+            await asyncio.sleep(TYPING_REFRESH_SECONDS)

@@ -1,0 +1,108 @@
+"""Showing an answer while the LLM writes it, always ending with the complete, formatted message.
+
+Two ways, chosen per chat:
+
+* ``draft``: Bot API ``sendMessageDraft`` shows an ephemeral preview; the final answer is then
+  sent as normal messages. When the server does not know the method (older or self-hosted Bot API
+  servers answer 404), the stream switches to ``edit`` and the output remembers it.
+* ``edit``: the first partial text is sent as a message and edited as the answer grows; when it
+  outgrows 4096 characters, a new message continues it. At the end every message is edited to its
+  final formatted part, extra previews are deleted and missing parts are sent.
+
+Previews are plain text (half-written Markdown is not valid), throttled to one update per
+STREAM_EDIT_INTERVAL_SECONDS per chat and paced like every other message. A failed preview is
+only logged: the final answer is what matters.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
+
+from parley_bot.telegram.output import TelegramOutput
+from parley_bot.telegram.splitting import split_markdown
+from parley_core.logging import get_logger
+
+log = get_logger(__name__)
+
+StreamMode = Literal["draft", "edit"]
+
+
+class ReplyStream:
+    """One answer being streamed into one chat."""
+
+    def __init__(
+        self,
+        output: TelegramOutput,
+        chat_id: int,
+        *,
+        mode: StreamMode,
+        interval_seconds: float,
+        reply_to: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.output = output
+        self.chat_id = chat_id
+        self.mode: StreamMode = mode if (mode == "edit" or output.drafts_available) else "edit"
+        self.interval_seconds = interval_seconds
+        self.reply_to = reply_to
+        self._clock = clock
+        self._last_shown = -math.inf
+        self._messages: list[tuple[int, str]] = []  # edit mode: (message id, text shown)
+        self._draft_id = random.randint(1, 2**31 - 1)  # noqa: S311  (an identifier, not a secret)
+
+    async def update(self, text: str) -> None:
+        """Show ``text`` (the answer so far) unless the chat was updated less than an interval ago."""
+        now = self._clock()
+        if now - self._last_shown < self.interval_seconds:
+            return
+        self._last_shown = now
+        parts = split_markdown(text)
+        if not parts:
+            return
+        try:
+            if self.mode == "draft" and await self._draft(parts[-1]):
+                return
+            await self._edit_previews(parts)
+        except Exception as exc:  # a preview is best effort; the final answer is sent regardless
+            log.warning("stream_preview_failed", chat_id=self.chat_id, error=type(exc).__name__)
+
+    async def _draft(self, text: str) -> bool:
+        try:
+            await self.output.send_draft(self.chat_id, self._draft_id, text)
+        except (TelegramNotFound, TelegramBadRequest) as exc:
+            log.info("stream_drafts_unavailable", chat_id=self.chat_id, error=exc.message)
+            if isinstance(exc, TelegramNotFound):
+                self.output.drafts_available = False
+            self.mode = "edit"
+            return False
+        return True
+
+    async def _edit_previews(self, parts: list[str]) -> None:
+        for index, part in enumerate(parts):
+            if index < len(self._messages):
+                message_id, shown = self._messages[index]
+                if shown != part:
+                    await self.output.edit_plain(self.chat_id, message_id, part)
+                    self._messages[index] = (message_id, part)
+            else:
+                reply_to = self.reply_to if index == 0 else None
+                message_id = await self.output.send_plain(self.chat_id, part, reply_to=reply_to)
+                self._messages.append((message_id, part))
+
+    async def finish(self, markdown: str) -> None:
+        """Deliver the complete answer: previews become its formatted parts, the rest is sent."""
+        parts = split_markdown(markdown)
+        for index, part in enumerate(parts):
+            if index < len(self._messages):
+                await self.output.edit_part(self.chat_id, self._messages[index][0], part)
+            else:
+                reply_to = self.reply_to if index == 0 else None
+                await self.output.send_part(self.chat_id, part, reply_to=reply_to)
+        for message_id, _ in self._messages[len(parts) :]:
+            await self.output.delete(self.chat_id, message_id)

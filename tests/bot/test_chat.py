@@ -1,0 +1,98 @@
+"""End to end through the real dispatcher, polling the Telegram double: the conversation itself."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot import metrics
+from tests.bot.conftest import FALLBACK, PRIMARY, RunningBot, SettingsFactory, rows, running_bot
+from tests.doubles import llm as script
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
+
+USER = 42
+
+
+async def test_answers_and_remembers_the_conversation(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    telegram.send_text("Hello there")
+    first = await telegram.wait_for_messages(USER, 1)
+    telegram.send_text("And again")
+    second = await telegram.wait_for_messages(USER, 2)
+
+    assert first[0].text == "echo: Hello there"
+    assert second[1].text == "echo: And again"
+    prompt = llm.requests[1]["messages"]
+    assert [(m["role"], m["content"]) for m in prompt[1:]] == [
+        ("user", "Hello there"),
+        ("assistant", "echo: Hello there"),
+        ("user", "And again"),
+    ]
+    assert prompt[0]["role"] == "system"
+    stored = await rows(
+        engine,
+        "SELECT role, content, model, prompt_tokens, completion_tokens, latency_ms, fallback_used"
+        " FROM messages WHERE user_id = :u ORDER BY created_at",
+        u=USER,
+    )
+    assert [(r.role, r.content) for r in stored] == [
+        ("user", "Hello there"),
+        ("assistant", "echo: Hello there"),
+        ("user", "And again"),
+        ("assistant", "echo: And again"),
+    ]
+    answer = stored[3]
+    assert answer.model == PRIMARY
+    assert answer.prompt_tokens > 0
+    assert answer.completion_tokens == 3
+    assert answer.latency_ms >= 0
+    assert answer.fallback_used is False
+    user = await rows(engine, "SELECT username, first_name, lease_holder FROM users WHERE id = :u", u=USER)
+    assert (user[0].username, user[0].first_name, user[0].lease_holder) == ("ada", "Ada", None)
+
+
+async def test_history_survives_a_restart(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    settings = make_settings()
+    async with running_bot(settings, telegram):
+        telegram.send_text("Remember the number 7")
+        await telegram.wait_for_messages(USER, 1)
+    async with running_bot(settings, telegram):
+        telegram.send_text("Which number?")
+        await telegram.wait_for_messages(USER, 2)
+
+    contents = [m["content"] for m in llm.requests[-1]["messages"]]
+    assert contents[1:] == ["Remember the number 7", "echo: Remember the number 7", "Which number?"]
+
+
+async def test_fallback_model_answers_when_the_primary_fails(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    llm.script(PRIMARY, script.error(500), script.error(429))
+    before = metrics.LLM_FALLBACK_USED._value.get()
+
+    telegram.send_text("Are you there?")
+    [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert reply.text == "echo: Are you there?"
+    assert llm.models_called() == [PRIMARY, PRIMARY, FALLBACK]
+    assert metrics.LLM_FALLBACK_USED._value.get() == before + 1
+    stored = await rows(engine, "SELECT model, fallback_used FROM messages WHERE role = 'assistant'")
+    assert [(r.model, r.fallback_used) for r in stored] == [(FALLBACK, True)]
+
+
+async def test_both_models_failing_gets_a_friendly_reply_and_keeps_the_message(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    llm.script("*", *[script.error(503)] * 4)
+
+    telegram.send_text("Anyone?")
+    [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert "temporarily unavailable" in reply.text
+    stored = await rows(engine, "SELECT role, content FROM messages")
+    assert [(r.role, r.content) for r in stored] == [("user", "Anyone?")]
+    lease = await rows(engine, "SELECT lease_holder FROM users")
+    assert lease[0].lease_holder is None

@@ -1,0 +1,559 @@
+"""A local HTTP double of the Telegram Bot API, as strict as the real one where bots slip.
+
+It answers like api.telegram.org: the token is part of the path (a wrong one is 401), unknown
+methods are 404, a text over 4096 characters (UTF-16 code units, after entity parsing) is 400
+"message is too long", malformed HTML is 400 "can't parse entities: ...", an edit that changes
+nothing is 400 "message is not modified", flood control is 429 with ``parameters.retry_after``,
+and getUpdates honours offsets (confirming earlier updates), limits and the long-poll timeout, and
+refuses to run while a webhook is set or when a second poller interrupts the first (409).
+Tests push updates in and read what the bot sent. Only for tests; never a runtime default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+MAX_TEXT_UTF16 = 4096
+_ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_TAG_NAME = re.compile(r"^/?\s*([a-zA-Z][a-zA-Z0-9-]*)")
+
+
+class EntityParseError(ValueError):
+    """The text is not valid Telegram HTML; the message is what Telegram says after the prefix."""
+
+
+def utf16_len(text: str) -> int:
+    """Length the way Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def parse_html(text: str) -> str:  # noqa: PLR0912  (one tokenizer loop, like Telegram's)
+    """The visible text of Telegram-HTML ``text``; raises EntityParseError like Telegram does."""
+    out: list[str] = []
+    stack: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "<":
+            end = text.find(">", i)
+            offset = len(text[:i].encode())
+            if end == -1:
+                raise EntityParseError(f"Can't find end of the tag starting at byte offset {offset}")
+            inner = text[i + 1 : end]
+            match = _TAG_NAME.match(inner)
+            if not match:
+                raise EntityParseError(f"Unsupported start tag at byte offset {offset}")
+            name = match.group(1).lower()
+            if inner.startswith("/"):
+                if not stack:
+                    raise EntityParseError(f'Unexpected end tag "{name}" at byte offset {offset}')
+                if stack[-1] != name:
+                    raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+                stack.pop()
+            else:
+                if name not in _ALLOWED_TAGS:
+                    raise EntityParseError(f'Unsupported start tag "{name}" at byte offset {offset}')
+                if name == "a" and "href=" not in inner:
+                    raise EntityParseError(f"Can't find href attribute of the tag at byte offset {offset}")
+                stack.append(name)
+            i = end + 1
+        elif char == "&":
+            end = text.find(";", i, i + 12)
+            name = text[i + 1 : end] if end != -1 else ""
+            if name in _NAMED_ENTITIES:
+                out.append(_NAMED_ENTITIES[name])
+                i = end + 1
+            elif name.startswith("#") and len(name) > 1:
+                try:
+                    code = int(name[2:], 16) if name[1:2] in ("x", "X") else int(name[1:])
+                    out.append(chr(code))
+                except ValueError:
+                    out.append("&")
+                    i += 1
+                    continue
+                i = end + 1
+            else:
+                out.append("&")
+                i += 1
+        else:
+            out.append(char)
+            i += 1
+    if stack:
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+class TelegramError(Exception):
+    """An error answer of the Bot API."""
+
+    def __init__(self, code: int, description: str, *, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent (and possibly edited)."""
+
+    chat_id: int
+    message_id: int
+    text: str  # visible text, after entity parsing
+    raw: str  # what the bot sent
+    parse_mode: str | None
+    reply_to: int | None = None
+    edits: int = 0
+    deleted: bool = False
+
+
+@dataclass
+class Draft:
+    """One sendMessageDraft call."""
+
+    chat_id: int
+    draft_id: int
+    text: str
+
+
+@dataclass
+class TelegramDouble:
+    """State of the fake Bot API: pending updates, sent messages, scripted failures."""
+
+    token: str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    bot_username: str = "parley_test_bot"
+    drafts_supported: bool = True
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[SentMessage] = field(default_factory=list)
+    drafts: list[Draft] = field(default_factory=list)
+    chat_actions: list[tuple[int, str]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    webhook_url: str = ""
+    webhook_secret: str | None = None
+    url: str = ""
+    _floods: dict[str, list[int]] = field(default_factory=dict)
+    _reject_entities: int = 0
+    _next_update_id: int = 1000
+    _message_ids: dict[int, itertools.count[int]] = field(default_factory=dict)
+    _changed: asyncio.Condition | None = None
+    _poll_generation: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def bot_id(self) -> int:
+        """The numeric id in the token."""
+        return int(self.token.split(":")[0])
+
+    # ---- scripting -------------------------------------------------------------------------
+
+    def flood(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
+        self._floods.setdefault(method, []).extend([retry_after] * times)
+
+    def reject_entities(self, times: int = 1) -> None:
+        """Refuse the next ``times`` formatted texts with "can't parse entities" (a renderer bug)."""
+        self._reject_entities += times
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue an update (its update_id is assigned here) and wake pollers; returns the id."""
+        self._next_update_id += 1
+        update = {"update_id": self._next_update_id, **update}
+        self.updates.append(update)
+        self._notify()
+        return self._next_update_id
+
+    def text_update(
+        self,
+        text: str,
+        *,
+        user_id: int = 42,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        reply_to_bot: bool = False,
+        first_name: str = "Ada",
+        username: str | None = "ada",
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A message update as Telegram builds it (entities for commands and mentions included)."""
+        chat = chat_id if chat_id is not None else user_id
+        message: dict[str, Any] = {
+            "message_id": next(self._ids(chat)),
+            "date": int(time.time()),
+            "chat": {"id": chat, "type": chat_type, **({"title": "group"} if chat_type != "private" else {})},
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": first_name,
+                **({"username": username} if username else {}),
+                "language_code": "en",
+            },
+        }
+        if text:
+            message["text"] = text
+            entities = []
+            if text.startswith("/"):
+                entities.append(
+                    {"type": "bot_command", "offset": 0, "length": len(text.split(maxsplit=1)[0])}
+                )
+            for match in re.finditer(r"@\w+", text):
+                entities.append(
+                    {"type": "mention", "offset": utf16_len(text[: match.start()]), "length": len(match[0])}
+                )
+            if entities:
+                message["entities"] = entities
+        if reply_to_bot:
+            message["reply_to_message"] = {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": message["chat"],
+                "from": {
+                    "id": self.bot_id,
+                    "is_bot": True,
+                    "first_name": "Parley",
+                    "username": self.bot_username,
+                },
+                "text": "earlier answer",
+            }
+        message.update(extra or {})
+        return {"message": message}
+
+    def send_text(self, text: str, **kwargs: Any) -> int:
+        """Push a text message update; returns its update_id."""
+        return self.push_update(self.text_update(text, **kwargs))
+
+    def messages_to(self, chat_id: int) -> list[SentMessage]:
+        """Messages the bot sent to ``chat_id`` and did not delete, in order."""
+        return [m for m in self.sent if m.chat_id == chat_id and not m.deleted]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Wait until ``predicate()`` holds (checked on every change); fails after ``timeout``."""
+        assert self._changed is not None
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def wait_for_messages(self, chat_id: int, count: int, timeout: float = 20.0) -> list[SentMessage]:
+        """Wait until the bot has sent ``count`` messages to ``chat_id``; returns them."""
+        await self.wait_for(lambda: len(self.messages_to(chat_id)) >= count, timeout)
+        return self.messages_to(chat_id)
+
+    async def deliver_webhook(self, update: dict[str, Any], *, secret: str | None = None) -> int:
+        """POST an update to the registered webhook like Telegram does; returns the HTTP status."""
+        self._next_update_id += 1
+        body = {"update_id": self._next_update_id, **update}
+        headers = {}
+        token = secret if secret is not None else self.webhook_secret
+        if token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.webhook_url, json=body, headers=headers) as response,
+        ):
+            return response.status
+
+    # ---- server ----------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on a free loopback port; returns the base URL (what TELEGRAM_API_URL takes)."""
+        self._changed = asyncio.Condition()
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _notify(self) -> None:
+        if self._changed is None:
+            return
+
+        async def notify(condition: asyncio.Condition) -> None:
+            async with condition:
+                condition.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify(self._changed))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    def _ids(self, chat_id: int) -> itertools.count[int]:
+        return self._message_ids.setdefault(chat_id, itertools.count(1))
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(TelegramError(401, "Unauthorized"))
+        method = request.match_info["method"]
+        params = await _params(request)
+        self.calls.append((method, params))
+        handler = _METHODS.get(method.lower())
+        if handler is None or (method.lower() == "sendmessagedraft" and not self.drafts_supported):
+            return _error(TelegramError(404, "Not Found"))
+        if self._floods.get(method):
+            retry_after = self._floods[method].pop(0)
+            return _error(
+                TelegramError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+            )
+        try:
+            result = await handler(self, params)
+        except TelegramError as exc:
+            return _error(exc)
+        finally:
+            self._notify()
+        return web.json_response({"ok": True, "result": result})
+
+    # ---- methods ---------------------------------------------------------------------------
+
+    async def _get_me(self, _params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "Parley",
+            "username": self.bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook_url:
+            raise TelegramError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                "to delete the webhook first",
+            )
+        self._poll_generation += 1
+        generation = self._poll_generation
+        offset = int(params.get("offset") or 0)
+        limit = min(max(int(params.get("limit") or 100), 1), 100)
+        timeout = max(int(params.get("timeout") or 0), 0)
+        if offset:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        assert self._changed is not None
+        while True:
+            if generation != self._poll_generation:
+                raise TelegramError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                    "instance is running",
+                )
+            if self.updates:
+                return self.updates[:limit]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            try:
+                async with asyncio.timeout(remaining), self._changed:
+                    await self._changed.wait()
+            except TimeoutError:
+                return []
+
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        url = str(params.get("url") or "")
+        if url and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise TelegramError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise TelegramError(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook_url = url
+        self.webhook_secret = str(secret) if secret is not None else None
+        return True
+
+    async def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = ""
+        self.webhook_secret = None
+        if params.get("drop_pending_updates"):
+            self.updates.clear()
+        return True
+
+    async def _set_my_commands(self, _params: dict[str, Any]) -> bool:
+        return True
+
+    async def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        action = str(params.get("action") or "")
+        if action not in {"typing", "upload_photo", "record_voice", "upload_document", "choose_sticker"}:
+            raise TelegramError(400, "Bad Request: wrong parameter action in request")
+        self.chat_actions.append((int(params["chat_id"]), action))
+        return True
+
+    def _visible(self, params: dict[str, Any]) -> str:
+        text = params.get("text")
+        if text is None or str(text).strip() == "":
+            raise TelegramError(400, "Bad Request: message text is empty")
+        text = str(text)
+        mode = params.get("parse_mode")
+        if mode:
+            if str(mode).lower() != "html":
+                raise TelegramError(400, f"Bad Request: unsupported parse_mode {mode}")
+            if self._reject_entities:
+                self._reject_entities -= 1
+                raise TelegramError(
+                    400,
+                    "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+                )
+            try:
+                text = parse_html(text)
+            except EntityParseError as exc:
+                raise TelegramError(400, f"Bad Request: can't parse entities: {exc}") from None
+        if not text.strip():
+            raise TelegramError(400, "Bad Request: message text is empty")
+        if utf16_len(text) > MAX_TEXT_UTF16:
+            raise TelegramError(400, "Bad Request: message is too long")
+        return text
+
+    def _message_result(self, message: SentMessage) -> dict[str, Any]:
+        return {
+            "message_id": message.message_id,
+            "date": int(time.time()),
+            "chat": {"id": message.chat_id, "type": "private" if message.chat_id > 0 else "supergroup"},
+            "from": {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "Parley",
+                "username": self.bot_username,
+            },
+            "text": message.text,
+        }
+
+    async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        visible = self._visible(params)
+        reply = params.get("reply_parameters")
+        message = SentMessage(
+            chat_id=chat_id,
+            message_id=next(self._ids(chat_id)),
+            text=visible,
+            raw=str(params["text"]),
+            parse_mode=params.get("parse_mode"),
+            reply_to=int(reply["message_id"]) if isinstance(reply, dict) else None,
+        )
+        self.sent.append(message)
+        return self._message_result(message)
+
+    def _find(self, params: dict[str, Any]) -> SentMessage:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        for message in self.sent:
+            if message.chat_id == chat_id and message.message_id == message_id and not message.deleted:
+                return message
+        raise TelegramError(400, "Bad Request: message to edit not found")
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(params)
+        visible = self._visible(params)
+        if visible == message.text and str(params["text"]) == message.raw:
+            raise TelegramError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        message.text, message.raw, message.parse_mode = visible, str(params["text"]), params.get("parse_mode")
+        message.edits += 1
+        return self._message_result(message)
+
+    async def _delete_message(self, params: dict[str, Any]) -> bool:
+        try:
+            message = self._find(params)
+        except TelegramError:
+            raise TelegramError(400, "Bad Request: message to delete not found") from None
+        message.deleted = True
+        return True
+
+    async def _send_message_draft(self, params: dict[str, Any]) -> bool:
+        chat_id = int(params["chat_id"])
+        if chat_id < 0:
+            raise TelegramError(400, "Bad Request: drafts can be sent only to private chats")
+        if not int(params.get("draft_id") or 0):
+            raise TelegramError(400, "Bad Request: draft_id must be non-zero")
+        text = str(params.get("text") or "")
+        if params.get("parse_mode"):
+            text = self._visible(params)
+        if utf16_len(text) > MAX_TEXT_UTF16:
+            raise TelegramError(400, "Bad Request: message is too long")
+        self.drafts.append(Draft(chat_id, int(params["draft_id"]), text))
+        return True
+
+
+_background: set[asyncio.Task[None]] = set()
+
+_Handler = Callable[[TelegramDouble, dict[str, Any]], Awaitable[Any]]
+_METHODS: dict[str, _Handler] = {
+    "getme": TelegramDouble._get_me,
+    "getupdates": TelegramDouble._get_updates,
+    "setwebhook": TelegramDouble._set_webhook,
+    "deletewebhook": TelegramDouble._delete_webhook,
+    "setmycommands": TelegramDouble._set_my_commands,
+    "sendchataction": TelegramDouble._send_chat_action,
+    "sendmessage": TelegramDouble._send_message,
+    "editmessagetext": TelegramDouble._edit_message_text,
+    "deletemessage": TelegramDouble._delete_message,
+    "sendmessagedraft": TelegramDouble._send_message_draft,
+}
+
+
+_JSON_FIELDS = {
+    "reply_parameters",
+    "reply_markup",
+    "allowed_updates",
+    "entities",
+    "link_preview_options",
+    "commands",
+}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Parameters the way the Bot API reads them: query, urlencoded/multipart form or JSON body."""
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        params.update(await request.json())
+    elif request.can_read_body:
+        form = await request.post()
+        params.update({key: value for key, value in form.items() if isinstance(value, str)})
+    for key, value in list(params.items()):
+        if key in _JSON_FIELDS and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                params[key] = json.loads(value)
+        elif value in ("true", "false"):
+            params[key] = value == "true"
+    return params
+
+
+def _error(exc: TelegramError) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
+    if exc.retry_after is not None:
+        body["parameters"] = {"retry_after": exc.retry_after}
+    return web.json_response(body, status=exc.code)
