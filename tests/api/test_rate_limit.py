@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +22,7 @@ from parley_api.ratelimit import stats_rate_limit
 from parley_core.settings import ApiSettings, SettingsError, load_settings
 from tests.utils.api_users import RandomApiUser, create_random_api_user
 from tests.utils.clients import client_from, lifespan_of, security_app
+from tools.localpg import free_port
 
 LIMITED = "/test/limited"
 OPEN = "/test/open"
@@ -159,6 +165,53 @@ async def test_unreachable_storage_falls_back_to_memory(database_url: str) -> No
         statuses = [(await client.get(OPEN)).status_code for _ in range(3)]
 
     assert statuses == [200, 200, 429]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (skipped where Redis is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_replicas_share_budgets_through_redis(
+    database_url: str, redis_url: str, ana: RandomApiUser
+) -> None:
+    settings = {"rate_limit_storage_uri": redis_url, "auth_failure_limit_per_username": "2/minute"}
+    replicas = [limited_app(database_url, **settings), limited_app(database_url, **settings)]
+    async with lifespan_of(replicas[0]), lifespan_of(replicas[1]):
+        clients = [client_from(app) for app in replicas]
+        async with clients[0] as one, clients[1] as two:
+            limited = [(await http.get(LIMITED, auth=ana.auth)).status_code for http in (one, two, one)]
+            failures = [
+                (await http.get(LIMITED, auth=(ana.username, "guess"))).status_code
+                for http in (two, one, two)
+            ]
+
+    assert limited == [200, 200, 429]  # 2/minute for the deployment, not per replica
+    assert failures == [401, 401, 429]
 
 
 def test_decorator_refuses_routes_it_cannot_limit() -> None:
