@@ -24,6 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 GAP_CAP = 64
+WINDOW_LOCK = 7_311_401  # advisory lock key serialising window advances against writers
 
 FUNCTIONS = f"""
 -- Bucket width of a granularity.
@@ -129,6 +130,12 @@ BEGIN
       END IF;
     END IF;
 
+    PERFORM pg_advisory_xact_lock_shared({WINDOW_LOCK});
+    INSERT INTO stats_window_totals AS t (kind, user_id, total)
+    SELECT w.kind, m.user_id, sign FROM stats_windows w
+     WHERE w.granularity = g AND w.start_bucket IS NOT NULL AND b >= w.start_bucket
+    ON CONFLICT (kind, user_id) DO UPDATE SET total = t.total + EXCLUDED.total;
+
     IF m.role = 'assistant' AND m.model IS NOT NULL THEN
       INSERT INTO stats_model_buckets AS t (granularity, bucket, model, requests, prompt_tokens,
              completion_tokens, fallback_count, latency_sum_ms, latency_count)
@@ -178,7 +185,9 @@ $$;
 -- Recompute every rollup from `messages` and `users`, set-based.
 CREATE FUNCTION stats_rebuild() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  TRUNCATE stats_buckets, stats_user_buckets, stats_bucket_gaps, stats_model_buckets, stats_signups;
+  TRUNCATE stats_buckets, stats_user_buckets, stats_bucket_gaps, stats_model_buckets, stats_signups,
+           stats_window_totals;
+  UPDATE stats_windows SET start_bucket = NULL;
   INSERT INTO stats_user_buckets
     (granularity, user_id, bucket, message_count, length_sum, first_at, last_at)
   SELECT g.g, m.user_id, stats_bucket(g.g, m.created_at), count(*), sum(m.content_length),
@@ -210,49 +219,40 @@ END
 $$;
 --;
 
--- Top k users by messages in [w_start, w_end), exactly, without aggregating every user:
--- the threshold algorithm over each bucket's users sorted by count. After reading `depth` rows
--- of every bucket, no unseen user can have more than the sum of each bucket's smallest count
--- read so far; once the k-th best seen total beats that bound, the answer is final.
-CREATE FUNCTION stats_top_users(g text, w_start timestamptz, w_end timestamptz, k int)
-RETURNS TABLE (user_id bigint, total bigint, days bigint, last_activity timestamptz)
-LANGUAGE plpgsql STABLE AS $$
+-- Top users need per-user totals over the current day/week/month window. They are kept for the
+-- windows in stats_windows, from start_bucket on; stats_advance_window moves a window forward by
+-- subtracting the buckets that left it. Writers take the advisory lock shared, the advance takes
+-- it exclusively, so no message is ever counted against a window that is moving under it.
+CREATE FUNCTION stats_advance_window(w_kind text, new_start timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
 DECLARE
-  depth int := 0;
-  batch int := greatest(k, 16);
-  seen bigint[] := '{{}}';
-  fresh bigint[];
-  bound bigint;
-  kth bigint;
-  ranked int;
+  w stats_windows;
 BEGIN
-  LOOP
-    SELECT coalesce(array_agg(DISTINCT r.uid) FILTER (WHERE NOT r.uid = ANY(seen)), '{{}}'),
-           coalesce(sum(r.floor_count) FILTER (WHERE r.full_batch AND r.is_last), 0)
-      INTO fresh, bound
-      FROM (SELECT t.uid, t.cnt AS floor_count,
-                   count(*) OVER (PARTITION BY t.bucket) = batch AS full_batch,
-                   row_number() OVER (PARTITION BY t.bucket ORDER BY t.cnt) = 1 AS is_last
-              FROM generate_series(w_start, w_end - stats_unit(g), stats_unit(g)) AS b(bucket)
-             CROSS JOIN LATERAL (
-               SELECT s.bucket, s.user_id AS uid, s.message_count AS cnt FROM stats_user_buckets s
-                WHERE s.granularity = g AND s.bucket = b.bucket
-                ORDER BY s.message_count DESC OFFSET depth LIMIT batch) AS t) AS r;
-    seen := seen || fresh;
-    SELECT count(*), min(x.total) INTO ranked, kth FROM (
-      SELECT sum(s.message_count) AS total FROM stats_user_buckets s
-       WHERE s.granularity = g AND s.user_id = ANY(seen) AND s.bucket >= w_start AND s.bucket < w_end
-       GROUP BY s.user_id ORDER BY 1 DESC LIMIT k) AS x;
-    EXIT WHEN bound = 0 OR (ranked = k AND kth > bound);
-    depth := depth + batch;
-    batch := batch * 2;
-  END LOOP;
-  RETURN QUERY
-    SELECT s.user_id, sum(s.message_count)::bigint, count(DISTINCT date_trunc('day', s.bucket, 'UTC')),
-           max(s.last_at)
-      FROM stats_user_buckets s
-     WHERE s.granularity = g AND s.user_id = ANY(seen) AND s.bucket >= w_start AND s.bucket < w_end
-     GROUP BY s.user_id ORDER BY 2 DESC, 1 LIMIT k;
+  SELECT * INTO w FROM stats_windows WHERE kind = w_kind;
+  IF w.start_bucket = new_start THEN
+    RETURN true;
+  ELSIF w.start_bucket > new_start THEN
+    RETURN false;  -- an older window than the tracked one: the caller aggregates directly
+  END IF;
+  PERFORM pg_advisory_xact_lock({WINDOW_LOCK});
+  SELECT * INTO w FROM stats_windows WHERE kind = w_kind FOR UPDATE;
+  IF w.start_bucket = new_start THEN
+    RETURN true;
+  ELSIF w.start_bucket IS NULL OR new_start - w.start_bucket >= w.buckets * stats_unit(w.granularity) THEN
+    DELETE FROM stats_window_totals WHERE kind = w_kind;
+    INSERT INTO stats_window_totals (kind, user_id, total)
+    SELECT w_kind, user_id, sum(message_count) FROM stats_user_buckets
+     WHERE granularity = w.granularity AND bucket >= new_start GROUP BY user_id;
+  ELSE
+    UPDATE stats_window_totals AS t SET total = t.total - e.expired
+      FROM (SELECT user_id, sum(message_count) AS expired FROM stats_user_buckets
+             WHERE granularity = w.granularity AND bucket >= w.start_bucket AND bucket < new_start
+             GROUP BY user_id) AS e
+     WHERE t.kind = w_kind AND t.user_id = e.user_id;
+    DELETE FROM stats_window_totals WHERE kind = w_kind AND total <= 0;
+  END IF;
+  UPDATE stats_windows SET start_bucket = new_start WHERE kind = w_kind;
+  RETURN true;
 END
 $$;
 --;
@@ -267,7 +267,7 @@ DROP_FUNCTIONS = """
 DROP TRIGGER IF EXISTS stats_users ON users;
 DROP TRIGGER IF EXISTS stats_messages ON messages;
 DROP FUNCTION IF EXISTS stats_rebuild();
-DROP FUNCTION IF EXISTS stats_top_users(text, timestamptz, timestamptz, int);
+DROP FUNCTION IF EXISTS stats_advance_window(text, timestamptz);
 DROP FUNCTION IF EXISTS stats_users_trigger();
 DROP FUNCTION IF EXISTS stats_messages_trigger();
 DROP FUNCTION IF EXISTS stats_apply(messages, int);
@@ -302,16 +302,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("granularity", "user_id", "bucket", name=op.f("pk_stats_user_buckets")),
     )
     op.create_index(
-        "ix_stats_user_buckets_bucket_count",
-        "stats_user_buckets",
-        ["granularity", "bucket", sa.literal_column("message_count DESC")],
-        postgresql_include=["user_id"],
-    )
-    op.create_index(
         "ix_stats_user_buckets_last_at",
         "stats_user_buckets",
-        ["granularity", sa.literal_column("last_at DESC")],
-        postgresql_include=["user_id"],
+        ["granularity", sa.literal_column("last_at DESC"), "user_id"],
     )
     op.create_table(
         "stats_bucket_gaps",
@@ -337,6 +330,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("granularity", "bucket", "model", name=op.f("pk_stats_model_buckets")),
     )
     op.create_table(
+        "stats_windows",
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("granularity", sa.String(length=1), nullable=False),
+        sa.Column("buckets", sa.SmallInteger(), nullable=False),
+        sa.Column("start_bucket", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("kind", name=op.f("pk_stats_windows")),
+    )
+    op.execute(
+        "INSERT INTO stats_windows (kind, granularity, buckets) "
+        "VALUES ('day', 'h', 24), ('week', 'd', 7), ('month', 'd', 30)"
+    )
+    op.create_table(
+        "stats_window_totals",
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "user_id", name=op.f("pk_stats_window_totals")),
+    )
+    op.create_index(
+        "ix_stats_window_totals_rank",
+        "stats_window_totals",
+        ["kind", sa.literal_column("total DESC"), "user_id"],
+    )
+    op.create_table(
         "stats_signups",
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
         sa.Column("users", sa.BigInteger(), nullable=False),
@@ -352,6 +369,8 @@ def downgrade() -> None:
     for statement in DROP_FUNCTIONS.strip().splitlines():
         op.execute(statement)
     for table in (
+        "stats_window_totals",
+        "stats_windows",
         "stats_signups",
         "stats_model_buckets",
         "stats_bucket_gaps",

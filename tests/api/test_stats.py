@@ -29,7 +29,8 @@ async def _add_analyst(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO api_users (username, password_hash, source) VALUES ('analyst', :h, 'registration')"
+                "INSERT INTO api_users (username, password_hash, source)"
+                " VALUES ('analyst', :h, 'registration')"
             ),
             {"h": hash_password(PASSWORD, rounds=4)},
         )
@@ -211,8 +212,8 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     assert response.status_code == 200
     plans = [json.loads(line) for line in log_output.getvalue().splitlines() if "query_plan" in line]
     if enabled:
-        assert {p["query_name"] for p in plans} == {"summary", "activity", "recent_dialogs", "top_users",
-                                                    "llm_usage"}  # fmt: skip
+        assert {p["query_name"] for p in plans} == {"advance_window", "summary", "activity", "recent_dialogs",
+                                                    "top_users", "llm_usage"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []

@@ -21,6 +21,8 @@ TABLES = {
     "stats_bucket_gaps",
     "stats_model_buckets",
     "stats_signups",
+    "stats_windows",
+    "stats_window_totals",
 }
 
 

@@ -17,6 +17,7 @@ from parley_core.stats.queries import StatsQuery
 
 NOW = datetime(2026, 11, 26, 14, 35, tzinfo=UTC)
 MODELS = ["primary/model", "fallback/model"]
+INSERT_USERS = "INSERT INTO users (id, created_at) SELECT g, :at FROM generate_series(1, :n) g"
 
 
 async def _run(conn: AsyncConnection, query: StatsQuery[Any]) -> Any:
@@ -26,6 +27,8 @@ async def _run(conn: AsyncConnection, query: StatsQuery[Any]) -> Any:
 
 async def _figures(conn: AsyncConnection, module: Any, period: Period) -> dict[str, Any]:
     window = window_for(period, NOW)
+    if module is queries:
+        assert await _run(conn, queries.advance_window_query(window))
     return {
         "summary": await _run(conn, module.summary_query(window)),
         "activity": await _run(conn, module.activity_query(window)),
@@ -122,8 +125,7 @@ async def test_empty_database_gives_zero_filled_windows(engine: AsyncEngine) -> 
 async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine) -> None:
     rng = random.Random(7)
     async with engine.begin() as conn:
-        await conn.execute(text("INSERT INTO users (id, created_at) SELECT g, :at FROM generate_series(1, 300) g"),
-                           {"at": NOW - timedelta(days=90)})  # fmt: skip
+        await conn.execute(text(INSERT_USERS), {"n": 300, "at": NOW - timedelta(days=90)})
         for user_id in range(1, 301):
             # Many users share the same small counts; a few are heavy; spread over 40 days.
             count = rng.choice([1, 1, 2, 2, 3, 5]) if user_id > 12 else rng.randint(20, 60)
@@ -135,10 +137,34 @@ async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine) -> 
                 ),
                 {"u": user_id, "n": count, "now": NOW},
             )
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:
         for period in Period:
             window = window_for(period, NOW)
+            assert await _run(conn, queries.advance_window_query(window))
             for limit in (1, 10, 50):
-                rollup = await _run(conn, queries.top_users_query(window, limit=limit))
                 direct = await _run(conn, baseline.top_users_query(window, limit=limit))
-                assert rollup == direct, f"{period} top {limit}"
+                for tracked in (True, False):
+                    rollup = await _run(conn, queries.top_users_query(window, limit=limit, tracked=tracked))
+                    assert rollup == direct, f"{period} top {limit} tracked={tracked}"
+
+
+@pytest.mark.parametrize("shift", [timedelta(hours=5), timedelta(days=2), timedelta(days=45)])
+async def test_kept_windows_move_forward_exactly(engine: AsyncEngine, shift: timedelta) -> None:
+    rng = random.Random(3)
+    users = list(range(1, 41))
+    async with engine.begin() as conn:
+        await conn.execute(text(INSERT_USERS), {"n": 40, "at": NOW - timedelta(days=90)})
+        await _insert_random(conn, rng, users, 300)
+        for period in Period:
+            assert await _run(conn, queries.advance_window_query(window_for(period, NOW - shift)))
+        await _insert_random(conn, rng, users, 100)  # kept totals follow the triggers meanwhile
+    async with engine.begin() as conn:
+        for period in Period:
+            window = window_for(period, NOW)
+            assert await _run(conn, queries.advance_window_query(window))
+            tracked = await _run(conn, queries.top_users_query(window, limit=15))
+            assert tracked == await _run(conn, baseline.top_users_query(window, limit=15)), period
+            # An older window than the kept one is not tracked: the caller aggregates instead.
+            older = window_for(period, NOW - shift)
+            if older.start < window.start:
+                assert not await _run(conn, queries.advance_window_query(older))

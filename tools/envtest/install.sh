@@ -7,7 +7,7 @@
 #   --print-env  print only the env file path on stdout (for scripts)
 #
 # Cache: ${PARLEY_TOOLS_DIR:-$HOME/.cache/parley/tools}/<name>-<version>/<name>
-# Env file read by tests/support/kube.py: $TOOLS_DIR/envtest.env
+# Env file read by tests/support/envtest_tools.py: $TOOLS_DIR/envtest.env
 set -euo pipefail
 
 # ---- pinned versions (wrapper go.mod files must agree; checked below) -------------------
@@ -17,7 +17,7 @@ HELM_MODULE=helm.sh/helm/v3
 HELM_VERSION=v3.22.0
 PROMETHEUS_MODULE_VERSION=v0.316.0   # Go module version of Prometheus v3.16.0
 PROMTOOL_VERSION=v3.16.0
-GO_MIN_MINOR=26               # k8s v1.37 needs go >= 1.26
+GO_MIN=1.26.7                 # k8s v1.37 needs go 1.26; prometheus v0.316.0 needs 1.26.7
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS_DIR="${PARLEY_TOOLS_DIR:-${HOME}/.cache/parley/tools}"
@@ -48,12 +48,11 @@ find_go() {
   GO_BIN="${GO:-$(command -v go || true)}"
   [[ -z "$GO_BIN" && -x /usr/local/go/bin/go ]] && GO_BIN=/usr/local/go/bin/go
   [[ -n "$GO_BIN" && -x "$GO_BIN" ]] \
-    || die "Go toolchain not found (need go >= 1.${GO_MIN_MINOR} on PATH, in \$GO or at /usr/local/go/bin/go)"
-  local v
-  v="$("$GO_BIN" env GOVERSION)"   # e.g. go1.26.8
-  local minor="${v#go1.}"; minor="${minor%%.*}"; minor="${minor%%[!0-9]*}"
-  [[ "$minor" =~ ^[0-9]+$ && "$minor" -ge "$GO_MIN_MINOR" ]] \
-    || die "Go ${v} is too old: building Kubernetes ${KUBE_VERSION} needs go >= 1.${GO_MIN_MINOR}"
+    || die "Go toolchain not found (need go >= ${GO_MIN} on PATH, in \$GO or at /usr/local/go/bin/go)"
+  local have
+  have="$("$GO_BIN" env GOVERSION)"; have="${have#go}"   # e.g. 1.26.8
+  [[ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -n1)" == "$GO_MIN" ]] \
+    || die "Go ${have} at ${GO_BIN} is too old: the pinned tools need go >= ${GO_MIN}"
   export GOTOOLCHAIN=local CGO_ENABLED=0
 }
 
@@ -75,6 +74,8 @@ hash_inputs() { # short hash of the arguments: a file counts by content (not pat
 
 ENV_LINES=()
 SUMMARY=()
+BUILD_TMP=""   # half-built tool directory, removed if the script stops early
+trap 'if [[ -n "$BUILD_TMP" ]]; then rm -rf "$BUILD_TMP"; fi' EXIT
 
 # install_tool <name> <version> <env-var> <stamp-inputs...> -- <build command...>
 # The build command must write the binary to $OUT (a temporary directory).
@@ -92,6 +93,7 @@ install_tool() {
     find_go
     log "building ${name} ${version} (this can take minutes on a cold cache) ..."
     local tmp; tmp="$(mktemp -d "${TOOLS_DIR}/.${name}-${version}.XXXXXX")"
+    BUILD_TMP="$tmp"
     local logf="${TOOLS_DIR}/.${name}-${version}.log"
     local start=$SECONDS
     if ! OUT="$tmp" "$@" >"$logf" 2>&1; then
@@ -102,6 +104,7 @@ install_tool() {
     printf '%s\n' "$want" >"${tmp}/.stamp"
     rm -rf "$dir"
     mv "$tmp" "$dir"
+    BUILD_TMP=""
     chmod 0755 "$dir"
     rm -f "$logf"
     SUMMARY+=("$(printf '%-15s %-8s %s (built in %ss)' "$name" "$version" "$bin" "$((SECONDS - start))")")
@@ -153,21 +156,24 @@ mkdir -p "$TOOLS_DIR" || die "cannot create tools cache ${TOOLS_DIR} (set PARLEY
 exec 9>"${TOOLS_DIR}/.lock"
 flock 9 || die "cannot lock ${TOOLS_DIR}/.lock"
 
-KUBE_INPUTS=("$HERE/kube/go.mod" "$HERE/kube/go.sum" "$(kube_ldflags)")
+# Stamp inputs: the wrapper module files plus the recipe's own source (`declare -f`), so
+# editing a pin, a go.sum or a build flag rebuilds exactly the affected tools.
+KUBE_INPUTS=("$HERE/kube/go.mod" "$HERE/kube/go.sum" "$(declare -f build_kube kube_ldflags)")
 install_tool kube-apiserver "$KUBE_VERSION" PARLEY_KUBE_APISERVER \
   "${KUBE_INPUTS[@]}" "$HERE/kube/cmd/kube-apiserver/main.go" -- build_kube kube-apiserver
 install_tool kubectl "$KUBE_VERSION" PARLEY_KUBECTL \
   "${KUBE_INPUTS[@]}" "$HERE/kube/cmd/kubectl/main.go" -- build_kube kubectl
 install_tool etcd "$ETCD_VERSION" PARLEY_ETCD \
-  "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$HERE/etcd/main.go" -- build_etcd
+  "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$HERE/etcd/main.go" "$(declare -f build_etcd)" \
+  -- build_etcd
 install_tool helm "$HELM_VERSION" PARLEY_HELM \
-  "$HELM_MODULE" "recipe=2" -- build_helm
+  "$HELM_MODULE" "$(declare -f build_helm)" -- build_helm
 install_tool promtool "$PROMTOOL_VERSION" PARLEY_PROMTOOL \
-  "$PROMETHEUS_MODULE_VERSION" "recipe=1" -- build_promtool
+  "$PROMETHEUS_MODULE_VERSION" "$(declare -f build_promtool)" -- build_promtool
 
 tmp_env="$(mktemp "${ENV_FILE}.XXXXXX")"
 {
-  echo "# Written by tools/envtest/install.sh; read by tests/support/kube.py."
+  echo "# Written by tools/envtest/install.sh; read by tests/support/envtest_tools.py."
   printf '%s\n' "${ENV_LINES[@]}"
   echo "PARLEY_KUBE_VERSION=${KUBE_VERSION}"
 } >"$tmp_env"

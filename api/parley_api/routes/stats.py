@@ -66,13 +66,8 @@ async def get_stats(
     now = datetime.now(UTC)
     outcome = "error"
     try:
-        async with state.engine.connect() as connection:
-            snapshot = await connection.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            async with snapshot.begin():
-                collector = StatsCollector(snapshot, state.metrics, options)
-                figures = await collector.collect(period, now=now, username=user.username)
+        collector = StatsCollector(state.engine, state.metrics, options)
+        figures = await collector.collect(period, now=now, username=user.username)
         outcome = "ok"
     finally:
         state.metrics.stats_requests.labels(period=period.value, status=outcome).inc()

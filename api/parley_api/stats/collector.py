@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.metrics import ApiMetrics
 from parley_core.logging import get_logger
@@ -59,27 +59,25 @@ class StatsFigures:
 
 
 class StatsCollector:
-    """Collects the figures of one period over one connection."""
+    """Collects the figures of one period: a short write to move the kept window, then one snapshot."""
 
-    def __init__(self, conn: AsyncConnection, metrics: ApiMetrics, options: CollectorOptions) -> None:
-        self.conn = conn
+    def __init__(self, engine: AsyncEngine, metrics: ApiMetrics, options: CollectorOptions) -> None:
+        self.engine = engine
         self.metrics = metrics
         self.options = options
 
-    async def explain(self, query: StatsQuery[Any], context: dict[str, Any]) -> None:
+    async def explain(self, conn: AsyncConnection, query: StatsQuery[Any], context: dict[str, Any]) -> None:
         """Log the plan of ``query`` (EXPLAIN ANALYZE runs it once more: development only)."""
-        result = await self.conn.execute(
-            text(f"EXPLAIN (ANALYZE, BUFFERS) {query.statement.text}"), query.params
-        )
+        result = await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {query.statement.text}"), query.params)
         plan = "\n".join(str(row[0]) for row in result)
         log.debug("query_plan", query_name=query.name, plan=plan, **context)
 
-    async def run(self, query: StatsQuery[T], context: dict[str, Any]) -> T:
+    async def run(self, conn: AsyncConnection, query: StatsQuery[T], context: dict[str, Any]) -> T:
         """Execute one named query, timed and observed."""
         if self.options.explain:
-            await self.explain(query, context)
+            await self.explain(conn, query, context)
         started = time.perf_counter()
-        rows = (await self.conn.execute(query.statement, query.params)).all()
+        rows = (await conn.execute(query.statement, query.params)).all()
         elapsed = time.perf_counter() - started
         self.metrics.query_duration.labels(query_name=query.name).observe(elapsed)
         fields = {"query_name": query.name, "elapsed_ms": round(elapsed * 1000, 2), **context}
@@ -90,25 +88,35 @@ class StatsCollector:
         return query.parse(rows)
 
     async def collect(self, period: Period, *, now: datetime, username: str | None) -> StatsFigures:
-        """All figures of ``period`` ending now."""
+        """All figures of ``period`` ending now, from one consistent snapshot."""
         started = time.perf_counter()
         window = window_for(period, now)
         context = {"period": period.value, "user": username}
-        summary, previous = await self.run(queries.summary_query(window), context)
-        figures = StatsFigures(
-            window=window,
-            summary=summary,
-            previous=previous,
-            timeline=await self.run(queries.activity_query(window), context),
-            recent=await self.run(
-                queries.recent_dialogs_query(
-                    window, limit=RECENT_DIALOGS, preview_length=self.options.preview_length
-                ),
-                context,
-            ),
-            top=await self.run(queries.top_users_query(window, limit=TOP_USERS), context),
-            models=await self.run(queries.llm_usage_query(window), context),
-        )
+        async with self.engine.begin() as conn:
+            tracked = await self.run(conn, queries.advance_window_query(window), context)
+        async with self.engine.connect() as connection:
+            conn = await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            async with conn.begin():
+                summary, previous = await self.run(conn, queries.summary_query(window), context)
+                figures = StatsFigures(
+                    window=window,
+                    summary=summary,
+                    previous=previous,
+                    timeline=await self.run(conn, queries.activity_query(window), context),
+                    recent=await self.run(
+                        conn,
+                        queries.recent_dialogs_query(
+                            window, limit=RECENT_DIALOGS, preview_length=self.options.preview_length
+                        ),
+                        context,
+                    ),
+                    top=await self.run(
+                        conn, queries.top_users_query(window, limit=TOP_USERS, tracked=tracked), context
+                    ),
+                    models=await self.run(conn, queries.llm_usage_query(window), context),
+                )
         elapsed = time.perf_counter() - started
         fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}
         if elapsed > self.options.slow_request_seconds:

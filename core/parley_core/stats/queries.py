@@ -196,18 +196,50 @@ def _truncate(content: str | None, length: int | None) -> str | None:
     return content if len(content) <= length else content[: length - 1].rstrip() + "…"
 
 
-def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFigures]]:
+def advance_window_query(window: Window) -> StatsQuery[bool]:
+    """Move the window's kept per-user totals to start at ``window.start`` (a write, run first).
+
+    False when the window is older than the one kept: top users are then aggregated directly.
+    """
+    sql = "SELECT stats_advance_window(:kind, :start)"
+    return StatsQuery(
+        "advance_window", text(sql), {"kind": window.period.value, "start": window.start},
+        lambda rows: bool(rows[0][0]),
+    )  # fmt: skip
+
+
+_TOP_FROM_TOTALS = """
+    SELECT t.user_id, t.total, d.days, d.last_activity
+      FROM (SELECT user_id, total FROM stats_window_totals
+             WHERE kind = :kind AND total > 0 ORDER BY total DESC, user_id LIMIT :limit) AS t
+     CROSS JOIN LATERAL (
+       SELECT count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days, max(last_at) AS last_activity
+         FROM stats_user_buckets
+        WHERE granularity = :g AND user_id = t.user_id AND bucket >= :start AND bucket < :end) AS d
+     ORDER BY t.total DESC, t.user_id
+"""
+
+_TOP_AGGREGATED = """
+    SELECT user_id, sum(message_count) AS total, count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days,
+           max(last_at) AS last_activity
+      FROM stats_user_buckets
+     WHERE granularity = :g AND bucket >= :start AND bucket < :end
+     GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit
+"""
+
+
+def top_users_query(window: Window, *, limit: int, tracked: bool = True) -> StatsQuery[list[TopUserFigures]]:
     """The ``limit`` users with most messages in the window (ties: lower user id first).
 
-    `stats_top_users` (see migration 0002) reads each bucket's busiest users first and stops as
-    soon as no unread user can still make the page, instead of aggregating every user.
+    For the current window (``tracked``, after :func:`advance_window_query`) this is an index scan
+    of the kept per-user totals; otherwise the user-bucket rows are aggregated.
     """
-    sql = "SELECT user_id, total, days, last_activity FROM stats_top_users(:g, :start, :end, :limit)"
 
     def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
         return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
 
-    return StatsQuery("top_users", text(sql), _window_params(window) | {"limit": limit}, parse)
+    params = _window_params(window) | {"limit": limit, "kind": window.period.value}
+    return StatsQuery("top_users", text(_TOP_FROM_TOTALS if tracked else _TOP_AGGREGATED), params, parse)
 
 
 def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:

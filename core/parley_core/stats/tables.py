@@ -38,21 +38,8 @@ class StatsUserBucket(Base):
     __tablename__ = "stats_user_buckets"
     __table_args__ = (
         CheckConstraint("granularity IN ('h', 'd')", name="granularity"),
-        # Top users: a bucket's users by message count.
-        Index(
-            "ix_stats_user_buckets_bucket_count",
-            "granularity",
-            "bucket",
-            text("message_count DESC"),
-            postgresql_include=["user_id"],
-        ),
         # Recent dialogs: the newest activity first.
-        Index(
-            "ix_stats_user_buckets_last_at",
-            "granularity",
-            text("last_at DESC"),
-            postgresql_include=["user_id"],
-        ),
+        Index("ix_stats_user_buckets_last_at", "granularity", text("last_at DESC"), "user_id"),
     )
 
     granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
@@ -96,6 +83,28 @@ class StatsModelBucket(Base):
     fallback_count: Mapped[int] = mapped_column(BigInteger)
     latency_sum_ms: Mapped[int] = mapped_column(BigInteger)
     latency_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsWindow(Base):
+    """A window whose per-user totals are kept (day, week, month), and where it starts now."""
+
+    __tablename__ = "stats_windows"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(1))
+    buckets: Mapped[int] = mapped_column(SmallInteger)
+    start_bucket: Mapped[datetime | None] = mapped_column()
+
+
+class StatsWindowTotal(Base):
+    """A user's messages from the window's start on: top users are an index scan of this."""
+
+    __tablename__ = "stats_window_totals"
+    __table_args__ = (Index("ix_stats_window_totals_rank", "kind", text("total DESC"), "user_id"),)
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
 
 
 class StatsSignup(Base):

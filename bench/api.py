@@ -1,0 +1,390 @@
+"""`make bench-api`: the stats API at 1M and 10M messages, against the seed's direct aggregates.
+
+Measured in one run on one machine (comparisons are side by side, never against old numbers):
+- served latency per period (HTTP over loopback to a real `python -m parley_api`, warm,
+  authenticated, rate limit off) and its growth from 1M to 10M;
+- the baseline: the seed collector's direct aggregates over `messages`, per period;
+- database time a dashboard costs when it polls all three periods every 10 s for a minute —
+  ours (every poll hits the rollups) against the baseline behind a 60 s result cache;
+- authenticated throughput; what the rollup triggers add to storing a message; how long a new
+  message takes to show in the stats; what a cached Basic-auth check adds.
+
+Data is generated once per size into a cluster under ~/.cache/parley/bench and reused while
+fresh (the `day` window needs recent data). Results: bench/results/api.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.report import Goal, percentiles, write
+from parley_api.auth.basic import Authenticator
+from parley_api.auth.header import BasicCredentials
+from parley_core import passwords
+from parley_core.settings import ApiSettings, load_settings
+from parley_core.stats import baseline
+from parley_core.stats.periods import Period, window_for
+from parley_core.stats.queries import StatsQuery
+from tools.localpg import LocalPostgres, free_port
+from tools.run import migrate
+from tools.seed_demo import DemoSpec, load
+
+# Outside /root: when we run as root, PostgreSQL runs as `postgres` and must reach its directory.
+CACHE = Path(os.environ.get("PARLEY_BENCH_DIR", "/var/tmp/parley-bench"))
+PASSWORD = "bench-password-long-enough"
+FRESH_FOR = timedelta(hours=6)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def size_label(size: int) -> str:
+    """10000000 -> "10M", 300000 -> "300k"."""
+    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k"
+
+
+def say(message: str) -> None:
+    """Progress for the person waiting."""
+    print(f"[bench-api] {message}", flush=True)
+
+
+async def ensure_data(pg: LocalPostgres, spec: DemoSpec) -> str:
+    """A migrated database holding ``spec``'s demo data, generated within FRESH_FOR."""
+    name = f"bench_{spec.messages}"
+    if not pg.database_exists(name):
+        pg.create_database(name)
+    url = pg.url(name)
+    await migrate(url)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS bench_meta (spec text, loaded_at timestamptz)")
+        row = await conn.fetchrow("SELECT spec, loaded_at FROM bench_meta")
+    finally:
+        await conn.close()
+    if row is None or row["spec"] != repr(spec) or datetime.now(UTC) - row["loaded_at"] > FRESH_FOR:
+        say(f"generating {spec.messages:,} messages for {spec.users:,} users ...")
+        started = time.monotonic()
+        await load(dsn, spec, replace=True, progress=sys.stderr.isatty())
+        say(f"generated in {time.monotonic() - started:.0f} s")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("DELETE FROM bench_meta")
+            await conn.execute("INSERT INTO bench_meta VALUES ($1, now())", repr(spec))
+            await conn.execute(
+                "INSERT INTO api_users (username, password_hash, source) VALUES ('bench', $1, 'registration')"
+                " ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                passwords.hash_password(PASSWORD, rounds=4),
+            )
+        finally:
+            await conn.close()
+    return url
+
+
+class ApiProcess:
+    """A real `python -m parley_api` on a free port, rate limit off."""
+
+    def __init__(self, url: str) -> None:
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "API_PORT": str(self.port), "RATE_LIMIT_ENABLED": "false",
+               "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "DB_POOL_SIZE": "10"}  # fmt: skip
+        self.process = subprocess.Popen([sys.executable, "-m", "parley_api"], env=env, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    async def wait_ready(self) -> None:
+        """Until /ready answers 200 (or 60 s)."""
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                try:
+                    if (await client.get(f"{self.base}/ready")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the API did not become ready")
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=40)
+
+
+async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+    """Milliseconds one call takes."""
+    started = time.perf_counter()
+    await call()
+    return (time.perf_counter() - started) * 1000
+
+
+async def served_latency(api: ApiProcess, runs: int) -> dict[str, dict[str, float]]:
+    """p50/p95/max of GET /api/v1/stats per period, after a warm-up."""
+    results = {}
+    async with httpx.AsyncClient(base_url=api.base, auth=("bench", PASSWORD), timeout=60) as client:
+        for period in Period:
+
+            async def get(period: Period = period) -> None:
+                response = await client.get("/api/v1/stats", params={"period": period.value})
+                response.raise_for_status()
+
+            for _ in range(5):
+                await get()
+            results[period.value] = percentiles([await timed(get) for _ in range(runs)])
+    return results
+
+
+async def baseline_seconds(engine: AsyncEngine, runs: int) -> dict[str, float]:
+    """Median seconds of one whole direct-aggregate collection per period."""
+    results = {}
+    async with engine.connect() as conn:
+        for period in Period:
+            window = window_for(period, datetime.now(UTC))
+            statements: list[StatsQuery[Any]] = [
+                baseline.summary_query(window),
+                baseline.activity_query(window),
+                baseline.recent_dialogs_query(window, limit=15, preview_length=120),
+                baseline.top_users_query(window, limit=10),
+                baseline.llm_usage_query(window),
+            ]
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                for query in statements:
+                    (await conn.execute(query.statement, query.params)).all()
+                samples.append(time.perf_counter() - started)
+            results[period.value] = round(sorted(samples)[len(samples) // 2], 3)
+    return results
+
+
+async def metric_sum(client: httpx.AsyncClient, name: str) -> float:
+    """Sum of all series of ``name`` on /metrics."""
+    total = 0.0
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def dashboard_db_seconds(api: ApiProcess, polls: int) -> float:
+    """Database seconds for ``polls`` polls of all three periods (the collector's own timings)."""
+    async with httpx.AsyncClient(base_url=api.base, auth=("bench", PASSWORD), timeout=60) as client:
+        before = await metric_sum(client, "database_query_duration_seconds_sum")
+        for _ in range(polls):
+            for period in Period:
+                (await client.get("/api/v1/stats", params={"period": period.value})).raise_for_status()
+        return await metric_sum(client, "database_query_duration_seconds_sum") - before
+
+
+async def throughput(api: ApiProcess, *, concurrency: int, seconds: float) -> dict[str, float]:
+    """Authenticated requests per second over all periods with ``concurrency`` clients."""
+    done = errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal done, errors
+        async with httpx.AsyncClient(base_url=api.base, auth=("bench", PASSWORD), timeout=60) as client:
+            periods = list(Period)
+            while time.monotonic() < deadline:
+                response = await client.get("/api/v1/stats", params={"period": periods[done % 3].value})
+                done += 1
+                errors += response.status_code != 200
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return {"requests": done, "errors": errors, "seconds": round(elapsed, 2),
+            "requests_per_second": round(done / elapsed, 1), "concurrency": concurrency}  # fmt: skip
+
+
+async def insert_overhead(dsn: str, rows: int) -> dict[str, Any]:
+    """Per-message INSERT+COMMIT with the rollup triggers on and off, interleaved in batches."""
+    conn = await asyncpg.connect(dsn)
+    samples: dict[str, list[float]] = {"with_triggers": [], "without_triggers": []}
+    try:
+        user_id = await conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1")
+        insert = await conn.prepare(
+            "INSERT INTO messages (id, user_id, role, content, content_length, created_at)"
+            " VALUES ($1, $2, 'user', 'benchmark message', 17, now())"
+        )
+        for batch in range(10):
+            for mode in (
+                ("with_triggers", "without_triggers") if batch % 2 else ("without_triggers", "with_triggers")
+            ):
+                action = "ENABLE" if mode == "with_triggers" else "DISABLE"
+                await conn.execute(f"ALTER TABLE messages {action} TRIGGER stats_messages")
+                for _ in range(rows // 10):
+                    started = time.perf_counter()
+                    async with conn.transaction():
+                        await insert.fetch(uuid.uuid4(), user_id)
+                    samples[mode].append((time.perf_counter() - started) * 1000)
+        await conn.execute("ALTER TABLE messages ENABLE TRIGGER stats_messages")
+        await conn.execute("DELETE FROM messages WHERE content = 'benchmark message'")
+        await conn.execute("SELECT stats_rebuild()")  # the untracked inserts left the rollups behind
+    finally:
+        await conn.close()
+    on, off = percentiles(samples["with_triggers"]), percentiles(samples["without_triggers"])
+    return {"with_triggers_ms": on, "without_triggers_ms": off,
+            "added_p50_ms": round(on["p50"] - off["p50"], 3)}  # fmt: skip
+
+
+async def freshness(api: ApiProcess, dsn: str, attempts: int) -> dict[str, float]:
+    """Seconds from a message's commit until GET /api/v1/stats counts it."""
+    conn = await asyncpg.connect(dsn)
+    delays = []
+    try:
+        user_id = await conn.fetchval("SELECT id FROM users ORDER BY id DESC LIMIT 1")
+        async with httpx.AsyncClient(base_url=api.base, auth=("bench", PASSWORD), timeout=60) as client:
+            for _ in range(attempts):
+
+                async def total() -> int:
+                    body = (await client.get("/api/v1/stats", params={"period": "day"})).json()
+                    return int(body["summary"]["total_messages"])
+
+                before = await total()
+                await conn.execute(
+                    "INSERT INTO messages (user_id, role, content, content_length)"
+                    " VALUES ($1, 'user', 'f', 1)",
+                    user_id,
+                )
+                committed = time.perf_counter()
+                while await total() == before and time.perf_counter() - committed < 30:
+                    await asyncio.sleep(0.01)
+                delays.append(time.perf_counter() - committed)
+    finally:
+        await conn.close()
+    return {
+        "max_seconds": round(max(delays), 4),
+        "median_seconds": round(sorted(delays)[len(delays) // 2], 4),
+    }
+
+
+async def cached_auth_ms(url: str, runs: int) -> dict[str, float]:
+    """What a cached Basic-auth check costs, in process (the row re-check included)."""
+    settings = load_settings(ApiSettings, database_url=url, rate_limit_enabled=False)
+    authenticator = Authenticator.from_settings(settings)
+    engine = create_async_engine(url)
+    credentials = BasicCredentials(username="bench", password=PASSWORD)
+    try:
+        await authenticator.authenticate(engine, credentials, address="127.0.0.1")  # fills the cache
+        samples = [
+            await timed(lambda: authenticator.authenticate(engine, credentials, address="127.0.0.1"))
+            for _ in range(runs)
+        ]
+        started = time.perf_counter()
+        await passwords.verify_password_async(PASSWORD, passwords.hash_password(PASSWORD))
+        bcrypt_ms = (time.perf_counter() - started) * 1000
+    finally:
+        await engine.dispose()
+    return {**percentiles(samples), "uncached_bcrypt_cost12_ms": round(bcrypt_ms, 1)}
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Everything, in one run; writes bench/results/api.json."""
+    base = CACHE / "pg"
+    base.mkdir(parents=True, exist_ok=True)
+    for path in (CACHE, base):
+        path.chmod(0o755)
+    pg = LocalPostgres(data_dir=base / "data", run_dir=base / "run", port=free_port(), settings={
+        "shared_buffers": "2GB", "work_mem": "64MB", "maintenance_work_mem": "1GB", "max_wal_size": "8GB",
+        "fsync": "off", "synchronous_commit": "off", "max_connections": "100"})  # fmt: skip
+    pg.start()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[str, Any] = {"served_ms": {}, "baseline_seconds": {}}
+    try:
+        postgres_version = pg.psql("SHOW server_version").split()[0]
+        for size in sizes:
+            spec = DemoSpec(users=max(size // 100, 100), messages=size, days=90)
+            url = await ensure_data(pg, spec)
+            label = size_label(size)
+            api = ApiProcess(url)
+            try:
+                await api.wait_ready()
+                say(f"{label}: served latency ({args.runs} runs per period)")
+                results["served_ms"][label] = await served_latency(api, args.runs)
+                say(f"{label}: baseline (direct aggregates)")
+                engine = create_async_engine(url)
+                try:
+                    runs = args.baseline_runs if size < 5_000_000 else 1
+                    results["baseline_seconds"][label] = await baseline_seconds(engine, runs)
+                finally:
+                    await engine.dispose()
+                if size == sizes[-1]:
+                    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+                    say(f"{label}: dashboard polling, throughput, insert overhead, freshness, auth")
+                    ours = await dashboard_db_seconds(api, polls=6)
+                    results["dashboard_minute_db_seconds"] = {
+                        "parley": round(ours, 3),
+                        "baseline_60s_cache": round(sum(results["baseline_seconds"][label].values()), 3),
+                    }
+                    results["throughput"] = await throughput(api, concurrency=8, seconds=args.seconds)
+                    results["insert"] = await insert_overhead(dsn, args.inserts)
+                    results["freshness"] = await freshness(api, dsn, attempts=5)
+                    results["cached_auth_ms"] = await cached_auth_ms(url, runs=200)
+            finally:
+                api.stop()
+    finally:
+        pg.stop()
+
+    big, small = size_label(sizes[-1]), size_label(sizes[0])
+    served = results["served_ms"]
+    goals = [Goal(f"stats_p95_ms_{p.value}_{big}", served[big][p.value]["p95"], "<=", 50) for p in Period]
+    if len(sizes) > 1:
+        growth = max(served[big][p.value]["p50"] / served[small][p.value]["p50"] for p in Period)
+        goals.append(Goal(f"p50_growth_{small}_to_{big}", growth, "<=", 2))
+    goals += [
+        Goal(f"dashboard_minute_db_seconds_{big}", results["dashboard_minute_db_seconds"]["parley"], "<=", 2),
+        Goal("insert_added_ms_p50", results["insert"]["added_p50_ms"], "<=", 1),
+        Goal("new_message_visible_seconds_max", results["freshness"]["max_seconds"], "<=", 15),
+        Goal("cached_auth_ms_p50", results["cached_auth_ms"]["p50"], "<=", 1),
+    ]
+    for period in Period:
+        speedup = results["baseline_seconds"][big][period.value] * 1000 / served[big][period.value]["p50"]
+        results.setdefault("speedup_vs_baseline", {})[period.value] = round(speedup, 1)
+    params = {
+        "sizes": sizes,
+        "users_per_size": [max(s // 100, 100) for s in sizes],
+        "days": 90,
+        "runs_per_period": args.runs,
+        "baseline_runs_below_5M": args.baseline_runs,
+        "baseline_runs_from_5M": 1,
+        "throughput_concurrency": 8,
+        "throughput_seconds": args.seconds,
+        "insert_rows": args.inserts,
+        "dashboard_polls": 6,
+        "warmup_requests": 5,
+        "note": "bench cluster runs with fsync off; the client runs on the same 2 cores",
+    }
+    path = write("api", params=params, results=results, goals=goals, postgres=postgres_version)
+    say(f"wrote {path}")
+    for goal in goals:
+        verdict = "met" if goal.met else "NOT met"
+        say(f"goal {goal.name}: {goal.value:.3f} {goal.op} {goal.target} -> {verdict}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated message counts")
+    parser.add_argument("--runs", type=int, default=100, help="requests per period per size")
+    parser.add_argument("--baseline-runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
+    parser.add_argument("--inserts", type=int, default=2000)
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
