@@ -6,8 +6,11 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 COVERAGE_MIN ?= 85
+USERS ?= 2000
+MESSAGES ?= 100000
+DAYS ?= 90
 
-.PHONY: help sync run test lint fmt migrate envtest
+.PHONY: help sync run test lint fmt migrate envtest seed-demo bench-api
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,7 +32,7 @@ test: .venv/.synced ## Run every test on real PostgreSQL, with per-package cover
 lint: .venv/.synced ## ruff (lint + format check) and mypy --strict
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy core api bot operator tools tests migrations
+	$(UV) run --frozen mypy core api bot operator tools tests migrations bench
 
 fmt: .venv/.synced ## Format and auto-fix with ruff
 	$(UV) run --frozen ruff format .
@@ -37,6 +40,12 @@ fmt: .venv/.synced ## Format and auto-fix with ruff
 
 migrate: .venv/.synced ## Apply migrations to DATABASE_URL (or DB_*) with Alembic
 	$(UV) run --frozen alembic upgrade head
+
+seed-demo: .venv/.synced ## Demo data: USERS=2000 MESSAGES=100000 DAYS=90 (REPLACE=1 replaces existing data)
+	$(UV) run --frozen python -m tools.seed_demo --users $(USERS) --messages $(MESSAGES) --days $(DAYS) $(if $(REPLACE),--replace)
+
+bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates -> bench/results/api.json
+	$(UV) run --frozen python -m bench.api
 
 envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool into ~/.cache/parley/tools
 	tools/envtest/install.sh
