@@ -118,9 +118,11 @@ class ApiUserCreate(ApiUserBase):
     @classmethod
     def _password_rules(cls, value: SecretStr) -> SecretStr:
         password = value.get_secret_value()
-        if any(ord(char) < 32 or ord(char) == 127 for char in password):
+        if any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF for char in password):
+            # Lone surrogates (possible through JSON escapes) are not text and cannot be encoded.
             raise PydanticCustomError(
-                "password_control_characters", "password must not contain control characters"
+                "password_control_characters",
+                "password must be text without control characters or unpaired surrogates",
             )
         if len(password) < PASSWORD_MIN_CHARS:
             raise PydanticCustomError(
