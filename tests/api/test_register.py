@@ -199,10 +199,23 @@ async def test_malformed_bodies_are_422(client: httpx.AsyncClient, payload: Any)
     assert response.json()["detail"]
 
 
-async def test_invalid_json_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post(REGISTER, content=b"{not json", headers={"Content-Type": "application/json"})
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b'{"username": "ana.lyst", "password": NaN, "admin_token": "x"}',
+        b'{"username": "ana.lyst", "password": "correct horse battery", "extra": Infinity}',
+        b"[NaN]",
+        b'"correct horse battery"',
+    ],
+    ids=["invalid", "nan-password", "infinite-extra", "nan-list", "bare-string"],
+)
+async def test_unusual_json_is_422_and_never_echoed(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post(REGISTER, content=raw, headers={"Content-Type": "application/json"})
 
     assert response.status_code == 422
+    assert all("input" not in error for error in response.json()["detail"])
+    assert "correct horse battery" not in response.text
 
 
 async def test_registration_is_off_without_a_configured_token(database_url: str) -> None:
