@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
-from schemathesis.core.result import Ok
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from parley_core.passwords import hash_password
 from tools.localpg import LocalPostgres, free_port
