@@ -65,16 +65,23 @@ async def _announce_commands(bot: Bot) -> None:
         log.warning("set_commands_failed", error=type(exc).__name__)
 
 
+async def _clear_stale_leases(engine: AsyncEngine) -> None:
+    """Leases left by a previous run of this (single, polling) process can only be stale."""
+    try:
+        async with engine.begin() as conn:
+            cleared = await users.clear_leases(conn)
+    except Exception as exc:  # the database may be down at start; /ready says so, leases expire anyway
+        log.warning("stale_leases_not_cleared", error=type(exc).__name__)
+        return
+    if cleared:
+        log.info("stale_leases_cleared", count=cleared)
+
+
 async def _poll(
     *, dp: Dispatcher, bot: Bot, engine: AsyncEngine, settings: BotSettings, lifecycle: Lifecycle
 ) -> None:
     """Long polling until asked to stop. Exactly one replica may poll: a second one gets 409 Conflict."""
-    async with engine.connect() as conn:
-        # Leases of a previous run of this (single) process can only be stale.
-        cleared = await users.clear_leases(conn)
-        await conn.commit()
-    if cleared:
-        log.info("stale_leases_cleared", count=cleared)
+    await _clear_stale_leases(engine)
     await bot.delete_webhook(drop_pending_updates=False)
     await _announce_commands(bot)
     polling = asyncio.create_task(

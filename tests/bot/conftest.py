@@ -107,13 +107,14 @@ class RunningBot:
 async def running_bot(settings: BotSettings, telegram: TelegramDouble) -> AsyncIterator[RunningBot]:
     """Start ``run(settings)`` and wait until it serves (polling: first getUpdates; webhook: set)."""
     lifecycle = Lifecycle()
+    calls_before = len(telegram.calls)
     task = asyncio.create_task(run(settings, lifecycle=lifecycle, handle_signals=False))
     handle = RunningBot(settings, lifecycle, task)
 
     def started() -> bool:
         if task.done():
             return True
-        methods = [method for method, _ in telegram.calls]
+        methods = [method for method, _ in telegram.calls[calls_before:]]
         return ("getUpdates" in methods) if settings.bot_mode == "polling" else ("setWebhook" in methods)
 
     await telegram.wait_for(started, timeout=20)

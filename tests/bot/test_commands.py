@@ -1,0 +1,175 @@
+"""Commands, non-text messages, groups, the allowlist and the rate limit, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
+
+USER = 42
+
+
+async def ask(telegram: TelegramDouble, text: str, *, user_id: int = USER) -> str:
+    """Send ``text`` and return the bot's next message to that chat."""
+    count = len(telegram.messages_to(user_id))
+    telegram.send_text(text, user_id=user_id)
+    return (await telegram.wait_for_messages(user_id, count + 1))[count].text
+
+
+async def test_start_says_what_is_stored_and_how_to_delete_it(
+    bot: RunningBot, telegram: TelegramDouble
+) -> None:
+    reply = await ask(telegram, "/start")
+
+    assert "Hi Ada" in reply
+    assert "What I store" in reply
+    assert "/reset" in reply
+    assert "/help" in reply
+    assert "/system" in await ask(telegram, "/help")
+
+
+async def test_reset_soft_deletes_the_history(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    await ask(telegram, "first question")
+    reply = await ask(telegram, "/reset")
+    await ask(telegram, "fresh start")
+
+    assert "forgot our conversation (2 messages)" in reply
+    assert [m["content"] for m in llm.requests[-1]["messages"][1:]] == ["fresh start"]
+    stored = await rows(
+        engine, "SELECT content, deleted_at IS NOT NULL AS deleted FROM messages ORDER BY created_at"
+    )
+    assert [(r.content, r.deleted) for r in stored] == [
+        ("first question", True),
+        ("echo: first question", True),
+        ("fresh start", False),
+        ("echo: fresh start", False),
+    ]
+
+
+async def test_system_prompt_is_set_used_shown_and_reset(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    assert "default" in await ask(telegram, "/system")
+    assert "follow your system prompt" in await ask(telegram, "/system Answer like a <pirate> & be brief")
+    await ask(telegram, "hi")
+    settings_reply = await ask(telegram, "/settings")
+    assert "back to the default" in await ask(telegram, "/system reset")
+    await ask(telegram, "hi again")
+
+    assert llm.requests[0]["messages"][0] == {
+        "role": "system",
+        "content": "Answer like a <pirate> & be brief",
+    }
+    assert "Answer like a <pirate> & be brief" in settings_reply  # escaped in HTML, shown verbatim
+    assert llm.requests[1]["messages"][0]["content"] == bot.settings.llm_system_prompt
+
+
+async def test_too_long_system_prompt_is_refused(bot: RunningBot, telegram: TelegramDouble) -> None:
+    reply = await ask(telegram, "/system " + "x" * (bot.settings.system_prompt_max_chars + 1))
+
+    assert reply.startswith("Sorry, the system prompt may be at most 2000 characters")
+    assert "(default)" in await ask(telegram, "/settings")
+
+
+async def test_history_length_bounds_what_the_llm_sees(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    assert "last 20 messages" in await ask(telegram, "/history")
+    assert "from 1 to 100" in await ask(telegram, "/history 0")
+    assert "whole number" in await ask(telegram, "/history lots")
+    assert "last 3 messages" in await ask(telegram, "/history 3")
+    for text in ("one", "two", "three"):
+        await ask(telegram, text)
+
+    assert [m["content"] for m in llm.requests[-1]["messages"][1:]] == ["two", "echo: two", "three"]
+    settings_reply = await ask(telegram, "/settings")
+    assert "last 3 messages" in settings_reply
+    assert "primary/model" in settings_reply
+
+
+async def test_unknown_commands_and_non_text_get_polite_replies(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    assert "/help" in await ask(telegram, "/frobnicate")
+    telegram.push_update(
+        telegram.text_update(
+            "",
+            extra={
+                "sticker": {
+                    "file_id": "x",
+                    "file_unique_id": "y",
+                    "type": "regular",
+                    "width": 512,
+                    "height": 512,
+                    "is_animated": False,
+                    "is_video": False,
+                }
+            },
+        )
+    )
+    telegram.push_update(
+        telegram.text_update(
+            "", extra={"photo": [{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}]}
+        )
+    )
+    replies = await telegram.wait_for_messages(USER, 3)
+
+    assert [r.text for r in replies[1:]] == [
+        "Sorry, I can only read text. Please send your question as a text message."
+    ] * 2
+    assert llm.requests == []
+
+
+async def test_groups_answer_only_when_addressed(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    group = -100123
+    telegram.send_text("chatting among humans", chat_id=group, chat_type="supergroup")
+    telegram.send_text("/reset", chat_id=group, chat_type="supergroup")
+    telegram.send_text("@parley_test_bot what is 2+2?", chat_id=group, chat_type="supergroup")
+    telegram.send_text("and 3+3?", chat_id=group, chat_type="supergroup", reply_to_bot=True)
+    replies = await telegram.wait_for_messages(group, 2)
+    await asyncio.sleep(0.3)  # give an (unwanted) answer to the ignored messages time to show up
+
+    assert [r.text for r in telegram.messages_to(group)] == ["echo: what is 2+2?", "echo: and 3+3?"]
+    assert all(r.reply_to is not None for r in replies)
+    assert [m["content"] for m in llm.requests[1]["messages"][1:]] == [
+        "what is 2+2?",
+        "echo: what is 2+2?",
+        "and 3+3?",
+    ]
+
+
+async def test_allowlist_refuses_other_users(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    async with running_bot(make_settings(allowed_user_ids=[7]), telegram):
+        refused = await ask(telegram, "let me in", user_id=USER)
+        allowed = await ask(telegram, "hello", user_id=7)
+
+    assert "private bot" in refused
+    assert allowed == "echo: hello"
+    assert len(llm.requests) == 1
+
+
+async def test_rate_limit_replies_once_then_stays_quiet(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    settings = make_settings(rate_limit_burst=2, rate_limit_per_minute=1)
+    async with running_bot(settings, telegram):
+        for text in ("one", "two", "three", "four"):
+            telegram.send_text(text)
+        await telegram.wait_for_messages(USER, 3)
+        await asyncio.sleep(0.3)
+        texts = [m.text for m in telegram.messages_to(USER)]
+
+    assert len(texts) == 3
+    assert {"echo: one", "echo: two"} < set(texts)
+    assert sum(t.startswith("You are sending messages faster than I can answer") for t in texts) == 1
+    assert len(llm.requests) == 2

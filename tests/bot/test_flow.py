@@ -1,0 +1,285 @@
+"""The message flow's guarantees: dedupe, per-user serialization, context trimming, webhook, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from aiogram import Bot, Dispatcher
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot.__main__ import create_bot, create_dispatcher
+from parley_bot.lifecycle import Lifecycle
+from parley_bot.llm import LLMClient
+from parley_bot.telegram import TelegramOutput
+from parley_core.db import create_engine
+from parley_core.repositories import messages
+from parley_core.repositories.users import TelegramProfile
+from parley_core.settings import BotSettings
+from tests.bot.conftest import FALLBACK, PRIMARY, RunningBot, SettingsFactory, get, rows, running_bot
+from tests.doubles import llm as script
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
+
+USER = 42
+
+
+@asynccontextmanager
+async def dispatcher(settings: BotSettings) -> AsyncIterator[tuple[Dispatcher, Bot]]:
+    """A Dispatcher wired like the real process, fed directly with feed_raw_update."""
+    lifecycle = Lifecycle()
+    bot = create_bot(settings, lifecycle)
+    engine = create_engine(settings)
+    llm_client = LLMClient.from_settings(settings)
+    output = TelegramOutput.from_settings(bot, settings)
+    dp = create_dispatcher(
+        settings=settings, engine=engine, llm=llm_client, output=output, lifecycle=lifecycle
+    )
+    try:
+        yield dp, bot
+    finally:
+        await bot.session.close()
+        await llm_client.close()
+        await engine.dispose()
+
+
+async def test_duplicate_updates_are_answered_once_even_after_a_restart(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    settings = make_settings()
+    update: dict[str, Any] = {"update_id": 5000, **telegram.text_update("only once")}
+    async with dispatcher(settings) as (dp, bot):
+        await dp.feed_raw_update(bot, update)
+        await dp.feed_raw_update(bot, update)  # a webhook retry or a re-polled batch
+    async with dispatcher(settings) as (dp, bot):  # a new process: only the database remembers
+        await dp.feed_raw_update(bot, update)
+
+    assert [m.text for m in telegram.messages_to(USER)] == ["echo: only once"]
+    assert len(llm.requests) == 1
+    assert len(await rows(engine, "SELECT 1 FROM messages WHERE telegram_update_id = 5000")) == 1
+
+
+async def test_concurrent_messages_of_one_user_never_interleave(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    llm.latency = 0.3
+    telegram.send_text("first")
+    telegram.send_text("second")
+    telegram.send_text("third")
+    await telegram.wait_for_messages(USER, 3)
+
+    prompts = [[m["content"] for m in r["messages"][1:]] for r in llm.requests]
+    assert prompts == [
+        ["first"],
+        ["first", "echo: first", "second"],
+        ["first", "echo: first", "second", "echo: second", "third"],
+    ]
+
+
+async def test_a_second_replica_waits_for_the_users_lease(engine: AsyncEngine) -> None:
+    profile = TelegramProfile(id=USER, first_name="Ada")
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    async with engine.connect() as conn:
+        first = await messages.begin_turn(
+            conn, profile=profile, update_id=1, content="a", holder=mine, lease_seconds=60, default_history=20
+        )
+        busy = await messages.begin_turn(
+            conn,
+            profile=profile,
+            update_id=2,
+            content="b",
+            holder=theirs,
+            lease_seconds=60,
+            default_history=20,
+        )
+        await messages.finish_turn(
+            conn,
+            user_id=USER,
+            holder=mine,
+            content="answer a",
+            model="m",
+            prompt_tokens=1,
+            completion_tokens=1,
+            latency_ms=1,
+            fallback_used=False,
+        )
+        second = await messages.begin_turn(
+            conn,
+            profile=profile,
+            update_id=2,
+            content="b",
+            holder=theirs,
+            lease_seconds=60,
+            default_history=20,
+        )
+        again = await messages.begin_turn(
+            conn,
+            profile=profile,
+            update_id=2,
+            content="b",
+            holder=theirs,
+            lease_seconds=60,
+            default_history=20,
+        )
+        await conn.commit()
+
+    assert (first.status, busy.status, second.status, again.status) == (
+        "started",
+        "busy",
+        "started",
+        "duplicate",
+    )
+    assert [(m.role.value, m.content) for m in second.history] == [("user", "a"), ("assistant", "answer a")]
+
+
+async def test_expired_lease_of_a_crashed_replica_is_taken_over(engine: AsyncEngine) -> None:
+    profile = TelegramProfile(id=USER)
+    async with engine.begin() as conn:
+        await messages.begin_turn(
+            conn,
+            profile=profile,
+            update_id=1,
+            content="a",
+            holder=uuid.uuid4(),
+            lease_seconds=0,
+            default_history=20,
+        )
+    async with engine.begin() as conn:  # a later transaction: now() has moved past the lease
+        taken = await messages.begin_turn(
+            conn,
+            profile=profile,
+            update_id=2,
+            content="b",
+            holder=uuid.uuid4(),
+            lease_seconds=60,
+            default_history=20,
+        )
+
+    assert taken.status == "started"
+
+
+async def test_context_too_long_trims_the_oldest_history_and_retries(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    async with running_bot(make_settings(), telegram):
+        for i in range(4):
+            telegram.send_text(f"message number {i} with several words in it")
+            await telegram.wait_for_messages(USER, i + 1)
+        llm.context_tokens[PRIMARY] = 60
+        telegram.send_text("the last one")
+        replies = await telegram.wait_for_messages(USER, 5)
+
+    assert replies[-1].text == "echo: the last one"
+    too_long, trimmed = llm.requests[-2], llm.requests[-1]
+    assert len(trimmed["messages"]) < len(too_long["messages"])
+    assert trimmed["messages"][-1]["content"] == "the last one"
+    assert trimmed["model"] == PRIMARY
+
+
+async def test_a_message_too_long_for_any_context_gets_a_polite_reply(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    llm.context_tokens.update({PRIMARY: 3, FALLBACK: 3})
+    async with running_bot(make_settings(), telegram):
+        telegram.send_text("far too many words for this tiny model")
+        [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert "too long for the model" in reply.text
+
+
+async def test_hanging_primary_times_out_and_the_fallback_answers(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    llm.script(PRIMARY, script.hang(), script.drop())
+    async with running_bot(make_settings(llm_timeout_seconds=0.5), telegram):
+        telegram.send_text("hello?")
+        [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert reply.text == "echo: hello?"
+    assert llm.models_called() == [PRIMARY, PRIMARY, FALLBACK]
+
+
+async def test_webhook_mode_verifies_the_secret_token(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    settings = make_settings(
+        bot_mode="webhook", telegram_webhook_secret="s3cret-token", telegram_webhook_url="x"
+    )
+    settings = make_settings(
+        bot_mode="webhook",
+        telegram_webhook_secret="s3cret-token",
+        telegram_webhook_url=f"http://127.0.0.1:{settings.bot_port}/telegram/webhook",
+        bot_port=settings.bot_port,
+    )
+    async with running_bot(settings, telegram):
+        forged = await telegram.deliver_webhook(telegram.text_update("forged"), secret="wrong")
+        missing = await telegram.deliver_webhook(telegram.text_update("no secret"), secret="")
+        genuine = await telegram.deliver_webhook(telegram.text_update("genuine"))
+        [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert (forged, missing, genuine) == (401, 401, 200)
+    assert reply.text == "echo: genuine"
+    assert telegram.webhook_secret == "s3cret-token"
+    assert [m["messages"][-1]["content"] for m in llm.requests] == ["genuine"]
+
+
+async def test_probes_and_metrics(bot: RunningBot, telegram: TelegramDouble) -> None:
+    telegram.send_text("count me")
+    await telegram.wait_for_messages(USER, 1)
+
+    health = await get(f"{bot.base_url}/health")
+    ready = await get(f"{bot.base_url}/ready")
+    exposition = (await get(f"{bot.base_url}/metrics")).text
+
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "up", "draining": False, "reasons": []}
+    for name in (
+        "llm_request_duration_seconds_bucket",
+        "llm_requests_total",
+        "llm_fallback_used_total",
+        "telegram_messages_received_total",
+        "telegram_messages_sent_total",
+        "llm_tokens_total",
+    ):
+        assert name in exposition
+    assert 'llm_requests_total{model="primary/model"}' in exposition
+
+
+async def test_ready_is_503_while_draining_and_when_the_database_is_down(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    llm.latency = 1.0
+    async with running_bot(make_settings(), telegram) as handle:
+        telegram.send_text("slow one")
+        await telegram.wait_for(lambda: len(llm.requests) == 1)
+        handle.lifecycle.request_stop()
+        await asyncio.sleep(0.05)
+        draining = await get(f"{handle.base_url}/ready")
+        await telegram.wait_for_messages(USER, 1)
+        await asyncio.wait_for(handle.task, 30)
+    async with running_bot(
+        make_settings(database_url="postgresql://nobody@127.0.0.1:1/none"), telegram
+    ) as down:
+        no_db = await get(f"{down.base_url}/ready")
+
+    assert draining.status_code == 503
+    assert draining.json()["reasons"] == ["shutting down"]
+    assert no_db.status_code == 503
+    assert no_db.json()["database"] == "down"
+
+
+async def test_health_reports_a_dead_update_loop(bot: RunningBot) -> None:
+    assert bot.lifecycle.update_loop is not None
+    bot.lifecycle.last_poll_at = -1e9  # as if getUpdates had not returned for ages
+
+    async with httpx.AsyncClient() as client:
+        stalled = await client.get(f"{bot.base_url}/health")
+
+    assert stalled.status_code == 503
+    assert stalled.json()["status"] == "update_loop_stalled"
