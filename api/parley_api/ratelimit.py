@@ -80,8 +80,11 @@ def build_limiter(settings: ApiSettings) -> Limiter:
         in_memory_fallback_enabled=True,
         swallow_errors=True,
     )
-    # slowapi also reads RATELIMIT_* variables and .env; Parley's settings are the one source.
+    # slowapi also reads RATELIMIT_* variables and .env; Parley's settings are the one source, so the
+    # switches it may have picked up there are set back (headers on would break non-Response routes).
     limiter.enabled = settings.rate_limit_enabled
+    limiter._headers_enabled = False
+    limiter._swallow_errors = True
     return limiter
 
 

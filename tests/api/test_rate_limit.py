@@ -147,6 +147,18 @@ async def test_rate_limiting_can_be_turned_off(database_url: str, ana: RandomApi
     assert statuses == {200}
 
 
+async def test_slowapi_environment_variables_change_nothing(
+    database_url: str, ana: RandomApiUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"RATELIMIT_ENABLED": "false", "RATELIMIT_HEADERS_ENABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    app = limited_app(database_url)
+    async with lifespan_of(app), client_from(app) as client:
+        statuses = [(await client.get(LIMITED, auth=ana.auth)).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+
+
 async def test_every_app_has_its_own_counters(database_url: str) -> None:
     first, second = limited_app(database_url), limited_app(database_url)
     async with lifespan_of(first), lifespan_of(second):
