@@ -105,6 +105,7 @@ class _Renderer:
     def _on_blockquote_open(self, _token: Token) -> None:
         self.newlines(2)
         self.out.append("<blockquote>")
+        self.after_prefix = True  # the quote's first paragraph starts right after the tag
 
     def _on_blockquote_close(self, _token: Token) -> None:
         self._strip_trailing_newlines()
