@@ -1,8 +1,11 @@
-"""Error handlers: database trouble becomes a clear 503, never a 500 with a stack trace."""
+"""Error handlers: clear 4xx/503 bodies, never a 500 with a stack trace, never the input echoed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -24,7 +27,21 @@ async def handle_database_unavailable(request: Request, exc: Exception) -> JSONR
     )
 
 
+def _public_error(error: dict[str, Any]) -> dict[str, Any]:
+    public: dict[str, Any] = {key: error[key] for key in ("type", "loc", "msg") if key in error}
+    if ctx := error.get("ctx"):
+        public["ctx"] = {key: str(value) for key, value in ctx.items()}
+    return public
+
+
+async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming what failed, without the input: it may be a password, or a value JSON cannot carry (NaN)."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": [_public_error(e) for e in exc.errors()]})
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Attach every handler of this module to ``app``."""
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
     for exc_type in (OperationalError, DBAPIError, PoolTimeoutError, ConnectionError, TimeoutError):
         app.add_exception_handler(exc_type, handle_database_unavailable)

@@ -72,13 +72,13 @@ def create_metrics() -> ApiMetrics:
             ["query_name"],
             buckets=QUERY_BUCKETS,
             registry=registry,
-        ),  # fmt: skip
+        ),
         stats_requests=Counter(
             "stats_api_requests_total",
             "Requests to the stats API by period and outcome",
             ["period", "status"],
             registry=registry,
-        ),  # fmt: skip
+        ),
         engine_ref=engine_ref,
     )
 

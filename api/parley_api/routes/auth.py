@@ -7,12 +7,10 @@ body's shape (422), the rate limit per address (429), the admin token (403), the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import SecretStr, ValidationError
 
 from parley_api.auth.registration import admin_token_matches, register_account
@@ -32,26 +30,7 @@ from parley_core.repositories.api_users import DuplicateUsernameError
 log = get_logger(__name__)
 
 
-class InputFreeErrorsRoute(APIRoute):
-    """422s without the offending input: it may be a password, or a value JSON cannot carry back (NaN)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The normal handler, with ``input`` dropped from validation errors."""
-        handler = super().get_route_handler()
-
-        async def without_input(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = [
-                    {k: v for k, v in error.items() if k not in ("input", "url")} for error in exc.errors()
-                ]
-                raise RequestValidationError(errors) from None
-
-        return without_input
-
-
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=InputFreeErrorsRoute)
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 REGISTRATION_DISABLED = "registration is disabled: ADMIN_REGISTRATION_TOKEN is not configured"
 

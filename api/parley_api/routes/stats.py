@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from parley_api.deps import CurrentUserDep, StateDep
 from parley_api.ratelimit import stats_rate_limit
+from parley_api.schemas.auth import AUTHENTICATED_RESPONSES, ErrorPublic
 from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic
@@ -29,11 +30,13 @@ def reject_unknown_parameters(request: Request) -> None:
         )
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {"description": "Missing or invalid Basic credentials (`WWW-Authenticate: Basic`)."},
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTHENTICATED_RESPONSES,
     422: {"description": "Missing or unknown `period`, or an unknown query parameter."},
-    429: {"description": "Rate limit (`STATS_API_RATE_LIMIT`) or failed-login throttle; see `Retry-After`."},
-    503: {"description": "Database unavailable or its pool exhausted; see `Retry-After`."},
+    503: {
+        "model": ErrorPublic,
+        "description": "Database unavailable or its pool exhausted; retry after `Retry-After` seconds.",
+    },
 }
 
 
