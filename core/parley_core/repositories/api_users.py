@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -95,5 +95,108 @@ async def update_account(
         raise ValueError("nothing to update")
     result = await conn.execute(
         update(ApiUser).where(ApiUser.username == username).values(**values).returning(ApiUser.id)
+    )
+    return result.one_or_none() is not None
+
+
+# --- The operator's view: rows owned by ApiUser resources --------------------------------------------
+
+
+@dataclass(frozen=True)
+class OwnedApiUserRecord:
+    """One ``api_users`` row with the owner columns the operator decides by."""
+
+    id: int
+    username: str
+    password_hash: str
+    is_active: bool
+    source: ApiUserSource
+    owner_namespace: str | None
+    owner_name: str | None
+    owner_uid: str | None
+    secret_fingerprint: str | None
+
+
+_OWNED_COLUMNS = (
+    ApiUser.id,
+    ApiUser.username,
+    ApiUser.password_hash,
+    ApiUser.is_active,
+    ApiUser.source,
+    ApiUser.owner_namespace,
+    ApiUser.owner_name,
+    ApiUser.owner_uid,
+    ApiUser.secret_fingerprint,
+)
+
+
+async def get_with_owner(conn: AsyncConnection, username: str) -> OwnedApiUserRecord | None:
+    """The account named ``username`` with its owner reference and fingerprint, or None."""
+    statement = select(*_OWNED_COLUMNS).where(ApiUser.username == username)
+    row = (await conn.execute(statement)).mappings().one_or_none()
+    return OwnedApiUserRecord(**row) if row is not None else None
+
+
+async def upsert_owned(
+    conn: AsyncConnection,
+    *,
+    username: str,
+    password_hash: str,
+    is_active: bool,
+    fingerprint: str,
+    owner_namespace: str,
+    owner_name: str,
+    owner_uid: str,
+    adopt_registration: bool = False,
+    replace_owner_uid: str | None = None,
+) -> bool:
+    """Create or overwrite an operator-owned account in one atomic statement.
+
+    An existing row is overwritten only when ``owner_uid`` already owns it, when it came from
+    registration and ``adopt_registration`` is set, or when ``replace_owner_uid`` owns it (an owner
+    known to be gone). False means another owner holds the username and nothing was written.
+    """
+    values = {
+        "username": username,
+        "password_hash": password_hash,
+        "is_active": is_active,
+        "source": ApiUserSource.OPERATOR,
+        "owner_namespace": owner_namespace,
+        "owner_name": owner_name,
+        "owner_uid": owner_uid,
+        "secret_fingerprint": fingerprint,
+    }
+    statement = insert(ApiUser).values(**values)
+    allowed = ApiUser.owner_uid == owner_uid
+    if adopt_registration:
+        allowed = allowed | (ApiUser.source == ApiUserSource.REGISTRATION)
+    if replace_owner_uid is not None:
+        allowed = allowed | (ApiUser.owner_uid == replace_owner_uid)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ApiUser.username],
+        set_={key: statement.excluded[key] for key in values if key != "username"}
+        | {"updated_at": func.now()},
+        where=allowed,
+    ).returning(ApiUser.id)
+    return (await conn.execute(statement)).one_or_none() is not None
+
+
+async def set_active_owned(conn: AsyncConnection, username: str, *, owner_uid: str, is_active: bool) -> bool:
+    """Enable or disable an account owned by ``owner_uid``; False when it owns no such row."""
+    result = await conn.execute(
+        update(ApiUser)
+        .where(ApiUser.username == username, ApiUser.owner_uid == owner_uid)
+        .values(is_active=is_active)
+        .returning(ApiUser.id)
+    )
+    return result.one_or_none() is not None
+
+
+async def delete_owned(conn: AsyncConnection, username: str, *, owner_uid: str) -> bool:
+    """Delete the account only if ``owner_uid`` owns it; False when there was nothing of its own."""
+    result = await conn.execute(
+        delete(ApiUser)
+        .where(ApiUser.username == username, ApiUser.owner_uid == owner_uid)
+        .returning(ApiUser.id)
     )
     return result.one_or_none() is not None

@@ -324,4 +324,81 @@ class BotSettings(ParleySettings):
 
 
 class OperatorSettings(ParleySettings):
-    """The ApiUser operator (parley_operator); its own settings arrive with the operator."""
+    """The ApiUser operator (parley_operator): ApiUser resources -> api_users rows."""
+
+    operator_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the liveness and metrics endpoints; 0.0.0.0 in a container.",
+    )
+    operator_health_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port of kopf's liveness endpoint (`/healthz`)."
+    )
+    operator_metrics_port: int = Field(
+        default=9090, ge=1, le=65535, description="Port of the Prometheus `/metrics` endpoint."
+    )
+    operator_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated namespaces to watch (ApiUsers and their Secrets); empty watches "
+        "the whole cluster (needs a ClusterRole).",
+    )
+    operator_resync_seconds: float = Field(
+        default=300.0,
+        ge=5,
+        description="How often every ApiUser is checked against its row and source; drift (a row deleted "
+        "or altered behind the operator's back) is repaired within this time. An unchanged user costs "
+        "one Secret read and one row read, never a bcrypt hash.",
+    )
+    operator_retry_base_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay after a temporary error; doubles per retry."
+    )
+    operator_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest retry delay after temporary errors (database, Vault, API)."
+    )
+    operator_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="bcrypt hashes computed at once; each takes one CPU core for about 0.25 s at cost 12.",
+    )
+    operator_min_password_length: int = Field(
+        default=12, ge=1, le=72, description="Shortest password accepted from a Secret or Vault (characters)."
+    )
+    operator_kube_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one Kubernetes API request made by the operator."
+    )
+    operator_watch_server_timeout_seconds: int = Field(
+        default=60,
+        ge=10,
+        description="Server-side length of one watch request; the watch is then re-opened.",
+    )
+    operator_watch_client_timeout_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="Client-side limit of one watch request, so a stalled watch is noticed and re-opened.",
+    )
+    operator_watch_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout to open a watch connection."
+    )
+    operator_secret_label_selector: str | None = Field(
+        default=None,
+        description="Server-side label selector of the Secret watch, e.g. `parley.dev/apiuser=true`; unset "
+        "watches every Secret (filtered to referenced ones in the operator). Set it only when every "
+        "referenced Secret carries the label, or changes of the others wait for the next resync.",
+    )
+
+    @field_validator("operator_namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _watch_timeouts_in_order(self) -> Self:
+        if self.operator_watch_client_timeout_seconds <= self.operator_watch_server_timeout_seconds:
+            raise ValueError(
+                "OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS must exceed OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS"
+            )
+        if self.operator_retry_max_seconds < self.operator_retry_base_seconds:
+            raise ValueError("OPERATOR_RETRY_MAX_SECONDS must be at least OPERATOR_RETRY_BASE_SECONDS")
+        return self
