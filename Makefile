@@ -9,8 +9,10 @@ COVERAGE_MIN ?= 85
 USERS ?= 2000
 MESSAGES ?= 100000
 DAYS ?= 90
+LOAD_USERS ?= 20
+LOAD_SECONDS ?= 30
 
-.PHONY: help sync run test lint fmt migrate envtest seed-demo bench-api
+.PHONY: help sync run test lint fmt migrate envtest seed-demo bench-api load
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,5 +49,11 @@ seed-demo: .venv/.synced ## Demo data: USERS=2000 MESSAGES=100000 DAYS=90 (REPLA
 bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates -> bench/results/api.json
 	$(UV) run --frozen python -m bench.api
 
+load: .venv/.synced ## Locust against a local stack (LOAD_USERS=20 LOAD_SECONDS=30) -> bench/results/load.json
+	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
+
 envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool into ~/.cache/parley/tools
 	tools/envtest/install.sh
+
+bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
+	$(UV) run --frozen python -m bench.bot

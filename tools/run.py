@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_core import schema
+from parley_core.models import ApiUser
+from parley_core.passwords import hash_password_async
+from parley_core.repositories import api_users
 from parley_core.settings import ApiSettings, BotSettings, SettingsError, load_settings
 from tools.localpg import LocalPostgres, PostgresNotFoundError
 
@@ -25,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("PARLEY_DATA_DIR", ROOT / ".data"))
 LOCAL_DB = "parley"
 STOP_TIMEOUT_SECONDS = 35
+FIRST_ADMIN = "admin"
 
 
 def say(message: str) -> None:
@@ -60,6 +66,40 @@ async def migrate(database_url: str) -> None:
         await engine.dispose()
 
 
+async def create_first_admin(database_url: str, *, bcrypt_rounds: int) -> str | None:
+    """Like Grafana's first admin: when no dashboard account exists, create ``admin`` with a random
+    password and return it (to be shown once); None when accounts exist already."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            if await conn.scalar(select(ApiUser.id).limit(1)) is not None:
+                return None
+            password = secrets.token_urlsafe(18)
+            password_hash = await hash_password_async(password, rounds=bcrypt_rounds)
+            try:
+                await api_users.create(conn, username=FIRST_ADMIN, password_hash=password_hash)
+            except api_users.DuplicateUsernameError:  # another launcher won the race
+                return None
+            return password
+    finally:
+        await engine.dispose()
+
+
+async def prepare_database(database_url: str | None, settings: ApiSettings) -> str | None:
+    """Migrate to head, then create the first admin if there is no account (its password, or None)."""
+    url = database_url or settings.sqlalchemy_url().render_as_string(hide_password=False)
+    await migrate(url)
+    return await create_first_admin(url, bcrypt_rounds=settings.bcrypt_rounds)
+
+
+def announce_dashboard(base: str, admin_password: str | None) -> None:
+    """The dashboard's URL and, on the run that created it, the first admin's password (once)."""
+    say(f"dashboard: {base}/   (API docs at {base}/docs)")
+    if admin_password is not None:
+        say(f"first dashboard account: user {FIRST_ADMIN!r}, password {admin_password!r}")
+        say("  (shown only this once; more accounts: POST /api/v1/auth/register or an ApiUser resource)")
+
+
 def spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``python -m module`` in its own process group, sharing our terminal."""
     say(f"starting {name}")
@@ -91,11 +131,7 @@ def main() -> int:
             server, env["DATABASE_URL"] = start_local_postgres()
         else:
             say("using the database of DATABASE_URL")
-        asyncio.run(
-            migrate(
-                env.get("DATABASE_URL") or api_settings.sqlalchemy_url().render_as_string(hide_password=False)
-            )
-        )
+        admin_password = asyncio.run(prepare_database(env.get("DATABASE_URL"), api_settings))
         say("database schema is at head")
     except (PostgresNotFoundError, RuntimeError, OSError) as exc:
         say(f"cannot start: {exc}")
@@ -112,7 +148,7 @@ def main() -> int:
         say("bot: configured, but the bot service is not part of this build yet")
 
     base = f"http://localhost:{api_settings.api_port}"
-    say(f"API:       {base}/   (OpenAPI docs at {base}/docs)")
+    announce_dashboard(base, admin_password)
     say(f"health:    {base}/health   readiness: {base}/ready")
     say("press Ctrl-C to stop")
 

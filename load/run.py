@@ -1,0 +1,189 @@
+"""`make load`: a bounded, headless locust run against a local stack, results to bench/results/load.json.
+
+Starts its own PostgreSQL (demo data), then a real `python -m parley_api` twice:
+1. rate limit off, `DashboardUser`s for LOAD_SECONDS: the throughput/latency baseline;
+2. rate limit on (the default 10/minute), `RateLimitProbe`s sharing one account: the limiter must
+   answer 429 with Retry-After and let through no more than the limit.
+Everything runs on loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.report import Goal, write
+from parley_core.passwords import hash_password
+from tools.localpg import LocalPostgres, free_port
+from tools.run import migrate
+from tools.seed_demo import DemoSpec, load
+
+ROOT = Path(__file__).resolve().parents[1]
+USER, PASSWORD = "loadtest", "load-test-password-long"
+
+
+def say(message: str) -> None:
+    """Progress for the person waiting."""
+    print(f"[load] {message}", flush=True)
+
+
+def start_api(url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real API process on a free port; returns it and its base URL once ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley_api"],
+        env={**os.environ, "DATABASE_URL": url, "API_PORT": str(port), "LOG_LEVEL": "WARNING", **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                # One authenticated request fills the verification cache, so the run measures
+                # steady state rather than twenty simultaneous first bcrypt checks.
+                httpx.get(f"{base}/api/v1/stats?period=day", auth=(USER, PASSWORD), timeout=30)
+                return process, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the API did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM and wait."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=40)
+
+
+def run_locust(host: str, *, users: int, seconds: int, csv_prefix: Path, weights: dict[str, str]) -> None:
+    """One headless locust run; its statistics land in <csv_prefix>_stats.csv."""
+    env = {**os.environ, "LOAD_USER": USER, "LOAD_PASSWORD": PASSWORD, **weights}
+    command = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "load" / "api_locustfile.py"), "--headless",
+        "--host", host, "-u", str(users), "-r", str(max(users // 2, 1)), "-t", f"{seconds}s",
+        "--csv", str(csv_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
+    ]  # fmt: skip
+    subprocess.run(command, env=env, cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=seconds + 60)  # fmt: skip
+
+
+def read_stats(csv_prefix: Path) -> dict[str, dict[str, float]]:
+    """Per request name: count, failures, requests/s, mean, p50, p95, p99, max (ms), error rate."""
+    results = {}
+    with open(f"{csv_prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            count = int(row["Request Count"])
+            failures = int(row["Failure Count"])
+            results[row["Name"]] = {
+                "requests": count,
+                "failures": failures,
+                "error_rate": round(failures / count, 4) if count else 0.0,
+                "requests_per_second": round(float(row["Requests/s"]), 1),
+                "mean_ms": round(float(row["Average Response Time"]), 1),
+                "p50_ms": float(row["50%"]),
+                "p95_ms": float(row["95%"]),
+                "p99_ms": float(row["99%"]),
+                "max_ms": round(float(row["Max Response Time"]), 1),
+            }
+    return results
+
+
+def status_counts(base: str) -> dict[str, float]:
+    """Stats-route responses by HTTP status, from the API's own /metrics."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines():
+        if line.startswith("http_requests_total{") and 'handler="/api/v1/stats"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counts[status] = counts.get(status, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Both phases; writes bench/results/load.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20, help="concurrent dashboard users")
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--messages", type=int, default=200_000)
+    args = parser.parse_args(argv)
+
+    base_dir = Path(tempfile.mkdtemp(prefix="parley-load-"))
+    base_dir.chmod(0o755)
+    pg = LocalPostgres(data_dir=base_dir / "data", run_dir=base_dir / "run", port=free_port(),
+                       settings={"fsync": "off", "shared_buffers": "512MB"})  # fmt: skip
+    results: dict[str, Any] = {}
+    seconds = min(args.seconds, 50)  # phase 2 stays inside one rate-limit minute
+    try:
+        pg.start()
+        postgres_version = pg.psql("SHOW server_version").split()[0]
+        pg.create_database("parley")
+        url = pg.url("parley")
+        spec = DemoSpec(users=max(args.messages // 100, 100), messages=args.messages)
+        say(f"loading {spec.messages:,} demo messages")
+        asyncio.run(migrate(url))
+        asyncio.run(load(url.replace("+asyncpg", ""), spec, replace=True, progress=False))
+        account = f"('{USER}', '{hash_password(PASSWORD)}', 'registration')"  # constants only
+        insert = f"INSERT INTO api_users (username, password_hash, source) VALUES {account}"  # noqa: S608
+        pg.psql(insert, database="parley")
+
+        api, host = start_api(url, RATE_LIMIT_ENABLED="false")
+        try:
+            say(f"phase 1: {args.users} dashboard users for {args.seconds} s, rate limit off")
+            run_locust(host, users=args.users, seconds=args.seconds, csv_prefix=base_dir / "baseline",
+                       weights={"LOAD_DASHBOARD_WEIGHT": "1", "LOAD_RATE_LIMIT_WEIGHT": "0"})  # fmt: skip
+            results["baseline"] = read_stats(base_dir / "baseline")
+        finally:
+            stop(api)
+
+        api, host = start_api(url, STATS_API_RATE_LIMIT="10/minute")
+        try:
+            say(f"phase 2: 5 probes sharing one account for {seconds} s, STATS_API_RATE_LIMIT=10/minute")
+            run_locust(host, users=5, seconds=seconds, csv_prefix=base_dir / "ratelimit",
+                       weights={"LOAD_DASHBOARD_WEIGHT": "0", "LOAD_RATE_LIMIT_WEIGHT": "1"})  # fmt: skip
+            results["rate_limit"] = {**read_stats(base_dir / "ratelimit"), "statuses": status_counts(host)}
+        finally:
+            stop(api)
+    finally:
+        pg.stop("immediate")
+        shutil.rmtree(base_dir, ignore_errors=True)
+
+    total = results["baseline"]["Aggregated"]
+    limited = results["rate_limit"]["statuses"]
+    goals = [
+        Goal("baseline_error_rate", total["error_rate"], "<=", 0),
+        Goal("rate_limit_unexpected_responses", results["rate_limit"]["Aggregated"]["failures"], "<=", 0),
+        Goal("rate_limit_ok_responses_in_one_minute", limited.get("200", 0), "<=", 10),
+        Goal("rate_limit_429_responses", limited.get("429", 0), ">=", 1),
+    ]
+    params = {
+        "dashboard_users": args.users,
+        "seconds": args.seconds,
+        "messages": args.messages,
+        "rate_limit_probes": 5,
+        "rate_limit_seconds": seconds,
+        "rate_limit": "10/minute",
+        "tool": "locust, headless; server, database and load generator share the machine's cores",
+    }
+    path = write("load", params=params, results=results, goals=goals, postgres=postgres_version)
+    say(f"wrote {path}: {total['requests_per_second']} req/s, mean {total['mean_ms']} ms, "
+        f"p95 {total['p95_ms']} ms, p99 {total['p99_ms']} ms, errors {total['error_rate']:.2%}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
