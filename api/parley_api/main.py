@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from parley_api.auth import install_authentication
 from parley_api.cors import install_cors
+from parley_api.dashboard import router as dashboard_router
 from parley_api.errors import register_error_handlers
 from parley_api.metrics import create_metrics, install_metrics
 from parley_api.ratelimit import install_rate_limiting
@@ -57,5 +58,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(stats.router)
+    app.include_router(dashboard_router)
     install_cors(app, settings)  # last, so it wraps every response, errors included
     return app

@@ -1,0 +1,110 @@
+// Talking to the stats API, and keeping the analyst's credentials.
+//
+// Credentials live in memory and in sessionStorage (this tab only, gone when it closes) — never in
+// localStorage or a cookie. Requests are sent with `credentials: "omit"`: the Authorization header
+// is set by us, and a 401 never makes the browser pop up its own Basic-auth dialog.
+
+const STORAGE_KEY = "parley.dashboard.credentials";
+const STATS_URL = "api/v1/stats";
+
+let current = null;
+
+/** Base64 of UTF-8 text (btoa alone only takes Latin-1). */
+function base64Utf8(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** Credentials for `username`/`password`: the header value and the name to show. */
+export function makeCredentials(username, password) {
+  return { username, header: `Basic ${base64Utf8(`${username}:${password}`)}` };
+}
+
+/** The credentials of this tab, from memory or sessionStorage; null when signed out. */
+export function loadCredentials() {
+  if (current) return current;
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
+    if (stored && typeof stored.username === "string" && typeof stored.header === "string") {
+      current = { username: stored.username, header: stored.header };
+    }
+  } catch {
+    current = null;
+  }
+  return current;
+}
+
+/** Keep credentials for this tab. */
+export function saveCredentials(credentials) {
+  current = credentials;
+  try {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(credentials));
+  } catch {
+    // Storage refused (private mode, quota): memory alone still works until a reload.
+  }
+}
+
+/** Forget the credentials everywhere they were kept. */
+export function clearCredentials() {
+  current = null;
+  try {
+    sessionStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // Nothing stored.
+  }
+}
+
+function retryAfterSeconds(response, fallback) {
+  const value = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+  return Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+async function detailOf(response) {
+  try {
+    const body = await response.json();
+    return typeof body.detail === "string" ? body.detail : "";
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * GET the stats of `period`. Resolves (never rejects) with one of:
+ * {kind: "ok", data} | {kind: "unauthorized", detail} | {kind: "rate_limited", retryAfter, detail}
+ * | {kind: "unavailable", retryAfter} | {kind: "unreachable"} | {kind: "error", status, detail}
+ */
+export async function fetchStats(period, credentials, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(`${STATS_URL}?period=${encodeURIComponent(period)}`, {
+      headers: { Authorization: credentials.header, Accept: "application/json" },
+      credentials: "omit",
+      cache: "no-store",
+      signal,
+    });
+  } catch (error) {
+    if (error && error.name === "AbortError") return { kind: "aborted" };
+    return { kind: "unreachable" };
+  }
+  if (response.ok) {
+    try {
+      return { kind: "ok", data: await response.json() };
+    } catch {
+      return { kind: "error", status: response.status, detail: "the answer was not JSON" };
+    }
+  }
+  switch (response.status) {
+    case 401:
+      return { kind: "unauthorized", detail: await detailOf(response) };
+    case 429:
+      return { kind: "rate_limited", retryAfter: retryAfterSeconds(response, 60), detail: await detailOf(response) };
+    case 502:
+    case 503:
+    case 504:
+      return { kind: "unavailable", retryAfter: retryAfterSeconds(response, 10) };
+    default:
+      return { kind: "error", status: response.status, detail: await detailOf(response) };
+  }
+}

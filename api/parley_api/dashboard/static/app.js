@@ -1,0 +1,511 @@
+// The dashboard: login, the overview of one period, and every state in between
+// (loading, empty, signed out by a 401, rate limited by a 429, API unreachable).
+
+import { clearCredentials, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
+import { renderActivityChart } from "./chart.js";
+import {
+  PERIOD_NOUN, describeChange, formatAgo, formatDateTime, formatDuration, formatFigure, formatInteger,
+  formatLatency, formatShare, formatTime,
+} from "./format.js";
+
+const PERIODS = ["day", "week", "month"];
+const DEFAULT_PERIOD = "week";
+const AUTO_REFRESH_SECONDS = 60;
+const UNREACHABLE_RETRY_SECONDS = [5, 10, 30, 60];
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = {
+  credentials: null,
+  period: DEFAULT_PERIOD,
+  data: null,
+  hiddenSeries: new Set(),
+  sequence: 0,
+  controller: null,
+  countdown: null,
+  refreshTimer: null,
+  unreachableStreak: 0,
+};
+
+// ---------------------------------------------------------------- URL and period
+
+function periodFromUrl() {
+  const value = new URLSearchParams(window.location.search).get("period");
+  return PERIODS.includes(value) ? value : DEFAULT_PERIOD;
+}
+
+function writePeriodToUrl(period, { replace = false } = {}) {
+  const url = new URL(window.location.href);
+  url.searchParams.set("period", period);
+  if (url.href === window.location.href) return;
+  window.history[replace ? "replaceState" : "pushState"]({ period }, "", url);
+}
+
+function showPeriod(period) {
+  for (const button of document.querySelectorAll("#period-control [role=radio]")) {
+    const selected = button.dataset.period === period;
+    button.setAttribute("aria-checked", String(selected));
+    button.tabIndex = selected ? 0 : -1;
+  }
+}
+
+function selectPeriod(period, { focus = false } = {}) {
+  if (!PERIODS.includes(period)) return;
+  showPeriod(period);
+  if (focus) $(`#period-control [data-period="${period}"]`).focus();
+  if (period === state.period) return;
+  state.period = period;
+  writePeriodToUrl(period);
+  load();
+}
+
+function wirePeriodControl() {
+  const group = $("#period-control");
+  group.addEventListener("click", (event) => {
+    const button = event.target.closest("[role=radio]");
+    if (button) selectPeriod(button.dataset.period, { focus: true });
+  });
+  group.addEventListener("keydown", (event) => {
+    const index = PERIODS.indexOf(state.period);
+    const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    let next = null;
+    if (event.key in moves) next = PERIODS[(index + moves[event.key] + PERIODS.length) % PERIODS.length];
+    else if (event.key === "Home") next = PERIODS[0];
+    else if (event.key === "End") next = PERIODS[PERIODS.length - 1];
+    if (next === null) return;
+    event.preventDefault();
+    selectPeriod(next, { focus: true });
+  });
+  window.addEventListener("popstate", () => {
+    const period = periodFromUrl();
+    showPeriod(period);
+    if (period !== state.period && state.credentials) {
+      state.period = period;
+      load();
+    }
+  });
+}
+
+// ---------------------------------------------------------------- views
+
+function showLogin(message = "", { kind = "error" } = {}) {
+  stopTimers();
+  state.data = null;
+  $("#dashboard-view").hidden = true;
+  $("#login-view").hidden = false;
+  document.title = "Sign in · Parley";
+  const box = $("#login-message");
+  box.textContent = message;
+  box.dataset.kind = kind;
+  box.hidden = !message;
+  const username = $("#login-username");
+  (username.value ? $("#login-password") : username).focus();
+}
+
+function showDashboard() {
+  $("#login-view").hidden = true;
+  $("#dashboard-view").hidden = false;
+  $("#current-user").textContent = state.credentials.username;
+  document.title = "Overview · Parley";
+  showPeriod(state.period);
+}
+
+function setBanner(text, { retry = false, tone = "error" } = {}) {
+  const banner = $("#banner");
+  $("#banner-text").textContent = text;
+  banner.dataset.tone = tone;
+  banner.hidden = !text;
+  $("#banner-retry").hidden = !retry;
+}
+
+function setLoading(loading) {
+  const overview = $("#overview");
+  overview.setAttribute("aria-busy", String(loading));
+  overview.classList.toggle("is-refreshing", loading && state.data !== null);
+  overview.classList.toggle("is-initial", state.data === null);
+  $("#progress").hidden = !loading;
+  $("#refresh-button").disabled = loading;
+}
+
+// ---------------------------------------------------------------- timers
+
+function stopTimers() {
+  if (state.countdown) clearInterval(state.countdown.timer);
+  state.countdown = null;
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = null;
+}
+
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => {
+    if (document.visibilityState === "visible") load({ quiet: true });
+    else scheduleRefresh();
+  }, AUTO_REFRESH_SECONDS * 1000);
+}
+
+/** Show `render(seconds)` every second, then call `done` — e.g. "retry in 37 s". */
+function countDown(seconds, render, done) {
+  stopTimers();
+  const end = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+    render(left);
+    if (left === 0) {
+      stopTimers();
+      done();
+    }
+  };
+  state.countdown = { timer: setInterval(tick, 1000) };
+  tick();
+}
+
+// ---------------------------------------------------------------- loading
+
+async function load({ quiet = false } = {}) {
+  if (!state.credentials) return;
+  stopTimers();
+  state.controller?.abort();
+  const controller = new AbortController();
+  state.controller = controller;
+  const sequence = ++state.sequence;
+  const period = state.period;
+  if (!quiet || state.data === null) setLoading(true);
+  const result = await fetchStats(period, state.credentials, { signal: controller.signal });
+  if (sequence !== state.sequence || result.kind === "aborted") return; // a newer request won
+  setLoading(false);
+  handleResult(result, period);
+}
+
+function handleResult(result, period) {
+  switch (result.kind) {
+    case "ok":
+      state.unreachableStreak = 0;
+      setBanner("");
+      state.data = result.data;
+      render(result.data, period);
+      scheduleRefresh();
+      break;
+    case "unauthorized":
+      signOut("Your session has ended: the server no longer accepts these credentials. Please sign in again.");
+      break;
+    case "rate_limited":
+      countDown(
+        result.retryAfter,
+        (left) => setBanner(`Too many requests, retry in ${left} s.`, { tone: "warning" }),
+        () => load(),
+      );
+      break;
+    case "unavailable":
+      countDown(
+        result.retryAfter,
+        (left) => setBanner(`The API cannot reach its database right now, retry in ${left} s.`, { retry: true }),
+        () => load(),
+      );
+      break;
+    case "unreachable": {
+      const wait = UNREACHABLE_RETRY_SECONDS[Math.min(state.unreachableStreak, UNREACHABLE_RETRY_SECONDS.length - 1)];
+      state.unreachableStreak += 1;
+      countDown(
+        wait,
+        (left) => setBanner(`Cannot reach the API. Check your connection; retrying in ${left} s.`, { retry: true }),
+        () => load(),
+      );
+      break;
+    }
+    default:
+      setBanner(`Unexpected answer from the API (HTTP ${result.status})${result.detail ? `: ${result.detail}` : ""}.`, { retry: true });
+  }
+  if (state.data === null) renderPlaceholders();
+}
+
+// ---------------------------------------------------------------- rendering
+
+function renderPlaceholders() {
+  $("#overview").classList.add("is-initial");
+}
+
+function renderCards(summary, period) {
+  for (const card of document.querySelectorAll(".stat[data-metric]")) {
+    const metric = card.dataset.metric;
+    const value = summary[metric];
+    const previous = summary.previous[metric];
+    const valueNode = $("[data-role=value]", card);
+    valueNode.textContent = formatFigure(metric, value);
+    valueNode.dataset.value = String(value);
+    const change = describeChange(value, previous);
+    const badge = $("[data-role=badge]", card);
+    badge.textContent = change.text;
+    badge.dataset.direction = change.direction;
+    badge.setAttribute("aria-label", `${change.words} from the previous ${PERIOD_NOUN[period]}`);
+    badge.title = `${change.words} from the previous ${PERIOD_NOUN[period]}`;
+    $("[data-role=previous]", card).textContent = `vs ${formatFigure(metric, previous)} previous ${PERIOD_NOUN[period]}`;
+  }
+}
+
+function cell(text, className = "") {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function userCell(userId) {
+  const td = document.createElement("td");
+  const span = document.createElement("span");
+  span.className = "user-id";
+  span.textContent = String(userId);
+  span.title = `Telegram user ${userId}`;
+  td.append(span);
+  return td;
+}
+
+function barCell(value, max, text) {
+  const td = document.createElement("td");
+  td.className = "num bar-cell";
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const fill = document.createElement("span");
+  fill.style.width = `${max ? Math.max(2, (value / max) * 100) : 0}%`;
+  bar.append(fill);
+  const label = document.createElement("span");
+  label.className = "bar-label";
+  label.textContent = text;
+  td.append(label, bar);
+  return td;
+}
+
+function setEmpty(id, empty) {
+  $(`[data-empty-for="${id}"]`).hidden = !empty;
+  $(`#${id}`).hidden = empty;
+}
+
+function renderTopUsers(users, now) {
+  const body = $("#top-users tbody");
+  const max = users.length ? users[0].total_messages : 0;
+  body.replaceChildren(...users.map((user, index) => {
+    const row = document.createElement("tr");
+    row.dataset.userId = String(user.user_id);
+    const when = cell(formatAgo(user.last_activity, now), "num muted");
+    when.title = `${formatDateTime(user.last_activity)} UTC`;
+    row.append(
+      cell(String(index + 1), "num rank"),
+      userCell(user.user_id),
+      barCell(user.total_messages, max, formatInteger(user.total_messages)),
+      cell(formatInteger(user.dialog_count), "num col-optional"),
+      when,
+    );
+    return row;
+  }));
+  setEmpty("top-users", users.length === 0);
+}
+
+function renderRecentDialogs(dialogs, previewsEnabled, now) {
+  const list = $("#recent-dialogs");
+  list.replaceChildren(...dialogs.map((dialog) => {
+    const item = document.createElement("li");
+    item.className = "dialog";
+    item.dataset.userId = String(dialog.user_id);
+    const head = document.createElement("div");
+    head.className = "dialog-head";
+    const user = document.createElement("span");
+    user.className = "user-id";
+    user.textContent = String(dialog.user_id);
+    const meta = document.createElement("span");
+    meta.className = "dialog-meta";
+    meta.textContent = `${formatInteger(dialog.message_count)} messages · ${formatDuration(dialog.duration_minutes)}`;
+    meta.dataset.messages = String(dialog.message_count);
+    const time = document.createElement("time");
+    time.className = "dialog-time";
+    time.dateTime = dialog.last_message_at;
+    time.textContent = formatAgo(dialog.last_message_at, now);
+    time.title = `${formatDateTime(dialog.last_message_at)} UTC`;
+    head.append(user, meta, time);
+    item.append(head);
+    if (previewsEnabled && dialog.preview) {
+      const preview = document.createElement("p");
+      preview.className = "dialog-preview";
+      preview.textContent = dialog.preview; // text, never HTML: previews are user input
+      preview.title = dialog.preview;
+      item.append(preview);
+    }
+    return item;
+  }));
+  setEmpty("recent-dialogs", dialogs.length === 0);
+  $("#recent-sub").textContent = previewsEnabled
+    ? "Latest conversations, newest first"
+    : "Latest conversations, newest first · previews are turned off on this server";
+}
+
+function renderLlmUsage(usage) {
+  $("#llm-requests").textContent = formatInteger(usage.requests);
+  $("#llm-fallback").textContent = formatShare(usage.fallback_share);
+  const body = $("#llm-models tbody");
+  const max = Math.max(0, ...usage.models.map((m) => m.requests));
+  body.replaceChildren(...usage.models.map((model) => {
+    const row = document.createElement("tr");
+    row.dataset.model = model.model;
+    const name = cell(model.model, "model-name");
+    name.title = model.model;
+    const fallback = cell(formatShare(model.fallback_share), "num");
+    if (model.fallback_share > 0) fallback.classList.add("is-fallback");
+    const tokens = cell(formatInteger(model.total_tokens), "num col-optional muted");
+    tokens.title = `${formatInteger(model.prompt_tokens)} prompt + ${formatInteger(model.completion_tokens)} completion`;
+    tokens.dataset.label = "Tokens";
+    const requests = barCell(model.requests, max, formatInteger(model.requests));
+    const latency = cell(formatLatency(model.avg_latency_ms), "num");
+    requests.dataset.label = "Requests";
+    fallback.dataset.label = "Fallback";
+    latency.dataset.label = "Avg. latency";
+    row.append(name, requests, fallback, latency, tokens);
+    return row;
+  }));
+  setEmpty("llm-models", usage.models.length === 0);
+}
+
+function renderChartTable(timeline, period) {
+  const body = $("#chart-table tbody");
+  body.replaceChildren(...timeline.map((point) => {
+    const row = document.createElement("tr");
+    row.append(
+      cell(period === "day" ? formatDateTime(point.timestamp) : formatDateTime(point.timestamp).split(",")[0]),
+      cell(String(point.message_count)),
+      cell(String(point.active_users)),
+    );
+    return row;
+  }));
+}
+
+function drawChart() {
+  if (!state.data) return;
+  renderActivityChart($("#chart"), $("#chart-tooltip"), {
+    timeline: state.data.activity_timeline,
+    period: state.data.period,
+    hidden: state.hiddenSeries,
+  });
+}
+
+function render(data, period) {
+  const overview = $("#overview");
+  overview.classList.remove("is-initial");
+  overview.dataset.period = period;
+  overview.dataset.generatedAt = data.generated_at;
+  renderCards(data.summary, period);
+  drawChart();
+  renderChartTable(data.activity_timeline, period);
+  renderTopUsers(data.top_users, data.generated_at);
+  renderRecentDialogs(data.recent_dialogs, data.previews_enabled, data.generated_at);
+  renderLlmUsage(data.llm_usage);
+  const databaseEmpty = data.summary.total_users === 0 && data.summary.total_messages === 0;
+  $("#empty-hint").hidden = !databaseEmpty;
+  $("#activity-sub").textContent = period === "day"
+    ? "Messages and active users per hour (UTC)"
+    : "Messages and active users per day (UTC)";
+  $("#updated-at").textContent = `Updated ${formatTime(data.generated_at)} UTC`;
+  $("#period-footer").textContent =
+    `Figures for ${formatDateTime(data.period_start)} – ${formatDateTime(data.period_end)} UTC, ` +
+    `compared with the ${PERIOD_NOUN[period]} before.`;
+}
+
+// ---------------------------------------------------------------- sign in / out
+
+function signOut(message = "", kind = "error") {
+  state.controller?.abort();
+  state.sequence += 1;
+  state.credentials = null;
+  clearCredentials();
+  $("#login-password").value = "";
+  showLogin(message, { kind });
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const username = $("#login-username").value.trim();
+  const password = $("#login-password").value;
+  const message = $("#login-message");
+  if (!username || !password) {
+    message.textContent = "Enter your username and password.";
+    message.dataset.kind = "error";
+    message.hidden = false;
+    return;
+  }
+  const button = $("#login-submit");
+  button.disabled = true;
+  button.textContent = "Signing in…";
+  const credentials = makeCredentials(username, password);
+  const result = await fetchStats(state.period, credentials);
+  button.disabled = false;
+  button.textContent = "Sign in";
+  const refuse = (text) => {
+    message.textContent = text;
+    message.dataset.kind = "error";
+    message.hidden = false;
+  };
+  switch (result.kind) {
+    case "ok":
+      state.credentials = credentials;
+      saveCredentials(credentials);
+      $("#login-password").value = "";
+      message.hidden = true;
+      showDashboard();
+      setLoading(false);
+      handleResult(result, state.period);
+      break;
+    case "unauthorized":
+      refuse("Wrong username or password.");
+      $("#login-password").select();
+      break;
+    case "rate_limited":
+      refuse(`Too many requests, retry in ${result.retryAfter} s.`);
+      break;
+    case "unreachable":
+      refuse("Cannot reach the API. Check your connection and try again.");
+      break;
+    case "unavailable":
+      refuse(`The API cannot reach its database right now, retry in ${result.retryAfter} s.`);
+      break;
+    default:
+      refuse(`Unexpected answer from the API (HTTP ${result.status}).`);
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+function wireLegend() {
+  $("#chart-legend").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-series]");
+    if (!button) return;
+    const key = button.dataset.series;
+    const visible = state.hiddenSeries.has(key);
+    // Never hide both: an empty plot would read as "no activity".
+    if (!visible && state.hiddenSeries.size === 1) return;
+    if (visible) state.hiddenSeries.delete(key);
+    else state.hiddenSeries.add(key);
+    button.setAttribute("aria-pressed", String(visible));
+    drawChart();
+  });
+}
+
+function start() {
+  state.period = periodFromUrl();
+  writePeriodToUrl(state.period, { replace: true });
+  wirePeriodControl();
+  wireLegend();
+  $("#login-form").addEventListener("submit", submitLogin);
+  $("#logout-button").addEventListener("click", () => signOut("You have signed out.", "info"));
+  $("#refresh-button").addEventListener("click", () => load());
+  $("#banner-retry").addEventListener("click", () => load());
+  let resizeFrame = 0;
+  new ResizeObserver(() => {
+    cancelAnimationFrame(resizeFrame);
+    resizeFrame = requestAnimationFrame(drawChart);
+  }).observe($("#chart"));
+  state.credentials = loadCredentials();
+  if (state.credentials) {
+    showDashboard();
+    load();
+  } else {
+    showLogin();
+  }
+}
+
+start();
