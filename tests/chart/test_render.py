@@ -21,6 +21,7 @@ from tests.chart.conftest import (
 pytestmark = pytest.mark.kube
 
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "Pod")
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what a container must listen on
 VALUE_SETS = [("dev",), ("webhook",), ("external-db",), (str(CHART / "values-production.yaml"),)]
 
 
@@ -51,7 +52,7 @@ def test_helm_lint_strict(helm_bin: Path, values: list[str]) -> None:
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=["dev", "webhook", "external-db", "production"])
 def test_restricted_security_everywhere(render: RenderFn, values: tuple[str, ...]) -> None:
-    """Every pod: non-root, seccomp RuntimeDefault; every container: read-only root, no escalation, drop ALL."""
+    """Pods: non-root, seccomp RuntimeDefault; containers: read-only root, no escalation, drop ALL."""
     rendered = render(values=values)
     assert workloads(rendered)
     for workload in workloads(rendered):
@@ -76,9 +77,7 @@ def test_restricted_security_everywhere(render: RenderFn, values: tuple[str, ...
 def test_service_account_token_only_where_needed(render: RenderFn, values: tuple[str, ...]) -> None:
     """Only the operator mounts an API token; with Vault, pods that log in get a projected audience token."""
     rendered = render(values=values)
-    vault = any(
-        "VAULT_ADDR" in env_of(c) for w in workloads(rendered) for c in containers(w)
-    )
+    vault = any("VAULT_ADDR" in env_of(c) for w in workloads(rendered) for c in containers(w))
     for workload in workloads(rendered):
         spec = pod_spec(workload)
         component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -119,8 +118,8 @@ def test_probes_point_at_each_services_endpoints(render: RenderFn) -> None:
     configs = {c["metadata"]["name"]: c["data"] for c in rendered.of_kind("ConfigMap")}
     assert configs["parley-operator"]["OPERATOR_HEALTH_PORT"] == "8080"
     assert configs["parley-operator"]["OPERATOR_METRICS_PORT"] == "9090"
-    assert configs["parley-operator"]["OPERATOR_HOST"] == "0.0.0.0"
-    assert configs["parley-bot"]["BOT_HOST"] == "0.0.0.0"
+    assert configs["parley-operator"]["OPERATOR_HOST"] == ALL_INTERFACES
+    assert configs["parley-bot"]["BOT_HOST"] == ALL_INTERFACES
     assert configs["parley-bot"]["BOT_PORT"] == "8080"
 
 
@@ -128,7 +127,7 @@ def test_api_drains_before_its_listener_closes(render: RenderFn) -> None:
     """SHUTDOWN_DELAY_SECONDS about 5, API_HOST=0.0.0.0, grace period >= 40 s and above delay + timeout."""
     rendered = render()
     data = rendered.get("ConfigMap", "parley-api")["data"]
-    assert data["API_HOST"] == "0.0.0.0"
+    assert data["API_HOST"] == ALL_INTERFACES
     assert data["API_PORT"] == "8000"
     assert data["SHUTDOWN_DELAY_SECONDS"] == "5"
     spec = pod_spec(rendered.get("Deployment", "parley-api"))
@@ -146,7 +145,7 @@ def test_polling_bot_is_one_replica_recreate(render: RenderFn) -> None:
 
 
 def test_webhook_bot_scales_and_rolls(render: RenderFn) -> None:
-    """Webhook: the configured replicas, RollingUpdate, a PDB, the webhook secret and an Ingress on its path."""
+    """Webhook: N replicas, RollingUpdate, a PDB, the webhook secret and an Ingress on its path."""
     rendered = render(values=["webhook"])
     bot = rendered.get("Deployment", "parley-bot")
     assert bot["spec"]["replicas"] == 3
@@ -185,7 +184,9 @@ def test_api_replicas_hpa_pdb_and_ingress(render: RenderFn) -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == "parley-api"
     ingress = scaled.get("Ingress", "parley-api")
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["parley.example.com"], "secretName": "parley.example.com-tls"}]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["parley.example.com"], "secretName": "parley.example.com-tls"}
+    ]
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
 
 
@@ -197,11 +198,18 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
     assert pod_spec(operator)["serviceAccountName"] == "parley-operator"
     binding = rendered.get("RoleBinding", "parley-operator")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "parley-operator", "namespace": "parley"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "parley-operator", "namespace": "parley"}
+    ]
     assert binding["roleRef"]["name"] == "parley-operator"
     assert rendered.of_kind("ClusterRole") == []
     rules = rendered.get("Role", "parley-operator")["rules"]
-    verbs = {(group, resource): set(rule["verbs"]) for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]}
+    verbs = {
+        (group, resource): set(rule["verbs"])
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert verbs[("parley.dev", "apiusers")] == {"get", "list", "watch", "patch"}
     assert verbs[("parley.dev", "apiusers/status")] == {"get", "patch"}
     assert verbs[("", "secrets")] == {"get", "list", "watch"}
@@ -211,7 +219,7 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
 
 
 def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
-    """watchNamespaces gives a Role per namespace; clusterWide one ClusterRole and OPERATOR_NAMESPACES empty."""
+    """watchNamespaces: a Role per namespace; clusterWide: one ClusterRole, OPERATOR_NAMESPACES empty."""
     several = render(values=["dev", "external-db"])
     assert {(r["metadata"]["namespace"]) for r in several.of_kind("Role")} == {"parley", "dashboards"}
     assert several.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == "parley,dashboards"
@@ -223,8 +231,11 @@ def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
 
 
 def test_migration_hook_and_its_inputs(render: RenderFn) -> None:
-    """The Job is a hook; its ConfigMap/Secret/ServiceAccount are hooks of lower weight; before-hook-creation."""
-    for values, events in ((["dev"], "post-install,pre-upgrade"), (["dev", "external-db"], "pre-install,pre-upgrade")):
+    """The Job is a hook; its ConfigMap/Secret/ServiceAccount: hooks of lower weight, before-hook-creation."""
+    for values, events in (
+        (["dev"], "post-install,pre-upgrade"),
+        (["dev", "external-db"], "pre-install,pre-upgrade"),
+    ):
         rendered = render(values=values)
         job = rendered.get("Job", "parley-migrations")
         annotations = job["metadata"]["annotations"]
@@ -235,7 +246,10 @@ def test_migration_hook_and_its_inputs(render: RenderFn) -> None:
         assert container["command"] == ["alembic", "-c", "/app/alembic.ini", "upgrade", "head"]
         used = {container["envFrom"][0]["configMapRef"]["name"]}
         password = env_of(container)["DB_PASSWORD"]["secretKeyRef"]
-        inputs = [rendered.get("ConfigMap", "parley-migrations"), rendered.get("ServiceAccount", "parley-migrations")]
+        inputs = [
+            rendered.get("ConfigMap", "parley-migrations"),
+            rendered.get("ServiceAccount", "parley-migrations"),
+        ]
         if password["name"] == "parley-migrations":
             inputs.append(rendered.get("Secret", "parley-migrations"))
             used.add(password["name"])
@@ -249,7 +263,9 @@ def test_migration_hook_and_its_inputs(render: RenderFn) -> None:
     external = render(values=["dev", "external-db"])
     (container,) = containers(external.get("Job", "parley-migrations"))
     assert env_of(container)["DB_PASSWORD"]["secretKeyRef"] == {"name": "parley-db", "key": "password"}
-    assert "Secret" not in {o["kind"] for o in external.objects if o["metadata"]["name"] == "parley-migrations"}
+    assert "Secret" not in {
+        o["kind"] for o in external.objects if o["metadata"]["name"] == "parley-migrations"
+    }
 
 
 def test_migration_password_matches_the_databases(render: RenderFn) -> None:
@@ -269,7 +285,11 @@ def test_external_database_and_vault(render: RenderFn) -> None:
     assert rendered.of_kind("StatefulSet") == []
     data = rendered.get("ConfigMap", "parley-api")["data"]
     assert (data["DB_HOST"], data["DB_PORT"]) == ("db.example.internal", "6432")
-    expected_paths = {"parley-api": "parley/api", "parley-bot": "parley/bot", "parley-operator": "parley/operator"}
+    expected_paths = {
+        "parley-api": "parley/api",
+        "parley-bot": "parley/bot",
+        "parley-operator": "parley/operator",
+    }
     for name, path in expected_paths.items():
         deployment = rendered.get("Deployment", name)
         env = env_of(containers(deployment)[0])
@@ -279,7 +299,9 @@ def test_external_database_and_vault(render: RenderFn) -> None:
         assert env["VAULT_SECRET_PATH"] == path
         assert env["VAULT_K8S_TOKEN_PATH"] == "/var/run/secrets/vault/token"
         assert env["VAULT_CACERT"] == "/etc/parley/vault-ca/ca.crt"
-        secret_refs = {v["secretKeyRef"]["name"] for v in env.values() if isinstance(v, dict) and "secretKeyRef" in v}
+        secret_refs = {
+            v["secretKeyRef"]["name"] for v in env.values() if isinstance(v, dict) and "secretKeyRef" in v
+        }
         assert secret_refs == {"parley-db"}, name
         mounts = {m["mountPath"] for m in containers(deployment)[0]["volumeMounts"]}
         assert "/var/run/secrets/vault" in mounts
@@ -308,7 +330,9 @@ def test_secrets_without_vault(render: RenderFn) -> None:
 def test_checksums_roll_pods_on_config_changes(render: RenderFn) -> None:
     """A changed ConfigMap value changes the pod template's checksum annotation."""
     before = render().get("Deployment", "parley-api")["spec"]["template"]["metadata"]["annotations"]
-    after = render(sets=["logLevel=DEBUG"]).get("Deployment", "parley-api")["spec"]["template"]["metadata"]["annotations"]
+    after = render(sets=["logLevel=DEBUG"]).get("Deployment", "parley-api")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
     assert before["checksum/config"] != after["checksum/config"]
     assert before["checksum/secrets"] == after["checksum/secrets"]
 
@@ -357,7 +381,8 @@ def test_service_monitors_only_with_the_api_or_forced(render: RenderFn) -> None:
         assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
         selector = monitor["spec"]["selector"]["matchLabels"]
         services = [
-            s for s in with_api.of_kind("Service")
+            s
+            for s in with_api.of_kind("Service")
             if all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())
             and any(p["name"] == monitor["spec"]["endpoints"][0]["port"] for p in s["spec"]["ports"])
         ]
@@ -367,8 +392,12 @@ def test_service_monitors_only_with_the_api_or_forced(render: RenderFn) -> None:
     forced = render(sets=["metrics.serviceMonitor.force=true"])
     assert len(forced.of_kind("ServiceMonitor")) == 4
     assert forced.of_kind("PrometheusRule") == []
-    off = render(api_versions=[MONITORING], sets=["metrics.serviceMonitor.enabled=false", "metrics.prometheusRule.enabled=false"])
-    assert off.of_kind("ServiceMonitor") == [] and off.of_kind("PrometheusRule") == []
+    off = render(
+        api_versions=[MONITORING],
+        sets=["metrics.serviceMonitor.enabled=false", "metrics.prometheusRule.enabled=false"],
+    )
+    assert off.of_kind("ServiceMonitor") == []
+    assert off.of_kind("PrometheusRule") == []
 
 
 def test_dashboard_configmap_for_the_sidecar(render: RenderFn) -> None:
@@ -401,14 +430,20 @@ def test_network_policies(render: RenderFn) -> None:
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
         for rule in spec["egress"]:
             assert rule.get("to") != [], "an egress rule must not open every destination by accident"
-    https = next(r for r in policies["parley-bot"]["egress"] if {"port": 443, "protocol": "TCP"} in r["ports"])
+    https = next(
+        r for r in policies["parley-bot"]["egress"] if {"port": 443, "protocol": "TCP"} in r["ports"]
+    )
     assert https["to"][0]["ipBlock"]["except"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
     db = next(r for r in policies["parley-api"]["egress"] if r["ports"][0]["port"] == 6432)
     assert db["to"] == [{"ipBlock": {"cidr": "10.20.0.0/24"}}]
     bundled = {p["metadata"]["name"]: p["spec"] for p in render().of_kind("NetworkPolicy")}
     assert bundled["parley-postgresql"]["egress"] == []
     db_from = bundled["parley-postgresql"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"]
-    assert {"key": "app.kubernetes.io/component", "operator": "In", "values": ["api", "bot", "operator", "migrations"]} in db_from
+    assert {
+        "key": "app.kubernetes.io/component",
+        "operator": "In",
+        "values": ["api", "bot", "operator", "migrations"],
+    } in db_from
     assert render(sets=["networkPolicy.enabled=false"]).of_kind("NetworkPolicy") == []
 
 
@@ -424,7 +459,9 @@ def test_schema_refuses_unknown_keys(render_error: FailFn) -> None:
     """values.schema.json rejects a misspelled key at the top, nested and deep levels."""
     assert "additional properties 'replicaCont' not allowed" in render_error(sets=["api.replicaCont=3"])
     assert "additional properties 'enable' not allowed" in render_error(sets=["api.ingress.enable=true"])
-    assert "additional properties 'tyep' not allowed" in render_error(sets=["podSecurityContext.seccompProfile.tyep=x"])
+    assert "additional properties 'tyep' not allowed" in render_error(
+        sets=["podSecurityContext.seccompProfile.tyep=x"]
+    )
     assert "additional properties 'bots' not allowed" in render_error(sets=["bots.mode=webhook"])
     assert "bot/mode" in render_error(sets=["bot.mode=pull"])
     assert "digest" in render_error(sets=["api.image.digest=latest"])
@@ -440,9 +477,15 @@ def test_schema_refuses_unknown_keys(render_error: FailFn) -> None:
         (["postgresql.enabled=false"], "postgresql.enabled=false (external database) needs database.host"),
         (["postgresql.enabled=false", "database.host=db"], "needs database.existingSecret"),
         (["vault.enabled=true"], "vault.enabled=true needs vault.address"),
-        (["api.terminationGracePeriodSeconds=30"], "must exceed api.shutdownDelaySeconds + api.shutdownTimeoutSeconds"),
+        (
+            ["api.terminationGracePeriodSeconds=30"],
+            "must exceed api.shutdownDelaySeconds + api.shutdownTimeoutSeconds",
+        ),
         (["secrets.telegramBotToken="], "the bot needs its secrets"),
-        (["operator.clusterWide=true", "operator.watchNamespaces={a}"], "leave operator.watchNamespaces empty"),
+        (
+            ["operator.clusterWide=true", "operator.watchNamespaces={a}"],
+            "leave operator.watchNamespaces empty",
+        ),
     ],
 )
 def test_validate_values_messages(render_error: FailFn, sets: list[str], message: str) -> None:
