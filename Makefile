@@ -57,3 +57,12 @@ envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool into ~/.
 
 bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
 	$(UV) run --frozen python -m bench.bot
+
+.PHONY: browser-deps test-dashboard
+browser-deps: ## Debian's Chromium for the dashboard's browser tests (apt-get install chromium as root)
+	@if [ -x "$${PARLEY_CHROMIUM:-/usr/bin/chromium}" ]; then echo "chromium: $${PARLEY_CHROMIUM:-/usr/bin/chromium}"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian), or set PARLEY_CHROMIUM to a Chromium binary" >&2; exit 1; fi
+
+test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real Chromium (screenshots in tests/artifacts/)
+	$(UV) run --frozen pytest tests/api/test_dashboard.py tests/api/test_dashboard_first_admin.py tests/e2e $(PYTEST_ARGS)

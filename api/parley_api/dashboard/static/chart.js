@@ -16,14 +16,14 @@ function el(name, attributes = {}, parent = null) {
   return node;
 }
 
-/** A round upper bound for an axis (1, 2, 2.5, 5 × 10^n) and its tick step. */
-function niceScale(max, ticks = 4) {
-  if (max <= 0) return { top: ticks, step: 1 };
-  const rough = max / ticks;
+/** A round whole tick step (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^n; the figures are counts) and the top. */
+function niceScale(max, ticks) {
+  const rough = Math.max(max, 1) / ticks;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough);
-  const wholeStep = Math.max(1, step);
-  return { top: wholeStep * Math.ceil(max / wholeStep), step: wholeStep };
+  const step = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]
+    .map((m) => m * power)
+    .find((s) => s >= rough && Number.isInteger(s)) ?? Math.ceil(rough);
+  return { top: step * ticks, step };
 }
 
 /** Monotone cubic (Fritsch–Carlson) path through points: smooth, never overshooting below zero. */
@@ -77,22 +77,22 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
 
   const count = timeline.length;
   const x = (i) => margin.left + (count <= 1 ? innerW / 2 : (i * innerW) / (count - 1));
+  const ticks = 4;
   const scales = {};
   for (const series of SERIES) {
     const max = Math.max(0, ...timeline.map((p) => p[series.field]));
-    scales[series.key] = niceScale(max);
+    scales[series.key] = niceScale(max, ticks);
   }
   const y = (series, value) => margin.top + innerH - (value / scales[series.key].top) * innerH;
 
   // Grid and axes: the left axis is the messages' scale, the right axis the users'.
   const grid = el("g", { class: "chart-grid" }, svg);
-  const ticks = 4;
   for (let t = 0; t <= ticks; t += 1) {
     const gy = margin.top + innerH - (t * innerH) / ticks;
     el("line", { x1: margin.left, x2: margin.left + innerW, y1: gy, y2: gy, class: t === 0 ? "axis-line" : "grid-line" }, grid);
     for (const series of SERIES) {
       if (hidden.has(series.key) || empty) continue;
-      const value = (scales[series.key].top * t) / ticks;
+      const value = scales[series.key].step * t;
       const label = el("text", {
         x: series.axis === "left" ? margin.left - 8 : margin.left + innerW + 8,
         y: gy + 4,
