@@ -30,17 +30,16 @@ DEADLINE = 60.0  # generous: a polling deadline, never a timed assertion
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], what: str, *, timeout: float = DEADLINE, interval: float = 0.2) -> T:
+def wait_for(check: Callable[[], T | None], what: str, *, timeout: float = DEADLINE) -> T:
     """Poll ``check()`` until it returns something truthy; fail naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
-    last: Any = None
     while True:
         last = check()
         if last:
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-        time.sleep(interval)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

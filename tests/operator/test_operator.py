@@ -1,0 +1,493 @@
+"""The operator as a real process against the real kube-apiserver and real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from parley_api.main import create_app
+from parley_core import schema
+from parley_core.models import ApiUser, ApiUserSource
+from parley_core.passwords import verify_password
+from parley_core.repositories import api_users
+from parley_core.repositories.api_users import OwnedApiUserRecord
+from tests.api.conftest import make_settings, running_client
+from tests.doubles.vault import VaultDouble, run_vault_double
+from tests.operator.conftest import DEADLINE, Cluster, OperatorProcess, apiuser, secret
+from tests.utils.api_users import create_random_api_user
+from tools.localpg import LocalPostgres, find_bindir, free_port
+
+pytestmark = pytest.mark.kube
+
+T = TypeVar("T")
+ALICE_PW = "correct-horse-battery-staple"
+ALICE_PW2 = "rotated-horse-battery-staple"
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = DEADLINE) -> T:
+    """Await ``check()`` until it gives something truthy; fail naming ``what`` at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        last = await check()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+        await asyncio.sleep(0.2)
+
+
+async def row_of(engine: AsyncEngine, username: str) -> OwnedApiUserRecord | None:
+    """The api_users row of ``username`` with its owner columns."""
+    async with engine.connect() as conn:
+        return await api_users.get_with_owner(conn, username)
+
+
+async def wait_row(
+    engine: AsyncEngine, username: str, check: Callable[[OwnedApiUserRecord], bool] = lambda _: True
+) -> OwnedApiUserRecord:
+    """Wait until the row exists and satisfies ``check``."""
+
+    async def found() -> OwnedApiUserRecord | None:
+        row = await row_of(engine, username)
+        return row if row is not None and check(row) else None
+
+    return await eventually(found, f"the row of {username}")
+
+
+@pytest.fixture
+async def stats(database_url: str) -> AsyncIterator[Callable[[str, str], Awaitable[int]]]:
+    """GET /api/v1/stats?period=day with Basic credentials on the test's database -> status code."""
+    app = create_app(
+        make_settings(
+            database_url,
+            rate_limit_enabled=False,
+            auth_failure_limit_per_username="1000/minute",
+            auth_failure_limit_per_address="1000/minute",
+            bcrypt_rounds=4,
+        )
+    )
+    async with running_client(app) as client:
+
+        async def status(username: str, password: str) -> int:
+            response = await client.get("/api/v1/stats", params={"period": "day"}, auth=(username, password))
+            return response.status_code
+
+        yield status
+
+
+def _assert_no_password(cluster: Cluster, operator: OperatorProcess, name: str, *passwords: str) -> None:
+    body = str(cluster.apiuser(name)) + str(cluster.events(name)) + operator.log()
+    for password in passwords:
+        assert password not in body
+
+
+async def test_apply_creates_a_hashed_row_and_the_stats_api_accepts_the_login(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    engine: AsyncEngine,
+    stats: Callable[[str, str], Awaitable[int]],
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+
+    condition = cluster.wait_ready("alice", reason="Synced")
+    row = await wait_row(engine, "alice")
+    body = cluster.apiuser("alice")
+    assert body is not None
+
+    assert verify_password(ALICE_PW, row.password_hash)
+    assert row.password_hash.startswith("$2b$04$")
+    assert (row.source, row.is_active) == (ApiUserSource.OPERATOR, True)
+    assert (row.owner_namespace, row.owner_name, row.owner_uid) == (
+        cluster.namespace,
+        "alice",
+        body["metadata"]["uid"],
+    )
+    assert body["metadata"]["finalizers"] == ["parley.dev/finalizer"]
+    status = body["status"]
+    assert status["fingerprint"].startswith("secret:")
+    assert status["secretResourceVersion"]
+    assert status["lastSyncTime"].endswith("Z")
+    assert "row created" in condition["message"]
+    assert await stats("alice", ALICE_PW) == 200
+    assert await stats("alice", "wrong-password-for-alice") == 401
+    assert any(event["reason"] == "Synced" for event in cluster.events("alice"))
+    printed = cluster.kubectl("get", "apiu", "alice").stdout
+    assert "USERNAME" in printed
+    assert "Synced" in printed
+    _assert_no_password(cluster, operator, "alice", ALICE_PW)
+
+
+async def test_rotating_the_secret_makes_the_new_password_work_and_the_old_fail(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    engine: AsyncEngine,
+    stats: Callable[[str, str], Awaitable[int]],
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    first = await wait_row(engine, "alice")
+
+    cluster.apply(secret("alice-password", ALICE_PW2))
+    rotated = await wait_row(engine, "alice", lambda row: row.password_hash != first.password_hash)
+
+    assert verify_password(ALICE_PW2, rotated.password_hash)
+    assert await stats("alice", ALICE_PW2) == 200
+    assert await stats("alice", ALICE_PW) == 401
+    body = cluster.apiuser("alice") or {}
+    assert body["metadata"]["annotations"]["parley.dev/secret-version"].endswith(
+        "/" + body["status"]["secretResourceVersion"]
+    )
+    _assert_no_password(cluster, operator, "alice", ALICE_PW, ALICE_PW2)
+
+
+async def test_disabled_refuses_the_login_and_enabling_restores_it(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    engine: AsyncEngine,
+    stats: Callable[[str, str], Awaitable[int]],
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    await wait_row(engine, "alice")
+    hashes = operator.hashes()
+
+    cluster.apply(apiuser("alice", "alice", disabled=True))
+    await wait_row(engine, "alice", lambda row: not row.is_active)
+    condition = cluster.wait_ready("alice")
+    assert "disabled" in condition["message"]
+    assert await stats("alice", ALICE_PW) == 401
+
+    cluster.apply(apiuser("alice", "alice", disabled=False))
+    await wait_row(engine, "alice", lambda row: row.is_active)
+    assert await stats("alice", ALICE_PW) == 200
+    assert operator.hashes() == hashes  # toggling the flag never re-hashes
+
+
+async def test_delete_removes_the_row_and_the_finalizer(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    await wait_row(engine, "alice")
+
+    cluster.kubectl("delete", "apiuser", "alice", "--wait=false")
+
+    await eventually(lambda: _none(row_of(engine, "alice")), "the row to be deleted")
+    await eventually(lambda: _true(cluster.apiuser("alice") is None), "the ApiUser to disappear")
+
+
+async def _none(value: Awaitable[object]) -> bool:
+    return (await value) is None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_second_apiuser_for_the_same_username_gets_conflict_and_never_overwrites(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    engine: AsyncEngine,
+    stats: Callable[[str, str], Awaitable[int]],
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    owned = await wait_row(engine, "alice")
+
+    cluster.apply(secret("intruder-password", "intruder-password-long"), apiuser("intruder", "alice"))
+    condition = cluster.wait_ready("intruder", status="False", reason="Conflict")
+
+    assert f"managed by ApiUser {cluster.namespace}/alice" in condition["message"]
+    assert await row_of(engine, "alice") == owned
+    assert await stats("alice", ALICE_PW) == 200
+    assert any(event["reason"] == "Conflict" for event in cluster.events("intruder"))
+
+    # Deleting the intruder must not delete alice's row.
+    cluster.kubectl("delete", "apiuser", "intruder")
+    assert await row_of(engine, "alice") == owned
+
+
+async def test_when_the_owner_goes_the_waiting_apiuser_takes_the_username_on_resync(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    cluster.apply(secret("second-password", ALICE_PW2), apiuser("second", "alice"))
+    cluster.wait_ready("second", status="False", reason="Conflict")
+
+    cluster.kubectl("delete", "apiuser", "alice")
+
+    cluster.wait_ready("second", reason="Synced")
+    row = await wait_row(engine, "alice", lambda row: row.owner_name == "second")
+    assert verify_password(ALICE_PW2, row.password_hash)
+
+
+async def test_a_registered_account_is_adopted_only_with_the_annotation(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    engine: AsyncEngine,
+    stats: Callable[[str, str], Awaitable[int]],
+) -> None:
+    registered = await create_random_api_user(engine, username="bob", password="registered-password-1")
+    before = await row_of(engine, "bob")
+    cluster.apply(secret("bob-password", "operator-password-1"), apiuser("bob", "bob"))
+
+    condition = cluster.wait_ready("bob", status="False", reason="Conflict")
+    assert "registration" in condition["message"]
+    assert "parley.dev/adopt" in condition["message"]
+    assert await row_of(engine, "bob") == before
+    assert await stats("bob", registered.password) == 200
+
+    cluster.kubectl("annotate", "apiuser", "bob", "parley.dev/adopt=true")
+
+    cluster.wait_ready("bob", reason="Synced")
+    row = await wait_row(engine, "bob", lambda row: row.source == ApiUserSource.OPERATOR)
+    assert row.id == registered.id
+    assert verify_password("operator-password-1", row.password_hash)
+    assert await stats("bob", "operator-password-1") == 200
+    assert await stats("bob", registered.password) == 401
+
+
+async def test_drift_is_repaired_on_the_next_resync(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    await wait_row(engine, "alice")
+
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM api_users WHERE username = 'alice'"))
+    recreated = await wait_row(engine, "alice")
+    assert verify_password(ALICE_PW, recreated.password_hash)
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(ApiUser)
+            .where(ApiUser.username == "alice")
+            .values(password_hash=recreated.password_hash.replace("$04$", "$04$x", 1)[:60], is_active=False)
+        )
+    repaired = await wait_row(
+        engine, "alice", lambda row: row.is_active and verify_password(ALICE_PW, row.password_hash)
+    )
+    assert repaired.owner_name == "alice"
+    assert operator.metric("parley_operator_reconciles_total", trigger="timer", result="changed") >= 2
+
+
+async def test_missing_secret_key_and_weak_password_are_reported_and_leave_the_row(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(apiuser("alice", "alice"))
+    condition = cluster.wait_ready("alice", status="False", reason="SecretNotFound")
+    assert f"Secret {cluster.namespace}/alice-password does not exist" in condition["message"]
+
+    cluster.apply(secret("alice-password", ALICE_PW, key="other"))
+    condition = cluster.wait_ready("alice", status="False", reason="KeyNotFound")
+    assert "no key 'password'" in condition["message"]
+    assert "other" in condition["message"]
+    assert await row_of(engine, "alice") is None
+
+    cluster.apply(secret("alice-password", ALICE_PW))
+    cluster.wait_ready("alice", reason="Synced")
+    good = await wait_row(engine, "alice")
+
+    cluster.apply(secret("alice-password", "Zq9x!kv"))
+    condition = cluster.wait_ready("alice", status="False", reason="PasswordRejected")
+    assert "shorter than 12" in condition["message"]
+    cluster.apply(secret("alice-password", ALICE_PW + "\n"))
+    condition = cluster.wait_ready("alice", status="False", reason="PasswordRejected")
+    assert "--from-file" in condition["message"]
+    cluster.kubectl("delete", "secret", "alice-password")
+    cluster.wait_ready("alice", status="False", reason="SecretNotFound")
+    assert await row_of(engine, "alice") == good  # a missing Secret never clears the row
+    assert any(e["type"] == "Warning" and e["reason"] == "PasswordRejected" for e in cluster.events("alice"))
+    _assert_no_password(cluster, operator, "alice", ALICE_PW, "Zq9x!kv")
+
+
+def test_bad_specs_are_rejected_by_the_api_server(cluster: Cluster) -> None:
+    both = apiuser("both", "both-sources")
+    both["spec"]["vault"] = {"path": "parley/x", "key": "password"}
+    neither = apiuser("neither", "no-source")
+    del neither["spec"]["passwordSecretRef"]
+    bad_name = apiuser("bad", "Not_A-Valid:Name")
+    bad_path = apiuser("badpath", "bad-path", vault={"path": "../etc", "key": "password"})
+
+    for manifest, expected in (
+        (both, "exactly one password source"),
+        (neither, "exactly one password source"),
+        (bad_name, "spec.username"),
+        (bad_path, "spec.vault.path"),
+    ):
+        result = cluster.apply(manifest, check=False)
+        assert result.returncode != 0
+        assert expected in result.stderr
+
+    cluster.apply(apiuser("alice", "alice"))
+    renamed = cluster.apply(apiuser("alice", "alice2"), check=False)
+    assert renamed.returncode != 0
+    assert "username is immutable" in renamed.stderr
+
+
+async def test_resync_of_unchanged_users_makes_no_bcrypt_call(
+    cluster: Cluster,
+    start_operator: Callable[..., OperatorProcess],
+    database_url: str,
+    engine: AsyncEngine,
+) -> None:
+    first = start_operator(database_url, OPERATOR_RESYNC_SECONDS="5")
+    names = ["u1", "u2", "u3"]
+    for name in names:
+        cluster.apply(secret(f"{name}-password", f"{name}-password-long"), apiuser(name, f"user-{name}"))
+    for name in names:
+        cluster.wait_ready(name)
+    assert first.hashes() == len(names)
+    await eventually(
+        lambda: _true(first.metric("parley_operator_reconciles_total", trigger="timer") >= len(names)),
+        "a timer resync of every user",
+    )
+    assert first.hashes() == len(names)
+    first.stop()
+
+    second = start_operator(database_url, OPERATOR_RESYNC_SECONDS="5")
+    await eventually(
+        lambda: _true(
+            second.metric("parley_operator_reconciles_total", trigger="resume", result="unchanged")
+            + second.metric("parley_operator_reconciles_total", trigger="timer", result="unchanged")
+            >= len(names)
+        ),
+        "the restarted operator to check every user",
+    )
+    assert second.hashes() == 0
+    assert second.metric("parley_operator_managed_users", ready="true") == len(names)
+    assert 'parley_operator_reconcile_duration_seconds_bucket{le="0.5",trigger="resume"}' in second.metrics()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of this test alone, so it can be stopped and started."""
+    base = Path(tempfile.mkdtemp(prefix="parley-oppg-"))
+    base.chmod(0o755)
+    server = LocalPostgres(
+        data_dir=base / "data",
+        run_dir=base / "run",
+        port=free_port(),
+        bindir=find_bindir(),
+        settings={"fsync": "off", "synchronous_commit": "off"},
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_database_stopped_then_started_converges(
+    cluster: Cluster, start_operator: Callable[..., OperatorProcess], own_postgres: LocalPostgres
+) -> None:
+    own_postgres.create_database("parley")
+    url = own_postgres.url("parley")
+    engine = create_async_engine(url)
+    try:
+        await schema.upgrade(engine)
+        operator = start_operator(url, OPERATOR_RESYNC_SECONDS="300")
+        cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+        cluster.wait_ready("alice")
+        await engine.dispose()
+
+        own_postgres.stop(mode="fast")
+        cluster.apply(secret("carol-password", "carol-password-long"), apiuser("carol", "carol"))
+        condition = cluster.wait_ready("carol", status="False", reason="DatabaseUnavailable")
+        assert "retrying" in condition["message"]
+        cluster.kubectl("delete", "apiuser", "alice", "--wait=false")
+        await asyncio.sleep(2)
+        assert cluster.apiuser("alice") is not None  # the finalizer waits for the database
+
+        own_postgres.start()
+        cluster.wait_ready("carol", reason="Synced")
+        await eventually(lambda: _true(cluster.apiuser("alice") is None), "alice's finalizer to finish")
+        assert await row_of(engine, "alice") is None
+        row = await wait_row(engine, "carol")
+        assert verify_password("carol-password-long", row.password_hash)
+        assert operator.metric("parley_operator_row_deletions_total", result="failed") >= 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def vault() -> Iterator[VaultDouble]:
+    """The Vault double, with the operator's own secret in it."""
+    with run_vault_double() as double:
+        double.put("parley/operator", {})
+        yield double
+
+
+async def test_vault_source_syncs_and_picks_up_new_versions(
+    cluster: Cluster,
+    start_operator: Callable[..., OperatorProcess],
+    database_url: str,
+    engine: AsyncEngine,
+    vault: VaultDouble,
+) -> None:
+    vault.put("parley/dashboard/dave", {"password": "vault-password-one"})
+    operator = start_operator(
+        database_url,
+        OPERATOR_RESYNC_SECONDS="5",
+        VAULT_ADDR=vault.url,
+        VAULT_TOKEN=vault.root_token,
+        VAULT_SECRET_PATH="parley/operator",
+        VAULT_RETRIES="0",
+    )
+    cluster.apply(apiuser("dave", "dave", vault={"path": "parley/dashboard/dave", "key": "password"}))
+    cluster.wait_ready("dave")
+    row = await wait_row(engine, "dave")
+    assert verify_password("vault-password-one", row.password_hash)
+    body = cluster.apiuser("dave") or {}
+    assert body["status"]["vaultVersion"] == 1
+    assert body["status"]["fingerprint"] == "vault:secret/parley/dashboard/dave#password@1"
+
+    vault.put("parley/dashboard/dave", {"password": "vault-password-two"})
+    row = await wait_row(engine, "dave", lambda row: verify_password("vault-password-two", row.password_hash))
+
+    cluster.apply(apiuser("erin", "erin", vault={"path": "parley/dashboard/erin", "key": "password"}))
+    cluster.wait_ready("erin", status="False", reason="SecretNotFound")
+    vault.put("parley/dashboard/erin", {"other": "x"})
+    cluster.wait_ready("erin", status="False", reason="KeyNotFound")
+    vault.fail_next(503, times=50)
+    cluster.wait_ready("dave", status="False", reason="VaultUnavailable")
+    vault.failures.clear()
+    cluster.wait_ready("dave", reason="Synced")
+    _assert_no_password(cluster, operator, "dave", "vault-password-one", "vault-password-two")
+
+
+async def test_vault_source_without_vault_configured_says_so(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    cluster.apply(apiuser("dave", "dave", vault={"path": "parley/dashboard/dave", "key": "password"}))
+
+    condition = cluster.wait_ready("dave", status="False", reason="VaultUnavailable")
+
+    assert "VAULT_ADDR" in condition["message"]
+
+
+def test_the_operator_serves_liveness_and_metrics(operator: OperatorProcess) -> None:
+    health = httpx.get(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=5)
+    text_ = operator.metrics()
+
+    assert health.status_code == 200
+    for name in (
+        "parley_operator_reconciles_total",
+        "parley_operator_reconcile_duration_seconds",
+        "parley_operator_managed_users",
+        "parley_operator_password_hashes_total",
+    ):
+        assert name in text_
+    assert operator.stop() == 0
