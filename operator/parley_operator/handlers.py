@@ -171,7 +171,7 @@ async def apiuser_deleted(
 
 
 def is_referenced(
-    *, namespace: str | None, name: str, apiusers_by_secret: kopf.Index[Any, Any], **_: Any
+    *, namespace: str | None, name: str, apiusers_by_secret: Mapping[Any, Any], **_: Any
 ) -> bool:
     """Filter of the Secret watch: only Secrets some ApiUser reads."""
     return (namespace, name) in apiusers_by_secret
