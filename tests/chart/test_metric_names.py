@@ -1,0 +1,134 @@
+"""The Grafana dashboard and the alerts use only metric names the services' code registers."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import prometheus_fastapi_instrumentator
+import pytest
+
+from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
+
+SERVICE_SOURCES = ("api/parley_api", "bot/parley_bot", "operator/parley_operator", "core/parley_core")
+METRIC_CLASSES = {"Counter", "Histogram", "Gauge", "Summary", "GaugeMetricFamily", "CounterMetricFamily"}
+SUFFIXES = ("_bucket", "_count", "_sum", "_created")
+# Not registered by Parley's code, but exported to the same Prometheus:
+EXTERNAL = {
+    "up",  # Prometheus, per scrape target
+    "process_start_time_seconds",  # prometheus_client's process collector (bot and operator registries)
+    "pg_up",  # the postgres_exporter sidecar of the chart's PostgreSQL
+}
+# The seed's names (DESIGN.md) the dashboard must show.
+SEED = {
+    "llm_request_duration_seconds",
+    "llm_requests_total",
+    "llm_errors_total",
+    "llm_fallback_used_total",
+    "telegram_messages_received_total",
+    "telegram_messages_sent_total",
+    "database_query_duration_seconds",
+    "database_connection_pool_size",
+    "database_connection_pool_available",
+    "stats_api_requests_total",
+    "http_requests_total",
+    "http_request_duration_seconds",
+}
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+LABEL_VALUES = re.compile(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
+
+
+def registered_in(path: Path) -> set[str]:
+    """Names passed as the first argument (or name=) of Counter/Histogram/Gauge/... in a source file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = (
+            func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        )
+        if called not in METRIC_CLASSES:
+            continue
+        args = [node.args[0]] if node.args else []
+        args += [k.value for k in node.keywords if k.arg == "name"]
+        for arg in args:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                name = arg.value
+                if called == "Counter" and not name.endswith("_total"):
+                    name += "_total"  # prometheus_client exposes counters with _total
+                names.add(name)
+    return names
+
+
+def exported_metrics() -> set[str]:
+    """Every metric name the services register, plus prometheus-fastapi-instrumentator's http_* ones."""
+    names: set[str] = set()
+    for source in SERVICE_SOURCES:
+        for path in (REPO / source).rglob("*.py"):
+            names |= registered_in(path)
+    instrumentator = Path(prometheus_fastapi_instrumentator.__file__).parent / "metrics.py"
+    names |= {n for n in registered_in(instrumentator) if n.startswith("http_")}
+    return names
+
+
+def base_name(name: str) -> str:
+    """A histogram series name without its _bucket/_count/_sum suffix."""
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def used_in(expressions: list[str]) -> set[str]:
+    """Metric names selected in PromQL expressions (recording rules `parley:*` excluded)."""
+    names = set()
+    for expr in expressions:
+        names |= set(SELECTOR.findall(expr)) | set(LABEL_VALUES.findall(expr))
+    return {n for n in names if not n.startswith("parley:")}
+
+
+def unknown(used: set[str], exported: set[str]) -> set[str]:
+    """Used names that nobody exports."""
+    return {n for n in used if n not in exported and base_name(n) not in exported and n not in EXTERNAL}
+
+
+def dashboard_expressions() -> list[str]:
+    """Every PromQL expression of the dashboard (panels and variables)."""
+    dashboard = json.loads((CHART / "files" / "dashboards" / "parley.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    return exprs
+
+
+def test_code_registers_the_seed_metrics() -> None:
+    """Sanity of the scan itself: the seed's metric names are found in the code."""
+    assert exported_metrics() >= SEED
+    assert "parley_operator_reconciles_total" in exported_metrics()
+
+
+def test_dashboard_uses_only_exported_metrics() -> None:
+    """Every metric the dashboard queries is registered by the services (or is a known external one)."""
+    used = used_in(dashboard_expressions())
+    assert used, "no metric found in the dashboard"
+    assert unknown(used, exported_metrics()) == set()
+    assert {base_name(n) for n in used} >= SEED, SEED - {base_name(n) for n in used}
+
+
+def test_the_scan_catches_an_unknown_name() -> None:
+    """A misspelled metric is reported."""
+    assert unknown(used_in(['rate(llm_request_total{job="x"}[5m])']), exported_metrics()) == {
+        "llm_request_total"
+    }
+
+
+@pytest.mark.kube
+def test_alerts_use_only_exported_metrics(render: RenderFn) -> None:
+    """Every metric the PrometheusRule selects is registered by the services (or is a known external one)."""
+    rule = render(api_versions=[MONITORING]).get("PrometheusRule", "parley")
+    expressions = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    used = used_in(expressions)
+    assert unknown(used, exported_metrics()) == set()
+    assert {"http_requests_total", "llm_errors_total", "parley_operator_reconciles_total"} <= used
