@@ -73,6 +73,10 @@ class Cluster:
         """kubectl in this namespace."""
         return self.plane.kubectl("-n", self.namespace, *args, check=check)
 
+    def kubectl_input(self, args: list[str], text: str) -> str:
+        """kubectl in this namespace with ``text`` on stdin; returns stdout."""
+        return self.plane.kubectl("-n", self.namespace, *args, input=text).stdout
+
     def apiuser(self, name: str) -> dict[str, Any] | None:
         """The ApiUser as stored, or None."""
         result = self.kubectl("get", "apiuser", name, "-o", "yaml", check=False)

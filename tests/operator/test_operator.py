@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -491,3 +492,15 @@ def test_the_operator_serves_liveness_and_metrics(operator: OperatorProcess) -> 
     ):
         assert name in text_
     assert operator.stop() == 0
+
+
+def test_the_example_manifests_are_valid_apiusers(cluster: Cluster) -> None:
+    examples = sorted((Path(__file__).resolve().parents[2] / "manifests" / "examples").glob("apiuser-*.yaml"))
+    documents = [doc for path in examples for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for document in documents:
+        document["metadata"]["namespace"] = cluster.namespace
+
+    result = cluster.kubectl_input(["apply", "--dry-run=server", "-f", "-"], yaml.safe_dump_all(documents))
+
+    assert len(examples) == 3
+    assert result.count("(server dry run)") == len(documents)
