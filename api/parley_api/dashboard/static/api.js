@@ -6,6 +6,7 @@
 
 const STORAGE_KEY = "parley.dashboard.credentials";
 const STATS_URL = "api/v1/stats";
+const TIMEOUT_MS = 20_000; // a hung connection counts as unreachable
 
 let current = null;
 
@@ -76,16 +77,17 @@ async function detailOf(response) {
  * | {kind: "unavailable", retryAfter} | {kind: "unreachable"} | {kind: "error", status, detail}
  */
 export async function fetchStats(period, credentials, { signal } = {}) {
+  const timeout = AbortSignal.timeout(TIMEOUT_MS);
   let response;
   try {
     response = await fetch(`${STATS_URL}?period=${encodeURIComponent(period)}`, {
       headers: { Authorization: credentials.header, Accept: "application/json" },
       credentials: "omit",
       cache: "no-store",
-      signal,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
-  } catch (error) {
-    if (error && error.name === "AbortError") return { kind: "aborted" };
+  } catch {
+    if (signal?.aborted) return { kind: "aborted" };
     return { kind: "unreachable" };
   }
   if (response.ok) {

@@ -24,6 +24,7 @@ const state = {
   countdown: null,
   refreshTimer: null,
   unreachableStreak: 0,
+  loadedAt: 0,
 };
 
 // ---------------------------------------------------------------- URL and period
@@ -182,6 +183,7 @@ function handleResult(result, period) {
       state.unreachableStreak = 0;
       setBanner("");
       state.data = result.data;
+      state.loadedAt = Date.now();
       render(result.data, period);
       scheduleRefresh();
       break;
@@ -494,6 +496,11 @@ function start() {
   $("#logout-button").addEventListener("click", () => signOut("You have signed out.", "info"));
   $("#refresh-button").addEventListener("click", () => load());
   $("#banner-retry").addEventListener("click", () => load());
+  // Back to a tab left alone for a while: refresh at once instead of at the next tick.
+  document.addEventListener("visibilitychange", () => {
+    const stale = Date.now() - state.loadedAt > AUTO_REFRESH_SECONDS * 1000;
+    if (document.visibilityState === "visible" && state.credentials && !state.countdown && stale) load({ quiet: true });
+  });
   let resizeFrame = 0;
   new ResizeObserver(() => {
     cancelAnimationFrame(resizeFrame);
