@@ -66,3 +66,7 @@ browser-deps: ## Debian's Chromium for the dashboard's browser tests (apt-get in
 
 test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real Chromium (screenshots in tests/artifacts/)
 	$(UV) run --frozen pytest tests/api/test_dashboard.py tests/api/test_dashboard_first_admin.py tests/e2e $(PYTEST_ARGS)
+
+.PHONY: bench-operator
+bench-operator: .venv/.synced ## Operator: 200 ApiUsers to Ready, resync bcrypt calls, Secret change -> login p95 -> bench/results/operator.json
+	$(UV) run --frozen python -m bench.operator
