@@ -52,7 +52,7 @@ def _unavailable(reason: str) -> None:
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium for this module (Playwright's sync API: the tests are plain functions)."""
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} not found: run `make e2e-deps` (apt-get install chromium)")
+        _unavailable(f"{CHROMIUM} not found: run `make browser-deps` (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
