@@ -2,7 +2,7 @@
 
 Each API is `python -m parley_api` on a database of its own (copied from the migrated template),
 seeded with SQL whose figures are known. The browser is Debian's `chromium` package, never a
-Playwright download: `make e2e-deps` installs it. Without it the tests skip here and fail under CI.
+Playwright download: `make browser-deps` installs it. Without it the tests skip here and fail under CI.
 """
 
 from __future__ import annotations
