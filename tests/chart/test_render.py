@@ -202,7 +202,16 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
         {"kind": "ServiceAccount", "name": "parley-operator", "namespace": "parley"}
     ]
     assert binding["roleRef"]["name"] == "parley-operator"
-    assert rendered.of_kind("ClusterRole") == []
+    # Cluster-scoped: only kopf's read-only discovery of namespaces and CRDs.
+    (discovery,) = rendered.of_kind("ClusterRole")
+    assert discovery["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        },
+    ]
     rules = rendered.get("Role", "parley-operator")["rules"]
     verbs = {
         (group, resource): set(rule["verbs"])
@@ -225,8 +234,8 @@ def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
     assert several.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == "parley,dashboards"
     wide = render(sets=["operator.clusterWide=true"])
     assert wide.of_kind("Role") == []
-    assert wide.names("ClusterRole") == {"parley-parley-operator"}
-    assert wide.names("ClusterRoleBinding") == {"parley-parley-operator"}
+    assert wide.names("ClusterRole") == {"parley-parley-operator", "parley-parley-operator-discovery"}
+    assert wide.names("ClusterRoleBinding") == {"parley-parley-operator", "parley-parley-operator-discovery"}
     assert wide.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == ""
 
 
