@@ -70,3 +70,58 @@ test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real C
 .PHONY: bench-operator
 bench-operator: .venv/.synced ## Operator: 200 ApiUsers to Ready, resync bcrypt calls, Secret change -> login p95 -> bench/results/operator.json
 	$(UV) run --frozen python -m bench.operator
+
+# ---- Kubernetes: chart, kind + skaffold dev loop, production deploy (docs/guides/deployment.md) ----
+KIND_CLUSTER ?= parley
+NAMESPACE ?= parley
+RELEASE ?= parley
+KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
+HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
+PROD_VALUES ?= charts/parley/values-production.yaml
+
+.PHONY: chart-lint up dev down dev-monitoring dev-vault deploy-production template-production rollback-production
+
+chart-lint: .venv/.synced ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
+	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
+	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+
+up: ## kind cluster from manifests/kind-config.yaml + dev Secret + skaffold run (SKAFFOLD_PROFILE=vault for Vault)
+	@command -v kind >/dev/null && command -v skaffold >/dev/null && command -v docker >/dev/null || { echo "up: needs docker, kind and skaffold on PATH"; exit 1; }
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config manifests/kind-config.yaml
+	kubectl --context $(KUBE_CONTEXT) create namespace $(NAMESPACE) --dry-run=client -o yaml | kubectl --context $(KUBE_CONTEXT) apply -f -
+	kubectl --context $(KUBE_CONTEXT) -n $(NAMESPACE) create secret generic parley-dev-secrets \
+	  --from-literal=telegram_bot_token="$${TELEGRAM_BOT_TOKEN:-123456:placeholder-token}" \
+	  --from-literal=llm_api_key="$${LLM_API_KEY:-placeholder}" \
+	  --dry-run=client -o yaml | kubectl --context $(KUBE_CONTEXT) apply -f -
+	skaffold run --kube-context $(KUBE_CONTEXT) $(if $(SKAFFOLD_PROFILE),-p $(SKAFFOLD_PROFILE))
+
+dev: ## skaffold dev on the kind cluster: rebuild and redeploy on every change, port-forward the API to :8000
+	skaffold dev --kube-context $(KUBE_CONTEXT) $(if $(SKAFFOLD_PROFILE),-p $(SKAFFOLD_PROFILE))
+
+down: ## Delete the kind cluster (and everything in it)
+	kind delete cluster --name $(KIND_CLUSTER)
+
+dev-monitoring: ## kube-prometheus-stack on kind with manifests/dev/kube-prometheus-stack-values.yaml (before make up)
+	$(HELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo https://prometheus-community.github.io/helm-charts \
+	  --kube-context $(KUBE_CONTEXT) -n monitoring --create-namespace --wait -f manifests/dev/kube-prometheus-stack-values.yaml
+
+dev-vault: ## Vault in dev mode on kind + roles/secrets (manifests/dev/vault-*), then: make up SKAFFOLD_PROFILE=vault
+	$(HELM) upgrade --install vault vault --repo https://helm.releases.hashicorp.com \
+	  --kube-context $(KUBE_CONTEXT) -n vault --create-namespace --wait -f manifests/dev/vault-values.yaml
+	kubectl --context $(KUBE_CONTEXT) -n vault wait --for=condition=Ready pod/vault-0 --timeout=120s
+	manifests/dev/vault-setup.sh $(NAMESPACE)
+
+template-production: ## Render values-production.yaml for review (API_DIGEST= BOT_DIGEST= OPERATOR_DIGEST=)
+	$(HELM) template $(RELEASE) charts/parley -n $(NAMESPACE) -f $(PROD_VALUES) --api-versions monitoring.coreos.com/v1 \
+	  $(if $(API_DIGEST),--set api.image.digest=$(API_DIGEST)) $(if $(BOT_DIGEST),--set bot.image.digest=$(BOT_DIGEST)) \
+	  $(if $(OPERATOR_DIGEST),--set operator.image.digest=$(OPERATOR_DIGEST))
+
+deploy-production: ## helm upgrade --install with values-production.yaml; API_DIGEST, BOT_DIGEST, OPERATOR_DIGEST required
+	@test -n "$(API_DIGEST)" -a -n "$(BOT_DIGEST)" -a -n "$(OPERATOR_DIGEST)" || { echo "deploy-production: set API_DIGEST, BOT_DIGEST and OPERATOR_DIGEST (sha256:...)"; exit 2; }
+	$(HELM) upgrade --install $(RELEASE) charts/parley -n $(NAMESPACE) -f $(PROD_VALUES) \
+	  --set api.image.digest=$(API_DIGEST) --set bot.image.digest=$(BOT_DIGEST) --set operator.image.digest=$(OPERATOR_DIGEST) \
+	  --atomic --wait --timeout 15m --history-max 10
+	$(HELM) test $(RELEASE) -n $(NAMESPACE) --logs
+
+rollback-production: ## helm rollback to REVISION (default: the previous one); the schema stays, see the guide
+	$(HELM) rollback $(RELEASE) $(REVISION) -n $(NAMESPACE) --wait --timeout 10m
