@@ -25,6 +25,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     configured.peering.standalone = True
+    # No watch on CRDs and namespaces (no RBAC for them): the ApiUser CRD must exist at start,
+    # which the chart guarantees (crds/ are installed first).
+    configured.scanning.disabled = True
     configured.peering.clusterwide = not settings.operator_namespaces
     # A watch that stalls without an error is cut and re-opened instead of silently missing changes.
     configured.watching.server_timeout = settings.operator_watch_server_timeout_seconds

@@ -69,10 +69,11 @@ class Runtime:
 
     async def sync(self, target: Target, *, trigger: str, owner_alive: OwnerAlive) -> Outcome:
         """One sync of ``target`` under its lock, measured."""
-        started = time.perf_counter()
         async with self.locks[target.uid]:
+            started = time.perf_counter()  # the sync itself, not the wait for an overlapping one
             outcome = await self.reconciler.sync(target, owner_alive=owner_alive)
-        metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+        metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(elapsed)
         metrics.RECONCILES.labels(trigger=trigger, result=outcome.result).inc()
         self.ready[target.uid] = outcome.ready
         metrics.set_managed(self.ready)

@@ -24,6 +24,7 @@ from parley_core.repositories.api_users import OwnedApiUserRecord
 from tests.api.conftest import make_settings, running_client
 from tests.doubles.vault import VaultDouble, run_vault_double
 from tests.operator.conftest import DEADLINE, Cluster, OperatorProcess, apiuser, secret
+from tests.support.kube import SA_ISSUER
 from tests.utils.api_users import create_random_api_user
 from tools.localpg import LocalPostgres, find_bindir, free_port
 
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.kube
 T = TypeVar("T")
 ALICE_PW = "correct-horse-battery-staple"
 ALICE_PW2 = "rotated-horse-battery-staple"
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "operator-rbac.yaml"
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = DEADLINE) -> T:
@@ -504,3 +506,59 @@ def test_the_example_manifests_are_valid_apiusers(cluster: Cluster) -> None:
 
     assert len(examples) == 3
     assert result.count("(server dry run)") == len(documents)
+
+
+def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig holding a token of the parley-operator ServiceAccount in the test's namespace."""
+    from kubernetes import client  # noqa: PLC0415
+
+    with cluster.plane.api_client() as api:
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[SA_ISSUER], expiration_seconds=3600)
+        )
+        issued = client.CoreV1Api(api).create_namespaced_service_account_token(
+            "parley-operator", cluster.namespace, request
+        )
+    assert issued.status is not None
+    token = issued.status.token
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "envtest",
+                "cluster": {
+                    "server": cluster.plane.server,
+                    "certificate-authority": str(cluster.plane.ca_path),
+                },
+            }
+        ],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "envtest", "user": "operator"}}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def test_the_documented_rbac_is_enough(
+    cluster: Cluster,
+    start_operator: Callable[..., OperatorProcess],
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_path: Path,
+) -> None:
+    cluster.kubectl("apply", "-f", str(RBAC))
+    kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "operator.kubeconfig")
+    operator = start_operator(database_url, KUBECONFIG=str(kubeconfig), OPERATOR_RESYNC_SECONDS="5")
+
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.wait_ready("alice")
+    cluster.apply(secret("alice-password", ALICE_PW2))
+    await wait_row(engine, "alice", lambda row: verify_password(ALICE_PW2, row.password_hash))
+    assert any(event["reason"] == "Synced" for event in cluster.events("alice"))
+    cluster.kubectl("delete", "apiuser", "alice")
+
+    assert await row_of(engine, "alice") is None
+    assert "Forbidden" not in operator.log()
+    assert "403" not in operator.log()
