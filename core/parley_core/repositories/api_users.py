@@ -166,15 +166,15 @@ async def upsert_owned(
         "owner_uid": owner_uid,
         "secret_fingerprint": fingerprint,
     }
-    statement = insert(ApiUser).values(**values)
+    inserted = insert(ApiUser).values(**values)
     allowed = ApiUser.owner_uid == owner_uid
     if adopt_registration:
         allowed = allowed | (ApiUser.source == ApiUserSource.REGISTRATION)
     if replace_owner_uid is not None:
         allowed = allowed | (ApiUser.owner_uid == replace_owner_uid)
-    statement = statement.on_conflict_do_update(
+    statement = inserted.on_conflict_do_update(
         index_elements=[ApiUser.username],
-        set_={key: statement.excluded[key] for key in values if key != "username"}
+        set_={key: inserted.excluded[key] for key in values if key != "username"}
         | {"updated_at": func.now()},
         where=allowed,
     ).returning(ApiUser.id)
