@@ -120,6 +120,19 @@ def stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             child.kill()
 
 
+def start_bot(
+    settings: BotSettings, env: dict[str, str], children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    """Start `python -m parley_bot` when its token and LLM key are set; say what is missing otherwise."""
+    missing = settings.missing_for_start()
+    if missing:
+        say(f"bot not started: set {' and '.join(missing)} (environment or .env) to run it")
+        return
+    children["bot"] = spawn("bot", "parley_bot", env)
+    base = f"http://localhost:{settings.bot_port}"
+    say(f"bot:       {settings.bot_mode}; health {base}/health  metrics {base}/metrics")
+
+
 def main() -> int:
     """Run until Ctrl-C; non-zero when something could not start."""
     env = dict(os.environ)
@@ -141,11 +154,7 @@ def main() -> int:
         return 2
 
     children = {"api": spawn("api", "parley_api", env)}
-    missing = bot_settings.missing_for_start()
-    if missing:
-        say(f"bot not started: set {' and '.join(missing)} (environment or .env) to run it")
-    else:
-        say("bot: configured, but the bot service is not part of this build yet")
+    start_bot(bot_settings, env, children)
 
     base = f"http://localhost:{api_settings.api_port}"
     announce_dashboard(base, admin_password)

@@ -283,3 +283,19 @@ async def test_health_reports_a_dead_update_loop(bot: RunningBot) -> None:
 
     assert stalled.status_code == 503
     assert stalled.json()["status"] == "update_loop_stalled"
+
+
+async def test_connections_killed_by_the_server_are_replaced_transparently(
+    bot: RunningBot, telegram: TelegramDouble, engine: AsyncEngine
+) -> None:
+    telegram.send_text("before")
+    await telegram.wait_for_messages(USER, 1)
+    killed = await rows(
+        engine,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parley-bot'",
+    )
+    telegram.send_text("after the database dropped us")
+    replies = await telegram.wait_for_messages(USER, 2)
+
+    assert killed  # the bot's idle pooled connections were closed server-side
+    assert replies[1].text == "echo: after the database dropped us"

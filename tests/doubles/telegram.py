@@ -160,6 +160,8 @@ class TelegramDouble:
     webhook_url: str = ""
     webhook_secret: str | None = None
     url: str = ""
+    on_message: Callable[[SentMessage], None] | None = None  # benchmarks observe sends without polling
+    record_calls: bool = True
     _floods: dict[str, list[int]] = field(default_factory=dict)
     _reject_entities: int = 0
     _next_update_id: int = 1000
@@ -319,7 +321,8 @@ class TelegramDouble:
             return _error(TelegramError(401, "Unauthorized"))
         method = request.match_info["method"]
         params = await _params(request)
-        self.calls.append((method, params))
+        if self.record_calls:
+            self.calls.append((method, params))
         handler = _METHODS.get(method.lower())
         if handler is None or (method.lower() == "sendmessagedraft" and not self.drafts_supported):
             return _error(TelegramError(404, "Not Found"))
@@ -463,6 +466,8 @@ class TelegramDouble:
             reply_to=int(reply["message_id"]) if isinstance(reply, dict) else None,
         )
         self.sent.append(message)
+        if self.on_message is not None:
+            self.on_message(message)
         return self._message_result(message)
 
     def _find(self, params: dict[str, Any]) -> SentMessage:

@@ -18,11 +18,10 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import cast
 
 import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from parley_bot import metrics
 from parley_bot.llm.breaker import CircuitBreaker
@@ -314,18 +313,30 @@ class LLMClient:
                 time.perf_counter() - started
             )
 
-    @staticmethod
-    def _messages(messages: list[ChatMessage]) -> list[ChatCompletionMessageParam]:
-        return [cast(ChatCompletionMessageParam, {"role": m.role, "content": m.content}) for m in messages]
+    def _body(self, model: str, messages: list[ChatMessage], *, stream: bool) -> dict[str, object]:
+        body: dict[str, object] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        if self.max_completion_tokens is not None:
+            body["max_tokens"] = self.max_completion_tokens
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
 
+    # The SDK's generic `chat.completions.create` re-validates every argument against its TypedDicts
+    # (about 18 ms of CPU per call in openai 3.x, the bot's biggest cost under load). `post` is the
+    # SDK's documented way to send a body as-is; auth, timeouts, error mapping and SSE parsing are
+    # the SDK's own all the same.
     async def _request(
         self, model: str, messages: list[ChatMessage], timeout: float
     ) -> tuple[str, int | None, int | None]:
-        response = await self._client.chat.completions.create(
-            model=model,
-            messages=self._messages(messages),
-            max_tokens=self.max_completion_tokens if self.max_completion_tokens is not None else openai.omit,
-            timeout=timeout,
+        response = await self._client.post(
+            "/chat/completions",
+            body=self._body(model, messages, stream=False),
+            cast_to=ChatCompletion,
+            options={"timeout": timeout, "security": {"bearer_auth": True}},
         )
         text = (response.choices[0].message.content or "") if response.choices else ""
         if not text.strip():
@@ -338,13 +349,13 @@ class LLMClient:
     async def _stream(
         self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
     ) -> tuple[str, int | None, int | None]:
-        stream = await self._client.chat.completions.create(
-            model=model,
-            messages=self._messages(messages),
-            max_tokens=self.max_completion_tokens if self.max_completion_tokens is not None else openai.omit,
+        stream = await self._client.post(
+            "/chat/completions",
+            body=self._body(model, messages, stream=True),
+            cast_to=ChatCompletion,
+            options={"timeout": timeout, "security": {"bearer_auth": True}},
             stream=True,
-            stream_options={"include_usage": True},
-            timeout=timeout,
+            stream_cls=AsyncStream[ChatCompletionChunk],
         )
         parts: list[str] = []
         prompt_tokens = completion_tokens = None

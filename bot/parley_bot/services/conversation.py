@@ -18,13 +18,13 @@ released and the user's message stays stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_bot.llm import ChatMessage, Completion, ContextTooLongError, LLMClient, LLMUnavailableError
@@ -41,6 +41,7 @@ Outcome = Literal["answered", "duplicate", "unavailable", "too_long", "busy"]
 LEASE_MARGIN_SECONDS = 30.0  # time to deliver an answer after the LLM deadline
 BUSY_BACKOFF_START = 0.05
 BUSY_BACKOFF_MAX = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,23 @@ def lease_seconds(settings: BotSettings) -> float:
     return settings.llm_deadline_seconds + LEASE_MARGIN_SECONDS
 
 
-@contextlib.asynccontextmanager
-async def _autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection on which each statement commits by itself: no BEGIN/COMMIT round trips."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+async def _execute(engine: AsyncEngine, statement: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run one statement on a pooled AUTOCOMMIT connection (no BEGIN/COMMIT round trips).
+
+    The bot's pool does not pre-ping (it would triple the round trips), so a connection the server
+    closed while idle (a database restart) is only noticed when used: SQLAlchemy then invalidates
+    the pool and the statement is retried once on a fresh connection.
+    """
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await statement(conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.warning("db_connection_lost", retrying=True)
+    raise AssertionError("unreachable")
 
 
 async def _begin(
@@ -77,8 +90,9 @@ async def _begin(
     give_up_at = loop.time() + lease_seconds(settings)
     delay = BUSY_BACKOFF_START
     while True:
-        async with _autocommit(engine) as conn:
-            start = await messages.begin_turn(
+        start = await _execute(
+            engine,
+            lambda conn: messages.begin_turn(
                 conn,
                 profile=profile,
                 update_id=update_id,
@@ -86,7 +100,8 @@ async def _begin(
                 holder=holder,
                 lease_seconds=lease_seconds(settings),
                 default_history=settings.history_default_messages,
-            )
+            ),
+        )
         if start.status != "busy" or loop.time() >= give_up_at:
             return start
         log.info("turn_waiting_for_lease", retry_in=round(delay, 3))
@@ -95,8 +110,7 @@ async def _begin(
 
 
 async def _release(*, engine: AsyncEngine, user_id: int, holder: uuid.UUID) -> None:
-    async with _autocommit(engine) as conn:
-        await users.release_lease(conn, user_id=user_id, holder=holder)
+    await _execute(engine, lambda conn: users.release_lease(conn, user_id=user_id, holder=holder))
 
 
 async def take_turn(
@@ -136,8 +150,9 @@ async def take_turn(
         await asyncio.shield(_release(engine=engine, user_id=profile.id, holder=holder))
         raise
 
-    async with _autocommit(engine) as conn:
-        await messages.finish_turn(
+    await _execute(
+        engine,
+        lambda conn: messages.finish_turn(
             conn,
             user_id=profile.id,
             holder=holder,
@@ -147,5 +162,6 @@ async def take_turn(
             completion_tokens=completion.completion_tokens,
             latency_ms=completion.latency_ms,
             fallback_used=completion.fallback_used,
-        )
+        ),
+    )
     return TurnResult("answered", completion)

@@ -196,6 +196,13 @@ class BotSettings(ParleySettings):
     )
     bot_port: int = Field(default=8080, ge=1, le=65535, description="Port of /health, /ready, /metrics.")
 
+    db_pool_pre_ping: bool = Field(
+        default=False,
+        description="Bot: off by default — a pre-ping costs BEGIN, a ping and ROLLBACK per checkout, "
+        "tripling the database round trips of a message; the bot retries a statement once on a "
+        "connection that turns out to be dead instead.",
+    )
+
     bot_mode: Literal["polling", "webhook"] = Field(
         default="polling",
         description="`polling` (exactly one replica) or `webhook` (several replicas behind a Service).",
