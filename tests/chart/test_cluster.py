@@ -315,8 +315,6 @@ ALLOWED = [
     ("list", "secrets"),
     ("watch", "secrets"),
     ("create", "events"),
-    ("list", "namespaces"),
-    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
 REFUSED = [
     ("create", "apiusers.parley.dev"),
@@ -328,9 +326,9 @@ REFUSED = [
     ("create", "pods"),
     ("get", "configmaps"),
     ("create", "rolebindings.rbac.authorization.k8s.io"),
-    ("get", "namespaces"),
-    ("delete", "namespaces"),
-    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("list", "namespaces"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("update", "apiusers.parley.dev"),
 ]
 
 

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.chart.conftest import (
     CHART,
+    REPO,
     MONITORING,
     FailFn,
     Rendered,
@@ -202,16 +204,7 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
         {"kind": "ServiceAccount", "name": "parley-operator", "namespace": "parley"}
     ]
     assert binding["roleRef"]["name"] == "parley-operator"
-    # Cluster-scoped: only kopf's read-only discovery of namespaces and CRDs.
-    (discovery,) = rendered.of_kind("ClusterRole")
-    assert discovery["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-        {
-            "apiGroups": ["apiextensions.k8s.io"],
-            "resources": ["customresourcedefinitions"],
-            "verbs": ["list", "watch"],
-        },
-    ]
+    assert rendered.of_kind("ClusterRole") == []  # nothing cluster-scoped: kopf's scanning is off
     rules = rendered.get("Role", "parley-operator")["rules"]
     verbs = {
         (group, resource): set(rule["verbs"])
@@ -220,10 +213,14 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
         for resource in rule["resources"]
     }
     assert verbs[("parley.dev", "apiusers")] == {"get", "list", "watch", "patch"}
-    assert verbs[("parley.dev", "apiusers/status")] == {"get", "patch"}
+    assert verbs[("parley.dev", "apiusers/status")] == {"patch"}
     assert verbs[("", "secrets")] == {"get", "list", "watch"}
-    assert "create" in verbs[("", "events")]
+    assert verbs[("", "events")] == {"create"}
     assert all("*" not in v for v in verbs.values())
+    # The same rules as the operator's own least-privilege manifest (docs/operator.md#rbac).
+    manifests = yaml.safe_load_all((REPO / "manifests" / "operator-rbac.yaml").read_text())
+    (role,) = [d for d in manifests if d and d["kind"] == "Role"]
+    assert rules == role["rules"]
     assert rendered.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == "parley"
 
 
@@ -234,8 +231,8 @@ def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
     assert several.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == "parley,dashboards"
     wide = render(sets=["operator.clusterWide=true"])
     assert wide.of_kind("Role") == []
-    assert wide.names("ClusterRole") == {"parley-parley-operator", "parley-parley-operator-discovery"}
-    assert wide.names("ClusterRoleBinding") == {"parley-parley-operator", "parley-parley-operator-discovery"}
+    assert wide.names("ClusterRole") == {"parley-parley-operator"}
+    assert wide.names("ClusterRoleBinding") == {"parley-parley-operator"}
     assert wide.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == ""
 
 

@@ -371,26 +371,23 @@ podAntiAffinity:
 {{- if regexMatch "^[0-9]+$" $s -}}{{ $s }}{{- else -}}{{ $s | quote }}{{- end -}}
 {{- end -}}
 
-{{/* parley.operator.rules: the operator's RBAC rules (a Role per watched namespace, or one ClusterRole). */}}
+{{/* parley.operator.rules: the operator's RBAC rules, exactly docs/operator.md#rbac (a Role per watched namespace, or one ClusterRole). */}}
 {{- define "parley.operator.rules" -}}
-# ApiUsers: watch them, patch finalizers and kopf's annotations, write status.
+# ApiUsers: watch them; patch finalizers, kopf's annotations and parley.dev/secret-version.
 - apiGroups: ["parley.dev"]
   resources: ["apiusers"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["parley.dev"]
   resources: ["apiusers/status"]
-  verbs: ["get", "patch"]
-# The password Secrets ApiUsers reference (read only).
+  verbs: ["patch"]
+# The password Secrets ApiUsers reference (read only; only referenced ones are acted on).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# Events on ApiUsers (transitions of the Ready condition, kopf's warnings).
+# Events on ApiUsers (transitions of the Ready condition).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* parley.networkPolicy.egressBase: egress every Parley pod needs: DNS, PostgreSQL and (when on) Vault. */}}
