@@ -10,8 +10,8 @@ import yaml
 
 from tests.chart.conftest import (
     CHART,
-    REPO,
     MONITORING,
+    REPO,
     FailFn,
     Rendered,
     RenderFn,
