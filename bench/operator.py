@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -411,7 +412,8 @@ def _postgres_version() -> str | None:
         )
     except (OSError, subprocess.CalledProcessError, PostgresNotFoundError):
         return None
-    return out.stdout.split()[-1]
+    found = re.search(r"\d+\.\d+", out.stdout)
+    return found.group(0) if found else None
 
 
 if __name__ == "__main__":
