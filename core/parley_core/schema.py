@@ -49,6 +49,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every revision this build's scripts know; a database at another one was migrated by a newer build."""
+    return frozenset(rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
 async def revision_of(conn: AsyncConnection) -> str | None:
     """The revision in alembic_version over an open connection (None when never migrated)."""
     if not await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):

@@ -67,13 +67,28 @@ async def test_unmigrated_database_is_not_ready(empty_database_url: str) -> None
 async def test_schema_behind_head_is_not_ready(database_url: str, client: httpx.AsyncClient) -> None:
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
     await engine.dispose()
 
     response = await client.get("/ready")
 
     assert response.status_code == 503
     assert response.json()["schema_revision"] == "behind"
+
+
+async def test_schema_migrated_by_a_newer_build_stays_ready(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
+    # During a rolling upgrade the pre-upgrade hook has already applied the new build's migrations.
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    await engine.dispose()
+
+    response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json()["schema_revision"] == "ahead"
 
 
 async def test_draining_process_is_not_ready(api_app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.deps import StateDep
 from parley_core.db import check_database, pool_stats
-from parley_core.schema import head_revision, revision_of
+from parley_core.schema import head_revision, known_revisions, revision_of
 
 router = APIRouter(tags=["health"])
 
-SchemaState = Literal["at_head", "behind", "missing", "unknown"]
+# `ahead`: a newer build already migrated the database (a rolling upgrade in progress). Migrations
+# are written expand-then-contract, so this build keeps serving instead of dropping out of every
+# Service until the new pods are ready.
+SchemaState = Literal["at_head", "ahead", "behind", "missing", "unknown"]
 
 
 class DatabaseHealth(BaseModel):
@@ -75,7 +78,9 @@ async def _check_schema(engine: AsyncEngine, timeout: float) -> tuple[bool, Sche
         return False, "unknown"
     if current is None:
         return True, "missing"
-    return True, "at_head" if current == head_revision() else "behind"
+    if current == head_revision():
+        return True, "at_head"
+    return True, "behind" if current in known_revisions() else "ahead"
 
 
 @router.get("/health", response_model=HealthPublic, summary="Liveness with details")
@@ -106,7 +111,7 @@ async def ready(state: StateDep, response: Response) -> ReadinessPublic:
     reasons = []
     if not db_up:
         reasons.append("database unreachable")
-    elif schema != "at_head":
+    elif schema not in ("at_head", "ahead"):
         reasons.append(f"database schema is {schema}: run the migrations")
     if state.draining:
         reasons.append("shutting down")
