@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
-from pathlib import Path
 
-import prometheus_fastapi_instrumentator
 import pytest
 
-from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
+from tests.chart.conftest import CHART, MONITORING, RenderFn
+from tests.support.metric_names import exported_metrics
 
-SERVICE_SOURCES = ("api/parley_api", "bot/parley_bot", "operator/parley_operator", "core/parley_core")
-METRIC_CLASSES = {"Counter", "Histogram", "Gauge", "Summary", "GaugeMetricFamily", "CounterMetricFamily"}
 SUFFIXES = ("_bucket", "_count", "_sum", "_created")
+
 # Not registered by Parley's code, but exported to the same Prometheus:
 EXTERNAL = {
     "up",  # Prometheus, per scrape target
@@ -38,40 +35,6 @@ SEED = {
 }
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 LABEL_VALUES = re.compile(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
-
-
-def registered_in(path: Path) -> set[str]:
-    """Names passed as the first argument (or name=) of Counter/Histogram/Gauge/... in a source file."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = (
-            func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        )
-        if called not in METRIC_CLASSES:
-            continue
-        args = [node.args[0]] if node.args else []
-        args += [k.value for k in node.keywords if k.arg == "name"]
-        for arg in args:
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                name = arg.value
-                if called == "Counter" and not name.endswith("_total"):
-                    name += "_total"  # prometheus_client exposes counters with _total
-                names.add(name)
-    return names
-
-
-def exported_metrics() -> set[str]:
-    """Every metric name the services register, plus prometheus-fastapi-instrumentator's http_* ones."""
-    names: set[str] = set()
-    for source in SERVICE_SOURCES:
-        for path in (REPO / source).rglob("*.py"):
-            names |= registered_in(path)
-    instrumentator = Path(prometheus_fastapi_instrumentator.__file__).parent / "metrics.py"
-    names |= {n for n in registered_in(instrumentator) if n.startswith("http_")}
-    return names
 
 
 def base_name(name: str) -> str:
