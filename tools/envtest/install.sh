@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned test control-plane tools (kube-apiserver, kubectl, etcd, helm, promtool)
-# into a cache outside the work tree, so tests run against real binaries without a cluster.
+# Installs the pinned test control-plane tools (kube-apiserver, kubectl, etcd, helm, promtool,
+# vault) into a cache outside the work tree, so tests run against real binaries without a cluster.
 #
 # Usage: tools/envtest/install.sh [--force] [--print-env]
 #   --force      rebuild every tool even when the cache is warm
@@ -17,6 +17,8 @@ HELM_MODULE=helm.sh/helm/v3
 HELM_VERSION=v3.22.0
 PROMETHEUS_MODULE_VERSION=v0.316.0   # Go module version of Prometheus v3.16.0
 PROMTOOL_VERSION=v3.16.0
+VAULT_VERSION=v1.21.0         # github.com/hashicorp/vault; its own go.mod's sdk v0.20.0 matches this tag
+VAULT_BUILD_DATE=2025-10-22T02:33:18Z   # the tag's commit time: Vault's plugin environment needs a build date
 GO_MIN=1.26.7                 # k8s v1.37 needs go 1.26; prometheus v0.316.0 needs 1.26.7
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +43,8 @@ grep -q "k8s.io/kubernetes ${KUBE_VERSION}\$" "$HERE/kube/go.mod" \
   || die "tools/envtest/kube/go.mod does not require k8s.io/kubernetes ${KUBE_VERSION}"
 grep -q "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}\$" "$HERE/etcd/go.mod" \
   || die "tools/envtest/etcd/go.mod does not require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}"
+grep -q "github.com/hashicorp/vault ${VAULT_VERSION}\$" "$HERE/vault/go.mod" \
+  || die "tools/envtest/vault/go.mod does not require github.com/hashicorp/vault ${VAULT_VERSION}"
 
 GO_BIN=""
 find_go() {
@@ -129,6 +133,11 @@ build_etcd() {
   (cd "$HERE/etcd" && "$GO_BIN" build -trimpath \
     -ldflags "-s -w" -o "$OUT/etcd" .)
 }
+build_vault() {
+  # Upstream's release build sets the same BuildDate; the version comes from the embedded VERSION file.
+  (cd "$HERE/vault" && "$GO_BIN" build -trimpath \
+    -ldflags "-s -w -X github.com/hashicorp/vault/version.BuildDate=${VAULT_BUILD_DATE}" -o "$OUT/vault" .)
+}
 build_helm() {
   # Helm's Makefile stamps the Kubernetes version it reports as .Capabilities.KubeVersion
   # from its client-go (v0.N.M -> 1.N); without it `helm template` claims v1.20.
@@ -170,6 +179,9 @@ install_tool helm "$HELM_VERSION" PARLEY_HELM \
   "$HELM_MODULE" "$(declare -f build_helm)" -- build_helm
 install_tool promtool "$PROMTOOL_VERSION" PARLEY_PROMTOOL \
   "$PROMETHEUS_MODULE_VERSION" "$(declare -f build_promtool)" -- build_promtool
+install_tool vault "$VAULT_VERSION" PARLEY_VAULT \
+  "$HERE/vault/go.mod" "$HERE/vault/go.sum" "$HERE/vault/main.go" "$VAULT_BUILD_DATE" \
+  "$(declare -f build_vault)" -- build_vault
 
 tmp_env="$(mktemp "${ENV_FILE}.XXXXXX")"
 {
