@@ -1,4 +1,8 @@
-"""Shared pieces of the Vault tests: a guard that no secret value reaches any captured log line."""
+"""Shared pieces of the Vault tests: a guard that no secret value reaches any captured log line.
+
+The operator's fixtures (its CRD on the control plane, `python -m parley_operator`) are reused from
+tests/operator so the operator runs here exactly as it does there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import io
 from collections.abc import Iterator
 
 import pytest
+
+from tests.operator.conftest import apiuser_crd, cluster, start_operator  # noqa: F401 - fixtures
 
 
 class LogGuard:
