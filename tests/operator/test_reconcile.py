@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -594,3 +597,13 @@ def test_managed_users_gauge_counts_ready_and_not() -> None:
 
     assert metrics.MANAGED_USERS.labels(ready="true")._value.get() == 2
     assert metrics.MANAGED_USERS.labels(ready="false")._value.get() == 1
+
+
+def test_bad_configuration_exits_2_naming_the_variable() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://x@127.0.0.1:1/x", "OPERATOR_METRICS_PORT": "no"}
+    argv = [sys.executable, "-m", "parley_operator"]
+
+    result = subprocess.run(argv, env=env, capture_output=True, check=False, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert "OPERATOR_METRICS_PORT" in result.stderr
