@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -287,6 +288,7 @@ def start_operator(
     finally:
         for process in started:
             process.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
