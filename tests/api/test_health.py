@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_api.main import create_app
 from tests.api.conftest import make_settings, running_client
-
-UNREACHABLE = "postgresql://parley:pw@127.0.0.1:9/parley"
+from tests.api.constants import UNREACHABLE_DATABASE_URL as UNREACHABLE
 
 
 async def test_health_reports_database_pool_and_uptime(client: httpx.AsyncClient) -> None:

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
 from parley_core.passwords import hash_password
+from tests.api.constants import ANALYST_PASSWORD as PASSWORD
+from tests.api.constants import ANALYST_USERNAME as USER
 from tools.localpg import LocalPostgres, free_port
-
-USER, PASSWORD = "fuzzer", "fuzzing-password-long"
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,12 @@ from parley_api.deps import CurrentUserDep
 from parley_core.models import ApiUserSource
 from parley_core.passwords import MAX_PASSWORD_BYTES, hash_rounds, verify_password
 from parley_core.repositories import api_users
+from tests.api.constants import ADMIN_TOKEN as TOKEN
+from tests.api.constants import REGISTRATION_PASSWORD as PASSWORD
 from tests.utils.api_users import TEST_BCRYPT_ROUNDS, create_random_api_user, random_password
 from tests.utils.clients import client_from, lifespan_of, security_app
 
 REGISTER = "/api/v1/auth/register"
-TOKEN = "admin-token-for-tests-0123456789"
 
 
 async def whoami(user: CurrentUserDep) -> dict[str, Any]:
@@ -52,9 +53,6 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = registration_app(database_url, registration_rate_limit="100/minute")
     async with lifespan_of(app), client_from(app) as http:
         yield http
-
-
-PASSWORD = "correct horse battery"
 
 
 def body(username: str = "ana.lyst", password: str = PASSWORD, **extra: Any) -> dict[str, Any]:

@@ -7,10 +7,9 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
+from tests.bot.constants import TEST_USER_ID as USER
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
-
-USER = 42
 
 
 async def ask(telegram: TelegramDouble, text: str, *, user_id: int = USER) -> str:

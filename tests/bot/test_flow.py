@@ -20,12 +20,13 @@ from parley_core.db import create_engine
 from parley_core.repositories import messages
 from parley_core.repositories.users import TelegramProfile
 from parley_core.settings import BotSettings
-from tests.bot.conftest import FALLBACK, PRIMARY, RunningBot, SettingsFactory, get, rows, running_bot
+from tests.bot.conftest import RunningBot, SettingsFactory, get, rows, running_bot
+from tests.bot.constants import FALLBACK_MODEL as FALLBACK
+from tests.bot.constants import PRIMARY_MODEL as PRIMARY
+from tests.bot.constants import TEST_USER_ID as USER
 from tests.doubles import llm as script
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
-
-USER = 42
 
 
 @asynccontextmanager

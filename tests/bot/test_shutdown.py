@@ -10,11 +10,10 @@ import sys
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.bot.conftest import rows
+from tests.bot.constants import TEST_USER_ID as USER
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
 from tools.localpg import free_port
-
-USER = 42
 
 
 def _env(database_url: str, telegram: TelegramDouble, llm: LLMDouble, **extra: str) -> dict[str, str]:

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.bot.constants import LLM_API_KEY
+
 StepKind = Literal["reply", "error", "hang", "drop", "stream_error"]
 
 
@@ -74,7 +76,7 @@ def count_tokens(text: str) -> int:
 class LLMDouble:
     """State of the fake gateway: key, scripts per model, latency, context sizes, recorded requests."""
 
-    api_key: str = "sk-test-0123456789abcdefghij"
+    api_key: str = LLM_API_KEY
     latency: float = 0.0
     context_tokens: dict[str, int] = field(default_factory=dict)
     answer: Callable[[list[dict[str, Any]]], str] = default_answer

@@ -24,6 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.bot.constants import TELEGRAM_TOKEN
+
 MAX_TEXT_UTF16 = 4096
 _ALLOWED_TAGS = {
     "b",
@@ -149,7 +151,7 @@ class Draft:
 class TelegramDouble:
     """State of the fake Bot API: pending updates, sent messages, scripted failures."""
 
-    token: str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    token: str = TELEGRAM_TOKEN
     bot_username: str = "parley_test_bot"
     drafts_supported: bool = True
     updates: list[dict[str, Any]] = field(default_factory=list)
