@@ -17,8 +17,8 @@ HELM_MODULE=helm.sh/helm/v3
 HELM_VERSION=v3.22.0
 PROMETHEUS_MODULE_VERSION=v0.316.0   # Go module version of Prometheus v3.16.0
 PROMTOOL_VERSION=v3.16.0
-VAULT_VERSION=v1.21.0         # github.com/hashicorp/vault; its own go.mod's sdk v0.20.0 matches this tag
-VAULT_BUILD_DATE=2025-10-22T02:33:18Z   # the tag's commit time: Vault's plugin environment needs a build date
+VAULT_VERSION=v1.21.1         # github.com/hashicorp/vault: the newest release that builds with published sdk tags
+VAULT_BUILD_DATE=2025-11-18T21:04:32Z   # the tag's commit time: Vault's plugin environment needs a build date
 GO_MIN=1.26.7                 # k8s v1.37 needs go 1.26; prometheus v0.316.0 needs 1.26.7
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
