@@ -58,7 +58,7 @@ envtest-if-go:
 	@if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then tools/envtest/install.sh; \
 	else echo "make test: Go not found: tests needing kube-apiserver/etcd/helm/promtool will skip (fail under CI=true); install Go 1.26+ and run make envtest"; fi
 
-envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool into ~/.cache/parley/tools
+envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
 	tools/envtest/install.sh
 
 bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
