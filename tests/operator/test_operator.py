@@ -19,11 +19,10 @@ from parley_api.main import create_app
 from parley_core import schema
 from parley_core.models import ApiUser, ApiUserSource
 from parley_core.passwords import verify_password
-from parley_core.repositories import api_users
-from parley_core.repositories.api_users import OwnedApiUserRecord
 from tests.api.conftest import make_settings, running_client
 from tests.doubles.vault import VaultDouble, run_vault_double
-from tests.operator.conftest import DEADLINE, Cluster, OperatorProcess, apiuser, secret
+from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
+from tests.operator.waiting import eventually, row_of, wait_row
 from tests.support.kube import SA_ISSUER
 from tests.utils.api_users import create_random_api_user
 from tools.localpg import LocalPostgres, find_bindir, free_port
@@ -34,36 +33,6 @@ T = TypeVar("T")
 ALICE_PW = "correct-horse-battery-staple"
 ALICE_PW2 = "rotated-horse-battery-staple"
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "operator-rbac.yaml"
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = DEADLINE) -> T:
-    """Await ``check()`` until it gives something truthy; fail naming ``what`` at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        last = await check()
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-        await asyncio.sleep(0.2)
-
-
-async def row_of(engine: AsyncEngine, username: str) -> OwnedApiUserRecord | None:
-    """The api_users row of ``username`` with its owner columns."""
-    async with engine.connect() as conn:
-        return await api_users.get_with_owner(conn, username)
-
-
-async def wait_row(
-    engine: AsyncEngine, username: str, check: Callable[[OwnedApiUserRecord], bool] = lambda _: True
-) -> OwnedApiUserRecord:
-    """Wait until the row exists and satisfies ``check``."""
-
-    async def found() -> OwnedApiUserRecord | None:
-        row = await row_of(engine, username)
-        return row if row is not None and check(row) else None
-
-    return await eventually(found, f"the row of {username}")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ settings from `secret/parley/operator`, ApiUser passwords from `secret/parley/da
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.main import create_app
 from parley_core.passwords import verify_password
-from parley_core.repositories import api_users
-from parley_core.repositories.api_users import OwnedApiUserRecord
 from tests.api.conftest import make_settings, running_client
-from tests.operator.conftest import DEADLINE, Cluster, OperatorProcess, apiuser
+from tests.operator.conftest import Cluster, OperatorProcess, apiuser
+from tests.operator.waiting import row_of, wait_row
 from tests.support.vault_server import VaultServer
 from tests.vault.conftest import LogGuard
 
@@ -32,36 +30,6 @@ T = TypeVar("T")
 OPERATOR_PATH = "parley/operator"
 
 StatsLogin = Callable[[str, str], Awaitable[int]]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Await ``check()`` until it gives something truthy; fail naming ``what`` at the deadline."""
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while True:
-        last = await check()
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-        await asyncio.sleep(0.2)
-
-
-async def row_of(engine: AsyncEngine, username: str) -> OwnedApiUserRecord | None:
-    """The api_users row of ``username``."""
-    async with engine.connect() as conn:
-        return await api_users.get_with_owner(conn, username)
-
-
-async def wait_row(
-    engine: AsyncEngine, username: str, check: Callable[[OwnedApiUserRecord], bool]
-) -> OwnedApiUserRecord:
-    """Wait until the row of ``username`` satisfies ``check``."""
-
-    async def found() -> OwnedApiUserRecord | None:
-        row = await row_of(engine, username)
-        return row if row is not None and check(row) else None
-
-    return await eventually(found, f"the row of {username}")
 
 
 @pytest.fixture
