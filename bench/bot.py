@@ -3,7 +3,9 @@
 Everything runs on this machine over loopback: a throwaway PostgreSQL (tools.localpg), the Telegram
 Bot API and OpenAI-compatible doubles (tests/doubles) in this process, and the bot as the real
 `python -m parley_bot` process, polling. Simulated users each send a message, wait for the answer,
-and send the next (closed loop).
+and send the next (closed loop). Each user sends its first message at a random moment within one
+LLM-latency period: independent users are not synchronized, and starting them all in the same
+millisecond would measure a burst of N simultaneous answers the harness created, not the bot.
 
 - throughput (answered messages/s) and added latency — time from the update being available to
   getUpdates until the answer reaches sendMessage, minus the scripted LLM latency — at 1, 50 and
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import random
 import shutil
 import signal
 import sys
@@ -49,10 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS: list[tuple[float, int, int]] = [  # (LLM latency s, concurrent users, messages per run)
     (0.0, 1, 100),
     (0.0, 50, 500),
-    (0.0, 500, 1000),
+    (0.0, 500, 2000),
     (1.0, 1, 5),
     (1.0, 50, 200),
-    (1.0, 500, 1000),
+    (1.0, 500, 2000),
 ]
 
 
@@ -115,6 +118,7 @@ class Driver:
         self.next_user += users
 
         async def user(uid: int) -> None:
+            await asyncio.sleep(random.uniform(0, llm_latency))  # this user's phase
             for i in range(per_user):
                 future: asyncio.Future[float] = loop.create_future()
                 self.waiting[uid] = future
@@ -323,10 +327,12 @@ async def main_async(runs: int) -> int:
             "scenarios": [{"llm_latency_s": lat, "users": u, "messages": m} for lat, u, m in SCENARIOS],
             "warm_up_messages": 300,
             "closed_loop": True,
+            "user_phases": "first message of each user at a uniformly random time within one "
+            "LLM-latency period (0 s: all at once)",
             "pacing": "off (TELEGRAM_*_PER_* = 0)",
             "rate_limit": "off",
             "streaming": "off",
-            "bot": "python -m parley_bot, polling, default pool (20 + 30)",
+            "bot": "python -m parley_bot, polling, default pool (20 + 30), LLM client on aiohttp",
             "round_trips_method": "in-process bot, 200 messages after warm-up: statements PostgreSQL ran "
             "(pg_stat_statements, BEGIN/COMMIT included) + pool pre-ping pings counted in the client",
         },

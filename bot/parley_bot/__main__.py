@@ -8,10 +8,11 @@ import sys
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Update
 from aiogram.utils.token import TokenValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_bot import runner
+from parley_bot import lazy_types, runner
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
 from parley_bot.middlewares import AccessMiddleware, DedupeMiddleware, UpdateContextMiddleware
@@ -20,6 +21,7 @@ from parley_bot.routers import settings as settings_router
 from parley_bot.services.locks import UserLocks
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.telegram import TelegramOutput
+from parley_bot.telegram.output import BOT_METHODS
 from parley_core.db import create_engine
 from parley_core.logging import configure_logging, get_logger
 from parley_core.settings import BotSettings, SettingsError, load_settings
@@ -72,6 +74,7 @@ async def run(
 ) -> None:
     """Build everything for ``bot_settings`` and serve until SIGTERM (or ``lifecycle.request_stop()``)."""
     lifecycle = lifecycle or Lifecycle()
+    lazy_types.warm_up(Update, *BOT_METHODS)  # not on the first user's message
     bot = create_bot(bot_settings, lifecycle)
     engine = create_engine(bot_settings, application_name="parley-bot")
     llm = LLMClient.from_settings(bot_settings)

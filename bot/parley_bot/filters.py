@@ -1,4 +1,10 @@
-"""Which messages are meant for the bot: every private message; in groups, a mention or a reply."""
+"""Which messages are meant for the bot (every private message; in groups, a mention or a reply),
+and cheap checks of what a message is.
+
+All filters here are coroutines on purpose: aiogram runs a synchronous filter, a magic ``F``
+expression included, in a worker thread (``asyncio.to_thread``), which costs a thread hop and a GIL
+hand-over for every message and every handler it is checked against.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +39,18 @@ class AddressedToBot(Filter):
             if entity.type == "bot_command" and fragment.endswith(f"@{username}"):
                 return True
         return False
+
+
+class HasText(Filter):
+    """Messages with text (not photos, stickers, voice...)."""
+
+    async def __call__(self, message: Message) -> bool:
+        return message.text is not None
+
+
+class IsCommand(Filter):
+    """Text messages that start with "/": checked before aiogram's Command filters, which parse the
+    text and raise internally for every plain message they are asked about."""
+
+    async def __call__(self, message: Message) -> bool:
+        return message.text is not None and message.text.startswith("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
@@ -97,3 +98,43 @@ async def test_both_models_failing_gets_a_friendly_reply_and_keeps_the_message(
     assert [(r.role, r.content) for r in stored] == [("user", "Anyone?")]
     lease = await rows(engine, "SELECT lease_holder FROM users")
     assert lease[0].lease_holder is None
+
+
+async def test_typing_is_shown_only_while_a_slow_answer_is_prepared(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    telegram.send_text("quick one")
+    await telegram.wait_for_messages(USER, 1)
+    llm.latency = 1.2
+    telegram.send_text("slow one")
+    await telegram.wait_for_messages(USER, 2)
+
+    actions = [(m, p) for m, p in telegram.calls if m == "sendChatAction"]
+    assert len(actions) == 1  # for the slow answer only
+    assert actions[0][1]["action"] == "typing"
+    assert int(actions[0][1]["chat_id"]) == USER
+
+
+async def test_an_answer_that_cannot_be_stored_is_still_delivered(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    llm.latency = 1.0
+    telegram.send_text("store me")
+    await telegram.wait_for(lambda: len(llm.requests) == 1)
+    await execute(engine, "ALTER TABLE messages RENAME TO messages_elsewhere")  # finish_turn will fail
+    try:
+        [reply] = await telegram.wait_for_messages(USER, 1)
+    finally:
+        await execute(engine, "ALTER TABLE messages_elsewhere RENAME TO messages")
+
+    assert reply.text == "echo: store me"
+    stored = await rows(engine, "SELECT role FROM messages")
+    assert [r.role for r in stored] == ["user"]  # stored before the LLM call, kept
+    lease = await rows(engine, "SELECT lease_holder FROM users")
+    assert lease[0].lease_holder is None  # the next message is not blocked
+
+
+async def execute(engine: AsyncEngine, sql: str) -> None:
+    """Run and commit one statement."""
+    async with engine.begin() as conn:
+        await conn.execute(text(sql))

@@ -9,7 +9,8 @@ One call of :meth:`LLMClient.complete` answers one user message within one overa
 * other 4xx answers (bad key, unknown model) move straight to the next model;
 * "context too long" trims the oldest half of the history and retries once.
 
-The SDK's own retries are off (``max_retries=0``): this module owns the policy.
+The SDK's own retries are off (``max_retries=0``): this module owns the policy. The SDK talks HTTP
+through aiohttp (``DefaultAioHttpClient``), like the Telegram session.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from parley_bot import metrics
@@ -157,8 +158,15 @@ class LLMClient:
         breaker_cooldown_seconds: float,
         max_completion_tokens: int | None = None,
     ) -> None:
+        # aiohttp as the SDK's transport (the `openai[aiohttp]` extra): httpx's connection pool checks
+        # every pooled connection on each request, which with hundreds of conversations in flight
+        # cost more CPU than the rest of the request.
         self._client = AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=policy.timeout_seconds
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=policy.timeout_seconds,
+            http_client=DefaultAioHttpClient(timeout=policy.timeout_seconds),
         )
         self.models = [primary_model] if fallback_model == primary_model else [primary_model, fallback_model]
         self.policy = policy

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import Message, Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
-from parley_bot.filters import GROUP_CHATS, AddressedToBot
+from parley_bot.filters import GROUP_CHATS, AddressedToBot, HasText, IsCommand
 from parley_bot.incoming import profile_of, prompt_text
 from parley_bot.llm import LLMClient
 from parley_bot.services import conversation
@@ -36,13 +36,13 @@ def _stream_mode(settings: BotSettings, message: Message) -> StreamMode | None:
     return "edit" if settings.stream_replies == "edit" else "draft"
 
 
-@router.message(F.text.startswith("/"))
+@router.message(IsCommand())
 async def unknown_command_handler(message: Message, *, output: TelegramOutput) -> None:
     """Answer a command no other router knows instead of sending it to the LLM."""
     await output.send_plain(message.chat.id, UNKNOWN_COMMAND)
 
 
-@router.message(F.text)
+@router.message(HasText())
 async def chat_handler(
     message: Message,
     *,

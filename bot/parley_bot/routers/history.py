@@ -7,7 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_bot.filters import AddressedToBot
+from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.incoming import profile_of
 from parley_bot.services import preferences
 from parley_bot.services.locks import UserLocks
@@ -15,7 +15,7 @@ from parley_bot.telegram import TelegramOutput
 from parley_core.settings import BotSettings
 
 router = Router(name=__name__)
-router.message.filter(AddressedToBot())
+router.message.filter(IsCommand(), AddressedToBot())
 
 
 @router.message(Command("reset"))

@@ -6,12 +6,12 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
-from parley_bot.filters import AddressedToBot
+from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.formatting import escape
 
 router = Router(name=__name__)
-router.message.filter(AddressedToBot())
+router.message.filter(IsCommand(), AddressedToBot())
 
 HELP = (
     "<b>Commands</b>\n"

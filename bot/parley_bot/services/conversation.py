@@ -12,12 +12,14 @@ returned to the pool before anything slow happens:
 The lease makes a second replica's turn for the same user wait (``busy``), so history never
 interleaves even in webhook mode; inside a process the caller already serializes with UserLocks,
 so the lease is only ever contended across replicas. When both models fail, the lease is
-released and the user's message stays stored.
+released and the user's message stays stored. When the answer cannot be stored (the database went
+away during the LLM call), it is still delivered and the lease released.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -150,18 +152,25 @@ async def take_turn(
         await asyncio.shield(_release(engine=engine, user_id=profile.id, holder=holder))
         raise
 
-    await _execute(
-        engine,
-        lambda conn: messages.finish_turn(
-            conn,
-            user_id=profile.id,
-            holder=holder,
-            content=completion.text,
-            model=completion.model,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            latency_ms=completion.latency_ms,
-            fallback_used=completion.fallback_used,
-        ),
-    )
+    try:
+        await _execute(
+            engine,
+            lambda conn: messages.finish_turn(
+                conn,
+                user_id=profile.id,
+                holder=holder,
+                content=completion.text,
+                model=completion.model,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                latency_ms=completion.latency_ms,
+                fallback_used=completion.fallback_used,
+            ),
+        )
+    except Exception as exc:
+        # The answer exists; the user gets it even though it is not in the history. The lease is
+        # given back if the database lets us, or expires on its own.
+        log.error("turn_answer_not_stored", error=type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await _release(engine=engine, user_id=profile.id, holder=holder)
     return TurnResult("answered", completion)

@@ -5,7 +5,9 @@
   plain Markdown source, so a rendering slip never loses an answer.
 * Each message waits for its slot (``pacing``); a 429 (``TelegramRetryAfter``) is honoured by
   sleeping ``retry_after`` and sending again, up to TELEGRAM_RETRY_AFTER_MAX_SECONDS.
-* "typing…" is shown while an answer is being prepared.
+* "typing…" is shown while an answer is being prepared, once it takes longer than half a second:
+  Telegram recommends the indicator only for replies that take noticeable time, and a fast answer
+  then costs one Bot API call instead of two.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -51,27 +53,27 @@ T = TypeVar("T")
 
 FLOOD_RETRIES = 5
 TRANSIENT_RETRIES = 2
+TYPING_DELAY_SECONDS = 0.5  # no indicator for an answer that is ready sooner
 TYPING_REFRESH_SECONDS = 4.5  # Telegram shows a chat action for about 5 s
 
 
+# The Bot API methods the bot calls (built at start-up by ``lazy_types.warm_up``).
+BOT_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
+    GetMe,
+    GetUpdates,
+    SendMessage,
+    EditMessageText,
+    SendChatAction,
+    DeleteMessage,
+    SendMessageDraft,
+    SetMyCommands,
+    SetWebhook,
+    DeleteWebhook,
+)
 # aiogram parses every answer as Response[<return type>]. pydantic caches such generic classes only
 # weakly, so under load they are garbage-collected and rebuilt, about 10 ms of CPU each time (a third
 # of the bot's CPU in the benchmark). Holding them keeps pydantic's cache warm.
-_RESPONSE_TYPES = tuple(
-    Response[method.__returning__]  # type: ignore[name-defined]
-    for method in (
-        GetMe,
-        GetUpdates,
-        SendMessage,
-        EditMessageText,
-        SendChatAction,
-        DeleteMessage,
-        SendMessageDraft,
-        SetMyCommands,
-        SetWebhook,
-        DeleteWebhook,
-    )
-)
+_RESPONSE_TYPES = tuple(Response[method.__returning__] for method in BOT_METHODS)  # type: ignore[name-defined]
 
 
 def _is_parse_error(exc: TelegramBadRequest) -> bool:
@@ -211,9 +213,9 @@ class TelegramOutput:
         await self.call(SendMessageDraft(chat_id=chat_id, draft_id=draft_id, text=text, parse_mode=None))
 
     @contextlib.asynccontextmanager
-    async def typing(self, chat_id: int) -> AsyncIterator[None]:
-        """Show "typing…" in the chat until the block ends."""
-        task = asyncio.create_task(self._typing(chat_id))
+    async def typing(self, chat_id: int, *, delay: float = TYPING_DELAY_SECONDS) -> AsyncIterator[None]:
+        """Show "typing…" in the chat from ``delay`` seconds on until the block ends."""
+        task = asyncio.create_task(self._typing(chat_id, delay))
         try:
             yield
         finally:
@@ -221,7 +223,8 @@ class TelegramOutput:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _typing(self, chat_id: int) -> None:
+    async def _typing(self, chat_id: int, delay: float) -> None:
+        await asyncio.sleep(delay)
         while True:
             try:
                 await self.bot(SendChatAction(chat_id=chat_id, action="typing"))
