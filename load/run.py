@@ -3,7 +3,11 @@
 Starts its own PostgreSQL (demo data), then a real `python -m parley_api` twice:
 1. rate limit off, `DashboardUser`s for LOAD_SECONDS: the throughput/latency baseline;
 2. rate limit on (the default 10/minute), `RateLimitProbe`s sharing one account: the limiter must
-   answer 429 with Retry-After and let through no more than the limit.
+   answer 429 with Retry-After and let through no more than the limit;
+then the bot:
+3. the Telegram and LLM doubles (`tests.doubles.serve`, LLM latency 1 s) and a real
+   `python -m parley_bot` polling them with its production defaults (pacing, rate limit,
+   streaming), and `TelegramUser`s (load/bot_locustfile.py) chatting for LOAD_SECONDS.
 Everything runs on loopback and stops by itself.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import os
 import shutil
 import signal
@@ -71,11 +76,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=40)
 
 
-def run_locust(host: str, *, users: int, seconds: int, csv_prefix: Path, weights: dict[str, str]) -> None:
+def run_locust(host: str, *, users: int, seconds: int, csv_prefix: Path, weights: dict[str, str],
+               locustfile: str = "api_locustfile.py") -> None:  # fmt: skip
     """One headless locust run; its statistics land in <csv_prefix>_stats.csv."""
     env = {**os.environ, "LOAD_USER": USER, "LOAD_PASSWORD": PASSWORD, **weights}
     command = [
-        sys.executable, "-m", "locust", "-f", str(ROOT / "load" / "api_locustfile.py"), "--headless",
+        sys.executable, "-m", "locust", "-f", str(ROOT / "load" / locustfile), "--headless",
         "--host", host, "-u", str(users), "-r", str(max(users // 2, 1)), "-t", f"{seconds}s",
         "--csv", str(csv_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
     ]  # fmt: skip
@@ -114,12 +120,60 @@ def status_counts(base: str) -> dict[str, float]:
     return counts
 
 
+def bot_phase(
+    url: str, *, users: int, seconds: int, workdir: Path, llm_latency: float = 1.0
+) -> dict[str, Any]:
+    """Phase 3: the doubles, a real bot on database ``url``, and ``users`` chatting for ``seconds``."""
+    doubles = subprocess.Popen(
+        [sys.executable, "-m", "tests.doubles.serve", "--llm-latency", str(llm_latency)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    bot: subprocess.Popen[bytes] | None = None
+    try:
+        assert doubles.stdout is not None
+        urls = json.loads(doubles.stdout.readline())
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "TELEGRAM_BOT_TOKEN": urls["telegram_token"],
+            "TELEGRAM_API_URL": urls["telegram_url"],
+            "LLM_API_KEY": urls["llm_api_key"],
+            "LLM_BASE_URL": urls["llm_url"],
+            "BOT_PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+        }
+        bot = subprocess.Popen([sys.executable, "-m", "parley_bot"], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not _ready(f"http://127.0.0.1:{port}/ready"):
+            if time.monotonic() > deadline or bot.poll() is not None:
+                raise RuntimeError("the bot did not become ready")
+            time.sleep(0.2)
+        run_locust(urls["telegram_url"], users=users, seconds=seconds, csv_prefix=workdir / "bot",
+                   weights={}, locustfile="bot_locustfile.py")  # fmt: skip
+        return read_stats(workdir / "bot")
+    finally:
+        for process in (bot, doubles):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=40)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Both phases; writes bench/results/load.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent dashboard users")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--bot-users", type=int, default=50, help="concurrent Telegram users (phase 3)")
     args = parser.parse_args(argv)
 
     base_dir = Path(tempfile.mkdtemp(prefix="parley-load-"))
@@ -158,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             results["rate_limit"] = {**read_stats(base_dir / "ratelimit"), "statuses": status_counts(host)}
         finally:
             stop(api)
+
+        say(f"phase 3: {args.bot_users} Telegram users chatting with the bot for {args.seconds} s, LLM 1 s")
+        results["bot"] = bot_phase(url, users=args.bot_users, seconds=args.seconds, workdir=base_dir)
     finally:
         pg.stop("immediate")
         shutil.rmtree(base_dir, ignore_errors=True)
@@ -169,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         Goal("rate_limit_unexpected_responses", results["rate_limit"]["Aggregated"]["failures"], "<=", 0),
         Goal("rate_limit_ok_responses_in_one_minute", limited.get("200", 0), "<=", 10),
         Goal("rate_limit_429_responses", limited.get("429", 0), ">=", 1),
+        Goal("bot_error_rate", results["bot"]["Aggregated"]["error_rate"], "<=", 0),
     ]
     params = {
         "dashboard_users": args.users,
@@ -177,11 +235,19 @@ def main(argv: list[str] | None = None) -> int:
         "rate_limit_probes": 5,
         "rate_limit_seconds": seconds,
         "rate_limit": "10/minute",
+        "bot_users": args.bot_users,
+        "bot_llm_latency_s": 1.0,
+        "bot_settings": "production defaults (pacing 30/s and 1/s per chat, rate limit 5 + 20/min, "
+        "streaming auto) against tests.doubles.serve",
+        "bot_user_think_time_s": "2-4",
         "tool": "locust, headless; server, database and load generator share the machine's cores",
     }
     path = write("load", params=params, results=results, goals=goals, postgres=postgres_version)
     say(f"wrote {path}: {total['requests_per_second']} req/s, mean {total['mean_ms']} ms, "
         f"p95 {total['p95_ms']} ms, p99 {total['p99_ms']} ms, errors {total['error_rate']:.2%}")  # fmt: skip
+    chat = results["bot"]["Aggregated"]
+    say(f"bot: {chat['requests_per_second']} messages/s, mean {chat['mean_ms']} ms, p95 {chat['p95_ms']} ms, "
+        f"p99 {chat['p99_ms']} ms (LLM 1 s included), errors {chat['error_rate']:.2%}")  # fmt: skip
     return 0
 
 

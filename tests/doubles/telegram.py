@@ -7,6 +7,11 @@ nothing is 400 "message is not modified", flood control is 429 with ``parameters
 and getUpdates honours offsets (confirming earlier updates), limits and the long-poll timeout, and
 refuses to run while a webhook is set or when a second poller interrupts the first (409).
 Tests push updates in and read what the bot sent. Only for tests; never a runtime default.
+
+With ``control_plane=True`` (load tests, where the load generator is another process) it also
+serves ``POST /_control/ask`` — not a Bot API method, and outside the ``/bot<token>/`` space the bot
+uses: ``{"user_id", "text"}`` becomes a private text message from that user, and the response is the
+bot's first answer to it (``{"update_id", "reply"}``), or 504 if none comes within ``timeout``.
 """
 
 from __future__ import annotations
@@ -164,6 +169,8 @@ class TelegramDouble:
     url: str = ""
     on_message: Callable[[SentMessage], None] | None = None  # benchmarks observe sends without polling
     record_calls: bool = True
+    control_plane: bool = False
+    _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _floods: dict[str, list[int]] = field(default_factory=dict)
     _reject_entities: int = 0
     _next_update_id: int = 1000
@@ -290,6 +297,8 @@ class TelegramDouble:
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        if self.control_plane:
+            app.router.add_post("/_control/ask", self._control_ask)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -340,6 +349,26 @@ class TelegramDouble:
         finally:
             self._notify()
         return web.json_response({"ok": True, "result": result})
+
+    async def _control_ask(self, request: web.Request) -> web.Response:
+        """A user's message in, the bot's answer out (one question at a time per user)."""
+        try:
+            body = await request.json()
+            user_id, text, timeout = int(body["user_id"]), str(body["text"]), float(body.get("timeout", 60))
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "expected {user_id: int, text: str, timeout?: s}"}, status=400)
+        if user_id in self._answer_waiters:
+            return web.json_response({"error": "this user is still waiting for an answer"}, status=409)
+        waiter: asyncio.Future[SentMessage] = asyncio.get_running_loop().create_future()
+        self._answer_waiters[user_id] = waiter
+        update_id = self.send_text(text, user_id=user_id, first_name=f"User {user_id}", username=None)
+        try:
+            answer = await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            return web.json_response({"error": f"no answer within {timeout} s"}, status=504)
+        finally:
+            self._answer_waiters.pop(user_id, None)
+        return web.json_response({"update_id": update_id, "reply": answer.text})
 
     # ---- methods ---------------------------------------------------------------------------
 
@@ -470,6 +499,9 @@ class TelegramDouble:
         self.sent.append(message)
         if self.on_message is not None:
             self.on_message(message)
+        waiter = self._answer_waiters.pop(chat_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
         return self._message_result(message)
 
     def _find(self, params: dict[str, Any]) -> SentMessage:
