@@ -299,7 +299,7 @@ class TelegramDouble:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         if self.control_plane:
             app.router.add_post("/_control/ask", self._control_ask)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
