@@ -74,7 +74,13 @@ class Lifecycle:
 
 
 class PollingHeartbeat(BaseRequestMiddleware):
-    """Bot-session middleware noting each completed getUpdates call (the update loop's pulse)."""
+    """Bot-session middleware noting each completed getUpdates call (the update loop's pulse).
+
+    Any completed call keeps /health green: a restart does not cure a Telegram error (a second
+    poller's 409, a revoked token), so it must not trigger one. Only successful calls move
+    ``bot_update_loop_last_success_timestamp_seconds``, which the ParleyBotUpdateLoopStalled alert
+    watches, so those errors still page someone.
+    """
 
     def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
@@ -86,7 +92,10 @@ class PollingHeartbeat(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
         try:
-            return await make_request(bot, method)
+            response = await make_request(bot, method)
         finally:
             if isinstance(method, GetUpdates):
                 self.lifecycle.last_poll_at = time.monotonic()
+        if isinstance(method, GetUpdates):
+            metrics.BOT_LAST_SUCCESSFUL_POLL.set_to_current_time()
+        return response

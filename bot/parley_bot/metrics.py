@@ -43,6 +43,10 @@ BOT_UPDATES_DUPLICATE = Counter(
 BOT_RATE_LIMITED = Counter("bot_rate_limited_total", "Messages refused by the per-user rate limit.")
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
+BOT_LAST_SUCCESSFUL_POLL = Gauge(
+    "bot_update_loop_last_success_timestamp_seconds",
+    "Unix time of the last successful getUpdates call (polling mode; stays 0 in webhook mode).",
+)
 TELEGRAM_RETRY_AFTER = Counter(
     "telegram_flood_waits_total",
     "429 answers from Telegram honoured by waiting retry_after, by method.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ import httpx
 from aiogram import Bot, Dispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parley_bot import metrics
 from parley_bot.__main__ import create_bot, create_dispatcher
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
@@ -250,6 +252,30 @@ async def test_probes_and_metrics(bot: RunningBot, telegram: TelegramDouble) -> 
     ):
         assert name in exposition
     assert 'llm_requests_total{model="primary/model"}' in exposition
+    [heartbeat] = [
+        float(line.split()[1])
+        for line in exposition.splitlines()
+        if line.startswith("bot_update_loop_last_success_timestamp_seconds ")
+    ]
+    assert time.time() - 30 < heartbeat <= time.time()
+
+
+async def test_failing_polls_keep_health_green_but_stop_the_success_heartbeat(
+    bot: RunningBot, telegram: TelegramDouble
+) -> None:
+    conflict = "Conflict: terminated by other getUpdates request"
+    telegram.fail("getUpdates", 409, conflict, times=3)  # a second poller with the same token
+    await telegram.wait_for(lambda: telegram.failures_left("getUpdates") == 2, timeout=30)
+    before = metrics.BOT_LAST_SUCCESSFUL_POLL._value.get()
+    await telegram.wait_for(lambda: telegram.failures_left("getUpdates") == 0, timeout=30)
+
+    health = await get(f"{bot.base_url}/health")
+
+    assert health.status_code == 200  # a restart would not cure a 409
+    assert metrics.BOT_LAST_SUCCESSFUL_POLL._value.get() == before > 0  # but the alert's gauge stopped
+    telegram.send_text("still there?")
+    await telegram.wait_for_messages(USER, 1, timeout=30)  # and polling recovers by itself
+    assert metrics.BOT_LAST_SUCCESSFUL_POLL._value.get() > before
 
 
 async def test_ready_is_503_while_draining_and_when_the_database_is_down(

@@ -172,6 +172,7 @@ class TelegramDouble:
     control_plane: bool = False
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _floods: dict[str, list[int]] = field(default_factory=dict)
+    _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
     _reject_entities: int = 0
     _next_update_id: int = 1000
     _message_ids: dict[int, itertools.count[int]] = field(default_factory=dict)
@@ -189,6 +190,14 @@ class TelegramDouble:
     def flood(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
         self._floods.setdefault(method, []).extend([retry_after] * times)
+
+    def fail(self, method: str, code: int, description: str, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with error ``code`` and ``description``."""
+        self._failures.setdefault(method, []).extend([TelegramError(code, description)] * times)
+
+    def failures_left(self, method: str) -> int:
+        """Scripted failures of ``method`` not yet served."""
+        return len(self._failures.get(method, []))
 
     def reject_entities(self, times: int = 1) -> None:
         """Refuse the next ``times`` formatted texts with "can't parse entities" (a renderer bug)."""
@@ -337,6 +346,10 @@ class TelegramDouble:
         handler = _METHODS.get(method.lower())
         if handler is None or (method.lower() == "sendmessagedraft" and not self.drafts_supported):
             return _error(TelegramError(404, "Not Found"))
+        if self._failures.get(method):
+            failure = self._failures[method].pop(0)
+            self._notify()
+            return _error(failure)
         if self._floods.get(method):
             retry_after = self._floods[method].pop(0)
             return _error(
