@@ -1,7 +1,9 @@
 """Reading secrets from Vault KV v2 with hvac: Kubernetes or token auth, retries, clear errors.
 
 hvac is synchronous and has no retries of its own: requests are retried by urllib3 on connection
-errors and on 412/500/502/503, and async callers run these functions in a thread.
+errors and on 412/429/500/502/503, and async callers run these functions in a thread. Every failure
+leaves as a VaultError naming the address, path or role (never a value): VaultUnavailableError
+(try later), VaultAccessDeniedError (login or policy refused), or VaultError (anything else).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-RETRY_STATUSES = (412, 500, 502, 503)
+RETRY_STATUSES = (412, 429, 500, 502, 503)  # 429: a Vault rate-limit quota (Retry-After honoured)
 DEFAULT_SA_TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
@@ -27,7 +29,22 @@ class VaultError(RuntimeError):
 
 
 class VaultUnavailableError(VaultError):
-    """Vault did not answer or answered 5xx after every retry."""
+    """Vault did not answer, or answered 5xx / 429, after every retry."""
+
+
+class VaultAccessDeniedError(VaultError):
+    """Vault refused: the login (the role's bound service account) or the policy (the path)."""
+
+
+# Answers that mean "try again later" (after the session's own retries ran out).
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.BadGateway,
+    hvac.exceptions.RateLimitExceeded,
+    requests.RequestException,
+)
+_UNAVAILABLE_READING = (*_UNAVAILABLE, hvac.exceptions.PreconditionFailed)  # 412: a standby behind
 
 
 class VaultSettings(BaseSettings):
@@ -142,20 +159,19 @@ class VaultReader:
                     role=self.settings.role, jwt=jwt, mount_point=self.settings.k8s_mount
                 )
         except hvac.exceptions.Forbidden:
-            raise VaultError(
+            raise VaultAccessDeniedError(
                 f"{self._describe()} refused the {method} login (role {self.settings.role!r}): "
                 "check the role's bound service account and namespace"
             ) from None
         except hvac.exceptions.InvalidRequest as exc:
             raise VaultError(f"{self._describe()} rejected the {method} login: {_errors(exc)}") from None
-        except (
-            hvac.exceptions.VaultDown,
-            hvac.exceptions.InternalServerError,
-            hvac.exceptions.BadGateway,
-            requests.RequestException,
-        ) as exc:
+        except _UNAVAILABLE as exc:
             raise VaultUnavailableError(
                 f"{self._describe()} is unavailable during login: {type(exc).__name__}"
+            ) from None
+        except hvac.exceptions.VaultError as exc:  # 401, 405, 501...: never a raw hvac error
+            raise VaultError(
+                f"{self._describe()} answered the {method} login with {type(exc).__name__}: {_errors(exc)}"
             ) from None
         self._logged_in = True
 
@@ -170,22 +186,20 @@ class VaultReader:
                 path=path, version=version, mount_point=mount, raise_on_deleted_version=True
             )
         except hvac.exceptions.Forbidden:
-            raise VaultError(
+            raise VaultAccessDeniedError(
                 f"{self._describe()} denied reading {where}: check the policy attached to the role"
             ) from None
         except hvac.exceptions.InvalidPath:
             raise VaultError(
                 f"{self._describe()} has no secret at {where} (missing or its version is deleted)"
             ) from None
-        except (
-            hvac.exceptions.VaultDown,
-            hvac.exceptions.InternalServerError,
-            hvac.exceptions.BadGateway,
-            hvac.exceptions.PreconditionFailed,
-            requests.RequestException,
-        ) as exc:
+        except _UNAVAILABLE_READING as exc:
             raise VaultUnavailableError(
                 f"{self._describe()} is unavailable reading {where}: {type(exc).__name__}"
+            ) from None
+        except hvac.exceptions.VaultError as exc:  # 400, 401, 405...: never a raw hvac error
+            raise VaultError(
+                f"{self._describe()} answered reading {where} with {type(exc).__name__}: {_errors(exc)}"
             ) from None
         body = response.get("data") or {}
         data = body.get("data") or {}

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parley_core.passwords import MAX_PASSWORD_BYTES
-from parley_core.vault import VaultError, VaultReader, VaultSettings, VaultUnavailableError
+from parley_core.vault import (
+    VaultAccessDeniedError,
+    VaultError,
+    VaultReader,
+    VaultSettings,
+    VaultUnavailableError,
+)
 from parley_operator.model import SecretRef, Target, VaultRef
 from parley_operator.status import Reason
 
@@ -158,6 +164,9 @@ class VaultPasswords:
                 secret = reader.read(ref.path)
         except VaultUnavailableError as exc:
             raise SourceError(Reason.VAULT_UNAVAILABLE, str(exc), temporary=True) from None
+        except VaultAccessDeniedError as exc:
+            # Retried with backoff all the same: a policy or role binding is fixed without touching us.
+            raise SourceError(Reason.VAULT_ACCESS_DENIED, str(exc), temporary=True) from None
         except VaultError as exc:
             message = str(exc)
             if "has no secret at" in message:

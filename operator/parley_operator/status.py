@@ -21,6 +21,7 @@ class Reason(enum.StrEnum):
     CONFLICT = "Conflict"
     DATABASE_UNAVAILABLE = "DatabaseUnavailable"
     VAULT_UNAVAILABLE = "VaultUnavailable"
+    VAULT_ACCESS_DENIED = "VaultAccessDenied"
     API_UNAVAILABLE = "KubernetesApiUnavailable"
     INVALID_SPEC = "InvalidSpec"
 

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from parley_core.settings import ApiSettings, SettingsError, load_settings
-from parley_core.vault import VaultError, VaultReader, VaultSettings, VaultUnavailableError
+from parley_core.vault import (
+    VaultAccessDeniedError,
+    VaultError,
+    VaultReader,
+    VaultSettings,
+    VaultUnavailableError,
+)
 from tests.doubles.vault import VaultDouble, run_vault_double
 
 
@@ -53,6 +59,35 @@ def test_client_errors_are_not_retried(vault: VaultDouble, status: int) -> None:
     with pytest.raises(VaultError):
         reader.read("parley/api")
     assert len(vault.requests) == 1
+
+
+def test_rate_limited_reads_are_retried(vault: VaultDouble) -> None:
+    vault.put("parley/api", {"db_password": "pw"})
+    vault.fail_next(429, times=2)
+    reader = VaultReader(VaultSettings(addr=vault.url, token=vault.root_token, retries=3))
+
+    assert reader.read("parley/api").data == {"db_password": "pw"}
+    assert len(vault.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (403, VaultAccessDeniedError, "denied reading secret/parley/api: check the policy"),
+        (405, VaultError, "answered reading secret/parley/api with .*: scripted failure 405"),
+        (400, VaultError, "answered reading secret/parley/api with InvalidRequest: scripted failure 400"),
+        (429, VaultUnavailableError, "unavailable reading secret/parley/api: RateLimitExceeded"),
+    ],
+)
+def test_every_answer_becomes_a_clear_vault_error(
+    vault: VaultDouble, status: int, error: type[VaultError], message: str
+) -> None:
+    vault.fail_next(status, times=5)
+    reader = VaultReader(VaultSettings(addr=vault.url, token=vault.root_token, retries=0))
+
+    with pytest.raises(error, match=message) as caught:
+        reader.read("parley/api")
+    assert type(caught.value).__module__ == "parley_core.vault"  # not a raw hvac exception
 
 
 def test_exhausted_retries_mean_unavailable(vault: VaultDouble) -> None:

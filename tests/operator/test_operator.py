@@ -20,7 +20,6 @@ from parley_core import schema
 from parley_core.models import ApiUser, ApiUserSource
 from parley_core.passwords import verify_password
 from tests.api.conftest import make_settings, running_client
-from tests.doubles.vault import VaultDouble, run_vault_double
 from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
 from tests.operator.waiting import eventually, row_of, wait_row
 from tests.support.kube import SA_ISSUER
@@ -392,52 +391,6 @@ async def test_database_stopped_then_started_converges(
         assert operator.metric("parley_operator_row_deletions_total", result="failed") >= 1
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-def vault() -> Iterator[VaultDouble]:
-    """The Vault double, with the operator's own secret in it."""
-    with run_vault_double() as double:
-        double.put("parley/operator", {})
-        yield double
-
-
-async def test_vault_source_syncs_and_picks_up_new_versions(
-    cluster: Cluster,
-    start_operator: Callable[..., OperatorProcess],
-    database_url: str,
-    engine: AsyncEngine,
-    vault: VaultDouble,
-) -> None:
-    vault.put("parley/dashboard/dave", {"password": "vault-password-one"})
-    operator = start_operator(
-        database_url,
-        OPERATOR_RESYNC_SECONDS="5",
-        VAULT_ADDR=vault.url,
-        VAULT_TOKEN=vault.root_token,
-        VAULT_SECRET_PATH="parley/operator",
-        VAULT_RETRIES="0",
-    )
-    cluster.apply(apiuser("dave", "dave", vault={"path": "parley/dashboard/dave", "key": "password"}))
-    cluster.wait_ready("dave")
-    row = await wait_row(engine, "dave")
-    assert verify_password("vault-password-one", row.password_hash)
-    body = cluster.apiuser("dave") or {}
-    assert body["status"]["vaultVersion"] == 1
-    assert body["status"]["fingerprint"] == "vault:secret/parley/dashboard/dave#password@1"
-
-    vault.put("parley/dashboard/dave", {"password": "vault-password-two"})
-    row = await wait_row(engine, "dave", lambda row: verify_password("vault-password-two", row.password_hash))
-
-    cluster.apply(apiuser("erin", "erin", vault={"path": "parley/dashboard/erin", "key": "password"}))
-    cluster.wait_ready("erin", status="False", reason="SecretNotFound")
-    vault.put("parley/dashboard/erin", {"other": "x"})
-    cluster.wait_ready("erin", status="False", reason="KeyNotFound")
-    vault.fail_next(503, times=50)
-    cluster.wait_ready("dave", status="False", reason="VaultUnavailable")
-    vault.failures.clear()
-    cluster.wait_ready("dave", reason="Synced")
-    _assert_no_password(cluster, operator, "dave", "vault-password-one", "vault-password-two")
 
 
 async def test_vault_source_without_vault_configured_says_so(

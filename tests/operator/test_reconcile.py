@@ -303,7 +303,7 @@ async def test_vault_passwords_log_in_again_when_the_token_is_refused(
     assert len(vault.logins) == 2
     with pytest.raises(SourceError) as denied:
         await source.read(VaultRef("other/path", "pw"))
-    assert (denied.value.reason, denied.value.temporary) == (Reason.VAULT_UNAVAILABLE, True)
+    assert (denied.value.reason, denied.value.temporary) == (Reason.VAULT_ACCESS_DENIED, True)
 
 
 async def test_vault_passwords_without_vault_is_a_clear_error() -> None:

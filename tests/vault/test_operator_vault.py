@@ -156,7 +156,7 @@ async def test_vault_source_missing_secret_key_and_denied_path(
 
     # The operator's policy covers parley/dashboard/* only: anything else is denied by Vault.
     cluster.apply(apiuser("grace", "grace", vault={"path": outside, "key": "password"}))
-    condition = cluster.wait_ready("grace", status="False", reason="VaultUnavailable")
+    condition = cluster.wait_ready("grace", status="False", reason="VaultAccessDenied")
     assert f"denied reading secret/{outside}: check the policy attached to the role" in condition["message"]
     assert await row_of(engine, "grace") is None
 
