@@ -332,7 +332,8 @@ async def main_async(runs: int) -> int:
             "pacing": "off (TELEGRAM_*_PER_* = 0)",
             "rate_limit": "off",
             "streaming": "off",
-            "bot": "python -m parley_bot, polling, default pool (20 + 30), LLM client on aiohttp",
+            "bot": "python -m parley_bot, polling, its default pool (20 connections, no overflow), "
+            "LLM client on aiohttp",
             "round_trips_method": "in-process bot, 200 messages after warm-up: statements PostgreSQL ran "
             "(pg_stat_statements, BEGIN/COMMIT included) + pool pre-ping pings counted in the client",
         },

@@ -36,10 +36,17 @@ def _default(cls: type[BaseSettings], name: str) -> str:
     return "—" if value is None else f"`{value}`"
 
 
+def _overrides(cls: type[BaseSettings], parent: type[BaseSettings], name: str) -> bool:
+    """A setting of ``cls`` alone, or a shared one whose default ``cls`` changes."""
+    if name not in parent.model_fields:
+        return True
+    return _default(cls, name) != _default(parent, name)
+
+
 def _table(cls: type[BaseSettings], parent: type[BaseSettings] | None) -> list[str]:
     prefix = str(cls.model_config.get("env_prefix") or "").upper()
     secret = set(secret_field_names(cls))
-    own = [n for n in cls.model_fields if parent is None or n not in parent.model_fields]
+    own = [n for n in cls.model_fields if parent is None or _overrides(cls, parent, n)]
     if not own:
         return ["No settings of its own yet: it uses the shared ones above.", ""]
     rows = ["| variable | default | meaning | from Vault |", "| --- | --- | --- | --- |"]
