@@ -53,8 +53,8 @@ SCENARIOS: list[tuple[float, int, int]] = [  # (LLM latency s, concurrent users,
     (0.0, 1, 100),
     (0.0, 50, 500),
     (0.0, 500, 2000),
-    (1.0, 1, 5),
-    (1.0, 50, 200),
+    (1.0, 1, 10),
+    (1.0, 50, 400),
     (1.0, 500, 2000),
 ]
 
@@ -136,6 +136,7 @@ class Driver:
             "seconds": round(wall, 3),
             "messages_per_second": round(len(added_ms) / wall, 1),
             "added_latency_ms": percentiles(added_ms),
+            "samples_ms": added_ms,
         }
 
 
@@ -170,11 +171,12 @@ async def pipeline(database_url: str, runs: int) -> tuple[dict[str, Any], float]
             measured = [
                 await driver.run(users=users, messages=messages, llm_latency=latency) for _ in range(runs)
             ]
+            pooled = percentiles([ms for run in measured for ms in run.pop("samples_ms")])
             best = sorted(measured, key=lambda r: r["messages_per_second"])[len(measured) // 2]  # median run
-            results[key] = {"median_run": best, "runs": measured}
+            results[key] = {"median_run": best, "added_latency_ms_all_runs": pooled, "runs": measured}
             say(
-                f"{key}: {best['messages_per_second']} msg/s, added p50 {best['added_latency_ms']['p50']} ms "
-                f"p95 {best['added_latency_ms']['p95']} ms"
+                f"{key}: {best['messages_per_second']} msg/s, added p50 {pooled['p50']} ms "
+                f"p95 {pooled['p95']} ms (all runs)"
             )
         rss = peak_rss_mb(process.pid)
     finally:
@@ -307,13 +309,13 @@ async def main_async(runs: int) -> int:
         ),
         Goal(
             "added_latency_p95_ms_llm1s_50users",
-            scenarios[one]["median_run"]["added_latency_ms"]["p95"],
+            scenarios[one]["added_latency_ms_all_runs"]["p95"],
             "<=",
             20,
         ),
         Goal(
             "added_latency_p95_ms_llm1s_1user",
-            scenarios["llm_1s_users_1"]["median_run"]["added_latency_ms"]["p95"],
+            scenarios["llm_1s_users_1"]["added_latency_ms_all_runs"]["p95"],
             "<=",
             20,
         ),
@@ -327,6 +329,7 @@ async def main_async(runs: int) -> int:
             "scenarios": [{"llm_latency_s": lat, "users": u, "messages": m} for lat, u, m in SCENARIOS],
             "warm_up_messages": 300,
             "closed_loop": True,
+            "statistics": "messages/s: the median run; added latency: percentiles over all runs' samples",
             "user_phases": "first message of each user at a uniformly random time within one "
             "LLM-latency period (0 s: all at once)",
             "pacing": "off (TELEGRAM_*_PER_* = 0)",
