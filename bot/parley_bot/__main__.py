@@ -9,6 +9,7 @@ import sys
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.types import Update
 from aiogram.utils.token import TokenValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -113,6 +114,14 @@ def main() -> int:
     except TokenValidationError:
         print(
             "parley-bot: invalid configuration:\n  - TELEGRAM_BOT_TOKEN is not a bot token", file=sys.stderr
+        )
+        return 2
+    except TelegramUnauthorizedError:
+        # A wrong or revoked token: a configuration error, not a crash worth a traceback.
+        print(
+            "parley-bot: invalid configuration:\n  - Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized):"
+            " the token is wrong or was revoked; get the current one from @BotFather",
+            file=sys.stderr,
         )
         return 2
     except Exception as exc:

@@ -87,3 +87,24 @@ async def test_bad_configuration_exits_2_naming_the_variable(database_url: str) 
 
     assert process.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in stderr.decode()
+
+
+async def test_a_token_telegram_rejects_exits_2_without_a_traceback(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    revoked = "123456:" + "A" * 35  # well-formed, but not the double's token
+    env = {**_env(database_url, telegram, llm), "TELEGRAM_BOT_TOKEN": revoked}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "parley_bot",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 2
+    assert "Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized)" in stderr.decode()
+    assert "Traceback" not in stdout.decode() + stderr.decode()
+    assert revoked.split(":")[1] not in stdout.decode() + stderr.decode()
