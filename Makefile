@@ -49,7 +49,7 @@ seed-demo: .venv/.synced ## Demo data: USERS=2000 MESSAGES=100000 DAYS=90 (REPLA
 bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates -> bench/results/api.json
 	$(UV) run --frozen python -m bench.api
 
-load: .venv/.synced ## Locust against a local stack (LOAD_USERS=20 LOAD_SECONDS=30) -> bench/results/load.json
+load: .venv/.synced ## Locust: API (LOAD_USERS=20) and bot (50 Telegram users) for LOAD_SECONDS=30 each -> bench/results/load.json
 	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
 # `make test` builds the control-plane tools when Go is there; without Go the tests that need them skip
