@@ -69,3 +69,8 @@ def warm_up(*types: type[BaseModel]) -> None:
     for model in types:
         if not model.__pydantic_complete__:
             model.model_rebuild()
+
+
+def active() -> bool:
+    """Whether this process builds aiogram's types on first use (False if aiogram was imported first)."""
+    return _state.namespace is not None

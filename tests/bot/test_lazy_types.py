@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+from parley_bot import lazy_types
+
 NESTED_UPDATE = """{
     "update_id": 7,
     "message": {
@@ -62,3 +64,7 @@ def test_types_are_built_on_first_use_when_parley_bot_comes_first() -> None:
 
 def test_aiogram_imported_first_keeps_its_eager_build() -> None:
     assert run("import aiogram.types\nimport parley_bot.__main__\n") == "eager"
+
+
+def test_the_bot_tests_run_with_lazily_built_types_as_production_does() -> None:
+    assert lazy_types.active()  # conftest imports parley_bot before anything imports aiogram
