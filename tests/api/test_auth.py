@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.auth.basic import AuthenticatedUser
 from parley_api.auth.cache import VerificationCache
@@ -49,16 +49,6 @@ def basic(raw: bytes) -> dict[str, str]:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine of the test's database, for arranging rows."""
-    engine = create_async_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     """The protected app with its lifespan running."""
     async with lifespan_of(protected_app(database_url)) as running:
@@ -73,9 +63,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def analyst(db: AsyncEngine) -> RandomApiUser:
+async def analyst(engine: AsyncEngine) -> RandomApiUser:
     """An active account."""
-    return await create_random_api_user(db)
+    return await create_random_api_user(engine)
 
 
 @pytest.fixture
@@ -99,8 +89,8 @@ async def test_valid_credentials_authenticate(client: httpx.AsyncClient, analyst
     assert response.json() == {"id": analyst.id, "username": analyst.username}
 
 
-async def test_utf8_passwords_work(client: httpx.AsyncClient, db: AsyncEngine) -> None:
-    user = await create_random_api_user(db, password="пароль-кириллицей-ü")
+async def test_utf8_passwords_work(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    user = await create_random_api_user(engine, password="пароль-кириллицей-ü")
 
     response = await client.get(WHOAMI, headers=basic(f"{user.username}:{user.password}".encode()))
 
@@ -153,17 +143,17 @@ async def test_malformed_credentials_are_401_never_500(
 
 @pytest.mark.parametrize("username", ["' OR '1'='1", "admin'; DROP TABLE api_users; --", "x" * 500, "%", "_"])
 async def test_sql_metacharacters_and_long_usernames_are_just_unknown(
-    client: httpx.AsyncClient, db: AsyncEngine, analyst: RandomApiUser, username: str
+    client: httpx.AsyncClient, engine: AsyncEngine, analyst: RandomApiUser, username: str
 ) -> None:
     response = await client.get(WHOAMI, auth=(username, analyst.password))
 
     assert response.status_code == 401
-    async with db.connect() as conn:
+    async with engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(ApiUser)) == 1
 
 
-async def test_inactive_account_is_refused(client: httpx.AsyncClient, db: AsyncEngine) -> None:
-    user = await create_random_api_user(db, is_active=False)
+async def test_inactive_account_is_refused(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    user = await create_random_api_user(engine, is_active=False)
 
     response = await client.get(WHOAMI, auth=user.auth)
 
@@ -191,45 +181,45 @@ async def test_wrong_password_is_never_cached(
 
 
 async def test_password_change_applies_at_once(
-    client: httpx.AsyncClient, db: AsyncEngine, analyst: RandomApiUser
+    client: httpx.AsyncClient, engine: AsyncEngine, analyst: RandomApiUser
 ) -> None:
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # now cached
 
-    await change_password(db, analyst.username, "a-brand-new-password")
+    await change_password(engine, analyst.username, "a-brand-new-password")
 
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 401
     assert (await client.get(WHOAMI, auth=(analyst.username, "a-brand-new-password"))).status_code == 200
 
 
 async def test_disable_applies_at_once_and_enable_restores(
-    client: httpx.AsyncClient, db: AsyncEngine, analyst: RandomApiUser
+    client: httpx.AsyncClient, engine: AsyncEngine, analyst: RandomApiUser
 ) -> None:
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # now cached
 
-    await set_active(db, analyst.username, active=False)
+    await set_active(engine, analyst.username, active=False)
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 401
 
-    await set_active(db, analyst.username, active=True)
+    await set_active(engine, analyst.username, active=True)
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200
 
 
 async def test_deleted_account_is_refused_at_once(
-    client: httpx.AsyncClient, db: AsyncEngine, analyst: RandomApiUser
+    client: httpx.AsyncClient, engine: AsyncEngine, analyst: RandomApiUser
 ) -> None:
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # now cached
-    async with db.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(delete(ApiUser))
 
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 401
 
 
 async def test_recreated_account_with_the_same_password_is_a_new_user(
-    client: httpx.AsyncClient, db: AsyncEngine, analyst: RandomApiUser
+    client: httpx.AsyncClient, engine: AsyncEngine, analyst: RandomApiUser
 ) -> None:
     assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # now cached
-    async with db.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(delete(ApiUser))
-    again = await create_random_api_user(db, username=analyst.username, password=analyst.password)
+    again = await create_random_api_user(engine, username=analyst.username, password=analyst.password)
 
     response = await client.get(WHOAMI, auth=analyst.auth)
 

@@ -6,14 +6,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from parley_api.client_address import client_address
@@ -49,25 +49,15 @@ def limited_app(database_url: str, **overrides: Any) -> FastAPI:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine of the test's database, for arranging rows."""
-    engine = create_async_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-async def ana(db: AsyncEngine) -> RandomApiUser:
+async def ana(engine: AsyncEngine) -> RandomApiUser:
     """One analyst."""
-    return await create_random_api_user(db)
+    return await create_random_api_user(engine)
 
 
 @pytest.fixture
-async def bob(db: AsyncEngine) -> RandomApiUser:
+async def bob(engine: AsyncEngine) -> RandomApiUser:
     """Another analyst."""
-    return await create_random_api_user(db)
+    return await create_random_api_user(engine)
 
 
 async def test_over_the_limit_is_json_429_with_retry_after(database_url: str, ana: RandomApiUser) -> None:

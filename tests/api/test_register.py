@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.deps import CurrentUserDep
 from parley_core.models import ApiUserSource
@@ -38,16 +38,6 @@ def registration_app(database_url: str, **overrides: Any) -> FastAPI:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine of the test's database, for reading rows."""
-    engine = create_async_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app with registration on and a generous registration rate limit."""
     app = registration_app(database_url, registration_rate_limit="100/minute")
@@ -61,7 +51,7 @@ def body(username: str = "ana.lyst", password: str = PASSWORD, **extra: Any) -> 
 
 
 async def test_registration_creates_an_account_with_a_bcrypt_hash(
-    client: httpx.AsyncClient, db: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     response = await client.post(REGISTER, json=body())
 
@@ -70,7 +60,7 @@ async def test_registration_creates_an_account_with_a_bcrypt_hash(
     assert set(public) == {"id", "username", "created_at"}
     assert public["username"] == "ana.lyst"
     assert public["created_at"].endswith("Z")
-    async with db.connect() as conn:
+    async with engine.connect() as conn:
         record = await api_users.get_by_username(conn, "ana.lyst")
     assert record is not None
     assert record.id == public["id"]
@@ -111,13 +101,13 @@ async def test_token_may_come_in_a_header(client: httpx.AsyncClient) -> None:
     ids=["wrong", "missing", "prefix", "non-ascii", "header-wins"],
 )
 async def test_wrong_or_missing_token_is_403(
-    client: httpx.AsyncClient, db: AsyncEngine, payload: dict[str, Any], headers: dict[str, str]
+    client: httpx.AsyncClient, engine: AsyncEngine, payload: dict[str, Any], headers: dict[str, str]
 ) -> None:
     response = await client.post(REGISTER, json=payload, headers=headers)
 
     assert response.status_code == 403
     assert response.json() == {"detail": "missing or invalid admin token"}
-    async with db.connect() as conn:
+    async with engine.connect() as conn:
         assert await api_users.get_by_username(conn, "ana.lyst") is None
 
 
@@ -127,8 +117,8 @@ async def test_rules_are_hidden_from_callers_without_the_token(client: httpx.Asy
     assert response.status_code == 403
 
 
-async def test_duplicate_username_is_400(client: httpx.AsyncClient, db: AsyncEngine) -> None:
-    existing = await create_random_api_user(db)
+async def test_duplicate_username_is_400(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    existing = await create_random_api_user(engine)
 
     response = await client.post(REGISTER, json=body(username=existing.username))
 
