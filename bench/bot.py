@@ -26,10 +26,8 @@ import asyncio
 import itertools
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +43,7 @@ from parley_core.logging import configure_logging
 from parley_core.settings import BotSettings, load_settings
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import SentMessage, TelegramDouble
-from tools.localpg import LocalPostgres, free_port
+from tools.localpg import LocalPostgres, free_port, throwaway_postgres
 from tools.run import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,25 +262,11 @@ async def round_trips(server: LocalPostgres, database_url: str, *, pre_ping: boo
     }
 
 
-def scratch_dir() -> Path:
-    """A directory for the throwaway cluster, outside /root so the postgres user can reach it."""
-    base = Path(tempfile.mkdtemp(prefix="parley-bench-bot-", dir="/var/tmp"))
-    base.chmod(0o755)
-    return base
-
-
 async def main_async(runs: int) -> int:
     configure_logging(level="WARNING", fmt="console")
-    base = scratch_dir()
-    server = LocalPostgres(
-        data_dir=base / "data",
-        run_dir=base / "run",
-        port=free_port(),
-        settings={"max_connections": "200", "shared_preload_libraries": "pg_stat_statements"},
-    )
-    try:
-        say("starting PostgreSQL")
-        server.start()
+    say("starting PostgreSQL")
+    settings = {"max_connections": "200", "shared_preload_libraries": "pg_stat_statements"}
+    with throwaway_postgres("parley-bench-bot-", settings) as server:
         server.create_database("parley")
         database_url = server.url("parley")
         await migrate(database_url)
@@ -295,9 +279,6 @@ async def main_async(runs: int) -> int:
             f"{trips_pre_ping['per_message']} (DB_POOL_PRE_PING=true)")  # fmt: skip
         say("pipeline scenarios against python -m parley_bot")
         scenarios, rss = await pipeline(database_url, runs)
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
 
     zero, one = "llm_0s_users_500", "llm_1s_users_50"
     goals = [

@@ -18,7 +18,6 @@ import asyncio
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import httpx
 
 from bench.report import Goal, write
 from parley_core.passwords import hash_password
-from tools.localpg import LocalPostgres, free_port
+from tools.localpg import free_port, throwaway_postgres
 from tools.run import migrate
 from tools.seed_demo import DemoSpec, load
 
@@ -176,14 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bot-users", type=int, default=50, help="concurrent Telegram users (phase 3)")
     args = parser.parse_args(argv)
 
-    base_dir = Path(tempfile.mkdtemp(prefix="parley-load-"))
-    base_dir.chmod(0o755)
-    pg = LocalPostgres(data_dir=base_dir / "data", run_dir=base_dir / "run", port=free_port(),
-                       settings={"fsync": "off", "shared_buffers": "512MB"})  # fmt: skip
     results: dict[str, Any] = {}
     seconds = min(args.seconds, 50)  # phase 2 stays inside one rate-limit minute
-    try:
-        pg.start()
+    with (
+        throwaway_postgres("parley-load-pg-", {"fsync": "off", "shared_buffers": "512MB"}) as pg,
+        tempfile.TemporaryDirectory(prefix="parley-load-") as workdir,
+    ):
+        base_dir = Path(workdir)  # locust's CSV files
         postgres_version = pg.psql("SHOW server_version").split()[0]
         pg.create_database("parley")
         url = pg.url("parley")
@@ -215,9 +213,6 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"phase 3: {args.bot_users} Telegram users chatting with the bot for {args.seconds} s, LLM 1 s")
         results["bot"] = bot_phase(url, users=args.bot_users, seconds=args.seconds, workdir=base_dir)
-    finally:
-        pg.stop("immediate")
-        shutil.rmtree(base_dir, ignore_errors=True)
 
     total = results["baseline"]["Aggregated"]
     limited = results["rate_limit"]["statuses"]

@@ -1,4 +1,5 @@
-"""A PostgreSQL server of our own from the machine's binaries: `make run` and the test harness use it.
+"""A PostgreSQL server of our own from the machine's binaries: `make run`, the tests, benchmarks and
+load tests use it (the last three through `throwaway_postgres`).
 
 PostgreSQL refuses to run as root, so when we are root every server command runs as the
 `postgres` system user and the data directory is handed to that user.
@@ -13,6 +14,8 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,3 +225,24 @@ class LocalPostgres:
     def url(self, database: str) -> str:
         """The asyncpg URL of ``database`` over TCP loopback."""
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str, settings: dict[str, str] | None = None) -> Iterator[LocalPostgres]:
+    """A started cluster in a new temporary directory, stopped and deleted afterwards.
+
+    The directory is made traversable (0755) because the server runs as the `postgres` user when we
+    are root. Raises PostgresNotFoundError before creating anything when there are no binaries.
+    """
+    bindir = find_bindir()
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    server = LocalPostgres(
+        data_dir=base / "data", run_dir=base / "run", port=free_port(), settings=settings or {}, bindir=bindir
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)

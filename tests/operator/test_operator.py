@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +22,7 @@ from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
 from tests.operator.waiting import eventually, row_of, wait_row
 from tests.support.kube import SA_ISSUER
 from tests.utils.api_users import create_random_api_user
-from tools.localpg import LocalPostgres, find_bindir, free_port
+from tools.localpg import LocalPostgres, throwaway_postgres
 
 pytestmark = pytest.mark.kube
 
@@ -344,21 +342,8 @@ async def test_resync_of_unchanged_users_makes_no_bcrypt_call(
 @pytest.fixture
 def own_postgres() -> Iterator[LocalPostgres]:
     """A PostgreSQL server of this test alone, so it can be stopped and started."""
-    base = Path(tempfile.mkdtemp(prefix="parley-oppg-"))
-    base.chmod(0o755)
-    server = LocalPostgres(
-        data_dir=base / "data",
-        run_dir=base / "run",
-        port=free_port(),
-        bindir=find_bindir(),
-        settings={"fsync": "off", "synchronous_commit": "off"},
-    )
-    try:
-        server.start()
+    with throwaway_postgres("parley-oppg-", {"fsync": "off", "synchronous_commit": "off"}) as server:
         yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def test_database_stopped_then_started_converges(

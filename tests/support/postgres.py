@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parley_core import schema
-from tools.localpg import LocalPostgres, PostgresNotFoundError, find_bindir, free_port
+from tools.localpg import LocalPostgres, PostgresNotFoundError, find_bindir, throwaway_postgres
 
 TEMPLATE_DB = "parley_template"
 _counter = itertools.count()
@@ -36,31 +33,18 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[LocalPostgres]:
     """A PostgreSQL 15 server on a free loopback port, stopped and deleted after the session."""
+    settings = {  # durability buys nothing in a throwaway cluster; speed does
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "max_connections": "200",
+    }
     try:
-        bindir = find_bindir()
+        find_bindir()
     except PostgresNotFoundError as exc:
         _unavailable(str(exc))
-    base = Path(tempfile.mkdtemp(prefix="parley-pg-"))
-    base.chmod(0o755)  # the postgres user must reach its directories inside
-    server = LocalPostgres(
-        data_dir=base / "data",
-        run_dir=base / "run",
-        port=free_port(),
-        bindir=bindir,
-        # Durability buys nothing in a throwaway cluster; speed does.
-        settings={
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "max_connections": "200",
-        },
-    )
-    try:
-        server.start()
+    with throwaway_postgres("parley-pg-", settings) as server:
         yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def _migrate(url: str) -> None:
