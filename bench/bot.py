@@ -42,6 +42,7 @@ from parley_bot.lifecycle import Lifecycle
 from parley_core.logging import configure_logging
 from parley_core.settings import BotSettings, load_settings
 from tests.doubles.llm import LLMDouble
+from tests.doubles.serve import bot_environment
 from tests.doubles.telegram import SentMessage, TelegramDouble
 from tools.localpg import LocalPostgres, free_port, throwaway_postgres
 from tools.run import migrate
@@ -76,11 +77,8 @@ def bot_env(database_url: str, telegram: TelegramDouble, llm: LLMDouble, port: i
     """Environment of the bot process: the doubles, pacing and rate limit off, streaming off."""
     return {
         **os.environ,
+        **bot_environment(telegram, llm),
         "DATABASE_URL": database_url,
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "TELEGRAM_API_URL": telegram.url,
-        "LLM_API_KEY": llm.api_key,
-        "LLM_BASE_URL": llm.url,
         "BOT_PORT": str(port),
         "STREAM_REPLIES": "off",
         "TELEGRAM_GLOBAL_PER_SECOND": "0",

@@ -130,18 +130,9 @@ def bot_phase(
     bot: subprocess.Popen[bytes] | None = None
     try:
         assert doubles.stdout is not None
-        urls = json.loads(doubles.stdout.readline())
+        to_doubles = json.loads(doubles.stdout.readline())  # TELEGRAM_API_URL, LLM_BASE_URL, ...
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "TELEGRAM_BOT_TOKEN": urls["telegram_token"],
-            "TELEGRAM_API_URL": urls["telegram_url"],
-            "LLM_API_KEY": urls["llm_api_key"],
-            "LLM_BASE_URL": urls["llm_url"],
-            "BOT_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = {**os.environ, **to_doubles, "DATABASE_URL": url, "BOT_PORT": str(port), "LOG_LEVEL": "WARNING"}
         bot = subprocess.Popen([sys.executable, "-m", "parley_bot"], env=env, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60
@@ -149,7 +140,7 @@ def bot_phase(
             if time.monotonic() > deadline or bot.poll() is not None:
                 raise RuntimeError("the bot did not become ready")
             time.sleep(0.2)
-        run_locust(urls["telegram_url"], users=users, seconds=seconds, csv_prefix=workdir / "bot",
+        run_locust(to_doubles["TELEGRAM_API_URL"], users=users, seconds=seconds, csv_prefix=workdir / "bot",
                    weights={}, locustfile="bot_locustfile.py")  # fmt: skip
         return read_stats(workdir / "bot")
     finally:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.bot.conftest import rows
 from tests.bot.constants import TEST_USER_ID as USER
 from tests.doubles.llm import LLMDouble
+from tests.doubles.serve import bot_environment
 from tests.doubles.telegram import TelegramDouble
 from tools.localpg import free_port
 
@@ -19,11 +20,8 @@ from tools.localpg import free_port
 def _env(database_url: str, telegram: TelegramDouble, llm: LLMDouble, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
+        **bot_environment(telegram, llm),
         "DATABASE_URL": database_url,
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "TELEGRAM_API_URL": telegram.url,
-        "LLM_API_KEY": llm.api_key,
-        "LLM_BASE_URL": llm.url,
         "BOT_PORT": str(free_port()),
         "STREAM_REPLIES": "off",
         "TELEGRAM_POLLING_TIMEOUT_SECONDS": "1",

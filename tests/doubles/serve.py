@@ -2,8 +2,9 @@
 
     python -m tests.doubles.serve --llm-latency 1.0
 
-prints one JSON line — ``telegram_url``, ``telegram_token``, ``llm_url``, ``llm_api_key`` — once both
-listen, then serves until SIGTERM/SIGINT. Bot API calls and LLM requests are not recorded.
+prints one JSON line once both listen — the bot's own settings that point it at them
+(``TELEGRAM_API_URL``, ``TELEGRAM_BOT_TOKEN``, ``LLM_BASE_URL``, ``LLM_API_KEY``) — then serves until
+SIGTERM/SIGINT. Bot API calls and LLM requests are not recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
 
 
+def bot_environment(telegram: TelegramDouble, llm: LLMDouble) -> dict[str, str]:
+    """The environment variables that point a bot at these doubles."""
+    return {
+        "TELEGRAM_API_URL": telegram.url,
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "LLM_BASE_URL": llm.url,
+        "LLM_API_KEY": llm.api_key,
+    }
+
+
 async def serve(llm_latency: float) -> None:
     """Start both doubles, announce them on stdout, wait for a signal, stop."""
     telegram = TelegramDouble(record_calls=False, control_plane=True)
@@ -28,13 +39,7 @@ async def serve(llm_latency: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    announcement = {
-        "telegram_url": telegram.url,
-        "telegram_token": telegram.token,
-        "llm_url": llm.url,
-        "llm_api_key": llm.api_key,
-    }
-    print(json.dumps(announcement), flush=True)
+    print(json.dumps(bot_environment(telegram, llm)), flush=True)
     try:
         await stop.wait()
     finally:
