@@ -13,11 +13,10 @@ import yaml
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from parley_api.main import create_app
 from parley_core import schema
 from parley_core.models import ApiUser, ApiUserSource
 from parley_core.passwords import verify_password
-from tests.api.conftest import make_settings, running_client
+from tests.api.conftest import StatsLogin, stats_login
 from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
 from tests.operator.waiting import eventually, row_of, wait_row
 from tests.support.kube import SA_ISSUER
@@ -33,23 +32,9 @@ RBAC = Path(__file__).resolve().parents[2] / "manifests" / "operator-rbac.yaml"
 
 
 @pytest.fixture
-async def stats(database_url: str) -> AsyncIterator[Callable[[str, str], Awaitable[int]]]:
+async def stats(database_url: str) -> AsyncIterator[StatsLogin]:
     """GET /api/v1/stats?period=day with Basic credentials on the test's database -> status code."""
-    app = create_app(
-        make_settings(
-            database_url,
-            rate_limit_enabled=False,
-            auth_failure_limit_per_username="1000/minute",
-            auth_failure_limit_per_address="1000/minute",
-            bcrypt_rounds=4,
-        )
-    )
-    async with running_client(app) as client:
-
-        async def status(username: str, password: str) -> int:
-            response = await client.get("/api/v1/stats", params={"period": "day"}, auth=(username, password))
-            return response.status_code
-
+    async with stats_login(database_url) as status:
         yield status
 
 
@@ -63,7 +48,7 @@ async def test_apply_creates_a_hashed_row_and_the_stats_api_accepts_the_login(
     cluster: Cluster,
     operator: OperatorProcess,
     engine: AsyncEngine,
-    stats: Callable[[str, str], Awaitable[int]],
+    stats: StatsLogin,
 ) -> None:
     cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
 
@@ -99,7 +84,7 @@ async def test_rotating_the_secret_makes_the_new_password_work_and_the_old_fail(
     cluster: Cluster,
     operator: OperatorProcess,
     engine: AsyncEngine,
-    stats: Callable[[str, str], Awaitable[int]],
+    stats: StatsLogin,
 ) -> None:
     cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
     cluster.wait_ready("alice")
@@ -122,7 +107,7 @@ async def test_disabled_refuses_the_login_and_enabling_restores_it(
     cluster: Cluster,
     operator: OperatorProcess,
     engine: AsyncEngine,
-    stats: Callable[[str, str], Awaitable[int]],
+    stats: StatsLogin,
 ) -> None:
     cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
     cluster.wait_ready("alice")
@@ -166,7 +151,7 @@ async def test_a_second_apiuser_for_the_same_username_gets_conflict_and_never_ov
     cluster: Cluster,
     operator: OperatorProcess,
     engine: AsyncEngine,
-    stats: Callable[[str, str], Awaitable[int]],
+    stats: StatsLogin,
 ) -> None:
     cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
     cluster.wait_ready("alice")
@@ -204,7 +189,7 @@ async def test_a_registered_account_is_adopted_only_with_the_annotation(
     cluster: Cluster,
     operator: OperatorProcess,
     engine: AsyncEngine,
-    stats: Callable[[str, str], Awaitable[int]],
+    stats: StatsLogin,
 ) -> None:
     registered = await create_random_api_user(engine, username="bob", password="registered-password-1")
     before = await row_of(engine, "bob")

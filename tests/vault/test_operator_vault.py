@@ -8,7 +8,7 @@ settings from `secret/parley/operator`, ApiUser passwords from `secret/parley/da
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_api.main import create_app
 from parley_core.passwords import verify_password
-from tests.api.conftest import make_settings, running_client
+from tests.api.conftest import StatsLogin, stats_login
 from tests.operator.conftest import Cluster, OperatorProcess, apiuser
 from tests.operator.waiting import row_of, wait_row
 from tests.support.vault_server import VaultServer
@@ -29,28 +28,11 @@ pytestmark = pytest.mark.kube
 T = TypeVar("T")
 OPERATOR_PATH = "parley/operator"
 
-StatsLogin = Callable[[str, str], Awaitable[int]]
-
 
 @pytest.fixture
 async def stats(database_url: str) -> AsyncIterator[StatsLogin]:
-    """GET /api/v1/stats with Basic credentials on the test's database -> status code."""
-    app = create_app(
-        make_settings(
-            database_url,
-            rate_limit_enabled=False,
-            auth_failure_limit_per_username="1000/minute",
-            auth_failure_limit_per_address="1000/minute",
-            auth_cache_ttl_seconds=0,
-            bcrypt_rounds=4,
-        )
-    )
-    async with running_client(app) as client:
-
-        async def status(username: str, password: str) -> int:
-            response = await client.get("/api/v1/stats", params={"period": "day"}, auth=(username, password))
-            return response.status_code
-
+    """GET /api/v1/stats with Basic credentials on the test's database -> status code (no auth cache)."""
+    async with stats_login(database_url, auth_cache_ttl_seconds=0) as status:
         yield status
 
 
