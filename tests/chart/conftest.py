@@ -1,4 +1,5 @@
-"""Rendering helpers for the chart tests: `helm template` with values files, parsed with PyYAML."""
+"""Rendering helpers for the chart tests: `helm template` with values files, parsed with PyYAML
+(refusing duplicate keys, which Kubernetes would resolve silently, last one wins)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,19 @@ def template_args(
     return args
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that fails on a mapping with the same key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        duplicates = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate keys {duplicates}", node.start_mark
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
 RenderFn = Callable[..., Rendered]
 FailFn = Callable[..., str]
 
@@ -83,7 +97,7 @@ def render(helm_bin: Path) -> RenderFn:
     ) -> Rendered:
         result = helm(helm_bin, *template_args(values, sets, api_versions, namespace))
         assert result.returncode == 0, result.stderr
-        objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        objects = [doc for doc in yaml.load_all(result.stdout, Loader=_UniqueKeyLoader) if doc]
         return Rendered(objects)
 
     return _render

@@ -123,6 +123,17 @@ def test_probes_point_at_each_services_endpoints(render: RenderFn) -> None:
     assert configs["parley-operator"]["OPERATOR_HOST"] == ALL_INTERFACES
     assert configs["parley-bot"]["BOT_HOST"] == ALL_INTERFACES
     assert configs["parley-bot"]["BOT_PORT"] == "8080"
+    pools = {
+        name: (data["DB_POOL_SIZE"], data["DB_MAX_OVERFLOW"])
+        for name, data in configs.items()
+        if "DB_HOST" in data
+    }
+    assert pools == {  # each service its own pool; the bot's is fixed (overflow churns connections)
+        "parley-api": ("20", "30"),
+        "parley-bot": ("20", "0"),
+        "parley-operator": ("2", "2"),
+        "parley-migrations": ("1", "0"),
+    }
 
 
 def test_api_drains_before_its_listener_closes(render: RenderFn) -> None:

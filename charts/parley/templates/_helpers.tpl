@@ -164,7 +164,7 @@ imagePullSecrets:
 {{- if .Values.postgresql.enabled -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
 {{- end -}}
 
-{{/* parley.configEnv: the settings every service shares, as ConfigMap data. */}}
+{{/* parley.configEnv: the settings every service shares, as ConfigMap data (pools are per service). */}}
 {{- define "parley.configEnv" -}}
 ENVIRONMENT: {{ .Values.environment | quote }}
 LOG_LEVEL: {{ .Values.logLevel | quote }}
@@ -173,8 +173,6 @@ DB_HOST: {{ include "parley.database.host" . | quote }}
 DB_PORT: {{ .Values.database.port | quote }}
 DB_NAME: {{ .Values.database.name | quote }}
 DB_USER: {{ .Values.database.user | quote }}
-DB_POOL_SIZE: {{ .Values.database.poolSize | quote }}
-DB_MAX_OVERFLOW: {{ .Values.database.maxOverflow | quote }}
 DB_STATEMENT_TIMEOUT_MS: {{ .Values.database.statementTimeoutMs | quote }}
 PARLEY_MIGRATIONS_DIR: "/app/migrations"
 {{- end -}}
