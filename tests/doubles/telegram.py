@@ -171,7 +171,6 @@ class TelegramDouble:
     record_calls: bool = True
     control_plane: bool = False
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
-    _floods: dict[str, list[int]] = field(default_factory=dict)
     _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
     _reject_entities: int = 0
     _next_update_id: int = 1000
@@ -189,7 +188,8 @@ class TelegramDouble:
 
     def flood(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
-        self._floods.setdefault(method, []).extend([retry_after] * times)
+        flood = TelegramError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        self._failures.setdefault(method, []).extend([flood] * times)
 
     def fail(self, method: str, code: int, description: str, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with error ``code`` and ``description``."""
@@ -350,11 +350,6 @@ class TelegramDouble:
             failure = self._failures[method].pop(0)
             self._notify()
             return _error(failure)
-        if self._floods.get(method):
-            retry_after = self._floods[method].pop(0)
-            return _error(
-                TelegramError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
-            )
         try:
             result = await handler(self, params)
         except TelegramError as exc:
