@@ -43,7 +43,7 @@ from parley_core.logging import configure_logging
 from parley_core.settings import BotSettings, load_settings
 from tests.doubles.llm import LLMDouble
 from tests.doubles.serve import bot_environment
-from tests.doubles.telegram import SentMessage, TelegramDouble
+from tests.doubles.telegram import TelegramDouble
 from tools.localpg import LocalPostgres, free_port, throwaway_postgres
 from tools.run import migrate
 
@@ -96,18 +96,10 @@ class Driver:
 
     def __init__(self, telegram: TelegramDouble) -> None:
         self.telegram = telegram
-        self.waiting: dict[int, asyncio.Future[float]] = {}
         self.next_user = 1_000_000
-        telegram.on_message = self._answered
-
-    def _answered(self, message: SentMessage) -> None:
-        future = self.waiting.pop(message.chat_id, None)
-        if future is not None and not future.done():
-            future.set_result(time.perf_counter())
 
     async def run(self, *, users: int, messages: int, llm_latency: float) -> dict[str, Any]:
         """One measured run; returns throughput and added-latency percentiles."""
-        loop = asyncio.get_running_loop()
         per_user = max(messages // users, 1)
         added_ms: list[float] = []
         first_user = self.next_user
@@ -116,12 +108,11 @@ class Driver:
         async def user(uid: int) -> None:
             await asyncio.sleep(random.uniform(0, llm_latency))  # this user's phase
             for i in range(per_user):
-                future: asyncio.Future[float] = loop.create_future()
-                self.waiting[uid] = future
-                sent_at = time.perf_counter()
-                self.telegram.send_text(f"question {i} from {uid}", user_id=uid, username=None)
-                answered_at = await asyncio.wait_for(future, 120)
-                added_ms.append((answered_at - sent_at - llm_latency) * 1000)
+                asked_at = time.perf_counter()
+                _, answer = await self.telegram.ask(
+                    f"question {i} from {uid}", user_id=uid, timeout=120, username=None
+                )
+                added_ms.append((answer.sent_at - asked_at - llm_latency) * 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(user(first_user + n) for n in range(users)))

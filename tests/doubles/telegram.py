@@ -8,8 +8,9 @@ and getUpdates honours offsets (confirming earlier updates), limits and the long
 refuses to run while a webhook is set or when a second poller interrupts the first (409).
 Tests push updates in and read what the bot sent. Only for tests; never a runtime default.
 
-With ``control_plane=True`` (load tests, where the load generator is another process) it also
-serves ``POST /_control/ask`` — not a Bot API method, and outside the ``/bot<token>/`` space the bot
+``ask()`` pushes a user's message and waits for the bot's answer (benchmarks). With
+``control_plane=True`` (load tests, where the load generator is another process) it also serves
+``POST /_control/ask`` — not a Bot API method, and outside the ``/bot<token>/`` space the bot
 uses: ``{"user_id", "text"}`` becomes a private text message from that user, and the response is the
 bot's first answer to it (``{"update_id", "reply"}``), or 504 if none comes within ``timeout``.
 """
@@ -139,6 +140,7 @@ class SentMessage:
     raw: str  # what the bot sent
     parse_mode: str | None
     reply_to: int | None = None
+    sent_at: float = field(default_factory=time.perf_counter)  # when the bot's sendMessage arrived
     edits: int = 0
     deleted: bool = False
 
@@ -167,7 +169,6 @@ class TelegramDouble:
     webhook_url: str = ""
     webhook_secret: str | None = None
     url: str = ""
-    on_message: Callable[[SentMessage], None] | None = None  # benchmarks observe sends without polling
     record_calls: bool = True
     control_plane: bool = False
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
@@ -270,6 +271,22 @@ class TelegramDouble:
         """Push a text message update; returns its update_id."""
         return self.push_update(self.text_update(text, **kwargs))
 
+    async def ask(self, text: str, *, user_id: int, timeout: float, **kwargs: Any) -> tuple[int, SentMessage]:
+        """Send ``text`` from ``user_id`` in a private chat and wait for the bot's first message back.
+
+        One question at a time per user (ValueError otherwise); TimeoutError after ``timeout``.
+        Returns the update id and the answer (its ``sent_at`` is when the bot sent it).
+        """
+        if user_id in self._answer_waiters:
+            raise ValueError(f"user {user_id} is still waiting for an answer")
+        waiter: asyncio.Future[SentMessage] = asyncio.get_running_loop().create_future()
+        self._answer_waiters[user_id] = waiter
+        try:
+            update_id = self.send_text(text, user_id=user_id, **kwargs)
+            return update_id, await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._answer_waiters.pop(user_id, None)
+
     def messages_to(self, chat_id: int) -> list[SentMessage]:
         """Messages the bot sent to ``chat_id`` and did not delete, in order."""
         return [m for m in self.sent if m.chat_id == chat_id and not m.deleted]
@@ -365,17 +382,14 @@ class TelegramDouble:
             user_id, text, timeout = int(body["user_id"]), str(body["text"]), float(body.get("timeout", 60))
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected {user_id: int, text: str, timeout?: s}"}, status=400)
-        if user_id in self._answer_waiters:
-            return web.json_response({"error": "this user is still waiting for an answer"}, status=409)
-        waiter: asyncio.Future[SentMessage] = asyncio.get_running_loop().create_future()
-        self._answer_waiters[user_id] = waiter
-        update_id = self.send_text(text, user_id=user_id, first_name=f"User {user_id}", username=None)
         try:
-            answer = await asyncio.wait_for(waiter, timeout)
+            update_id, answer = await self.ask(
+                text, user_id=user_id, timeout=timeout, first_name=f"User {user_id}", username=None
+            )
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
         except TimeoutError:
             return web.json_response({"error": f"no answer within {timeout} s"}, status=504)
-        finally:
-            self._answer_waiters.pop(user_id, None)
         return web.json_response({"update_id": update_id, "reply": answer.text})
 
     # ---- methods ---------------------------------------------------------------------------
@@ -505,8 +519,6 @@ class TelegramDouble:
             reply_to=int(reply["message_id"]) if isinstance(reply, dict) else None,
         )
         self.sent.append(message)
-        if self.on_message is not None:
-            self.on_message(message)
         waiter = self._answer_waiters.pop(chat_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(message)
