@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -15,18 +16,49 @@ from aiogram.utils.token import TokenValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import lazy_types, runner
+from parley_bot.intake import AcceptanceMiddleware
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
-from parley_bot.middlewares import AccessMiddleware, DedupeMiddleware, UpdateContextMiddleware
+from parley_bot.middlewares import AccessMiddleware, UpdateContextMiddleware
 from parley_bot.routers import chat, errors, history, start, unsupported
 from parley_bot.routers import settings as settings_router
-from parley_bot.services.locks import UserLocks
+from parley_bot.services.instance import Instance
 from parley_bot.services.rate_limit import RateLimiter
+from parley_bot.services.recovery import Recovery
+from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.output import BOT_METHODS
 from parley_core.db import create_engine
 from parley_core.logging import configure_logging, get_logger
 from parley_core.settings import BotSettings, SettingsError, load_settings
+
+
+@dataclass(frozen=True)
+class BotServices:
+    """What the handlers and the runner share: the answering of turns and the process's heartbeat."""
+
+    instance: Instance
+    turns: TurnRunner
+    recovery: Recovery
+
+
+def create_services(
+    *,
+    settings: BotSettings,
+    engine: AsyncEngine,
+    llm: LLMClient,
+    output: TelegramOutput,
+    lifecycle: Lifecycle,
+) -> BotServices:
+    """The turn runner and the recovery loop of one bot process."""
+    instance = Instance(mode=settings.bot_mode, stale_seconds=settings.bot_instance_stale_seconds)
+    turns = TurnRunner(
+        engine=engine, llm=llm, output=output, settings=settings, instance=instance, lifecycle=lifecycle
+    )
+    recovery = Recovery(
+        engine=engine, instance=instance, runner=turns, lifecycle=lifecycle, settings=settings
+    )
+    return BotServices(instance=instance, turns=turns, recovery=recovery)
 
 
 def create_dispatcher(
@@ -36,16 +68,17 @@ def create_dispatcher(
     llm: LLMClient,
     output: TelegramOutput,
     lifecycle: Lifecycle,
+    services: BotServices,
 ) -> Dispatcher:
     """The Dispatcher with every dependency handlers ask for by name, middlewares and routers."""
     dp = Dispatcher(
-        settings=settings, engine=engine, llm=llm, output=output, locks=UserLocks(), lifecycle=lifecycle
+        settings=settings, engine=engine, llm=llm, output=output, turns=services.turns, lifecycle=lifecycle
     )
-    dp.update.outer_middleware(UpdateContextMiddleware(lifecycle))
-    dp.update.outer_middleware(DedupeMiddleware())
-    limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
+    dp.update.outer_middleware(AcceptanceMiddleware(lifecycle))
+    dp.update.outer_middleware(UpdateContextMiddleware())
+    refusals = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
     dp.message.middleware(
-        AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=limiter, output=output)
+        AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
     )
     routers = [
         errors.router,
@@ -81,7 +114,12 @@ async def run(
     engine = create_engine(bot_settings, application_name="parley-bot")
     llm = LLMClient.from_settings(bot_settings)
     output = TelegramOutput.from_settings(bot, bot_settings)
-    dp = create_dispatcher(settings=bot_settings, engine=engine, llm=llm, output=output, lifecycle=lifecycle)
+    services = create_services(
+        settings=bot_settings, engine=engine, llm=llm, output=output, lifecycle=lifecycle
+    )
+    dp = create_dispatcher(
+        settings=bot_settings, engine=engine, llm=llm, output=output, lifecycle=lifecycle, services=services
+    )
     # Everything built so far lives as long as the process: moving it out of the collector's reach
     # keeps full collections (which otherwise pause the event loop for 50-150 ms) short.
     gc.collect()
@@ -93,6 +131,7 @@ async def run(
         engine=engine,
         llm=llm,
         lifecycle=lifecycle,
+        recovery=services.recovery,
         handle_signals=handle_signals,
     )
 

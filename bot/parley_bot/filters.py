@@ -22,7 +22,11 @@ async def bot_username(bot: Bot) -> str:
 
 
 class AddressedToBot(Filter):
-    """Private chats always; groups only when the bot is @mentioned, its command named, or replied to."""
+    """Private chats always; in groups a mention of the bot, a reply to it, or a command for it.
+
+    A command is for the bot when it names the bot (``/reset@parley_bot``) or names no bot at all
+    (``/start``: Telegram delivers such commands to the bots of the group); ``/start@otherbot`` is not.
+    """
 
     async def __call__(self, message: Message, bot: Bot) -> bool:
         if message.chat.type not in GROUP_CHATS:
@@ -36,8 +40,10 @@ class AddressedToBot(Filter):
             fragment = entity.extract_from(text).lower()
             if entity.type == "mention" and fragment == f"@{username}":
                 return True
-            if entity.type == "bot_command" and fragment.endswith(f"@{username}"):
-                return True
+            if entity.type == "bot_command" and entity.offset == 0:
+                addressee = fragment.partition("@")[2]
+                if addressee in ("", username):
+                    return True
         return False
 
 

@@ -2,7 +2,8 @@
 
 /health is the liveness probe: 200 while the event loop answers and the update loop is alive
 (polling: the getUpdates loop runs and completed a call recently); 503 means "restart me".
-/ready is readiness: 200 when the database answers and the process is not draining, else 503.
+/ready is readiness: 200 when the database answers, incoming updates can be stored and the process
+is not draining, else 503.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ async def ready(request: web.Request) -> web.Response:
     reasons = []
     if not check.ok:
         reasons.append("database unreachable")
+    elif lifecycle.intake_paused:
+        reasons.append("updates wait until they can be stored")
     if lifecycle.draining:
         reasons.append("shutting down")
     body = {

@@ -1,7 +1,7 @@
 """What the process knows about its own life: draining, in-flight updates, the update loop's heartbeat.
 
-Shared by the health server (/health, /ready), the middlewares (which register every update being
-handled) and the runner (which drains on SIGTERM).
+Shared by the health server (/health, /ready), the intake and the turns (which register every
+update and turn in flight) and the runner (which drains on SIGTERM).
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ class Lifecycle:
         self.draining = False
         self.stop_requested = asyncio.Event()
         self.inflight: set[asyncio.Task[Any]] = set()
-        self.highest_update_id: int | None = None
         self.last_poll_at: float | None = None
         self.update_loop: asyncio.Task[Any] | None = None
+        # False from a statement that failed because the database was unavailable until the next
+        # one that worked; /ready reports it, and intake pauses meanwhile.
+        self.database_available = True
+        self.intake_paused = False
 
     @property
     def uptime_seconds(self) -> float:
@@ -40,21 +43,23 @@ class Lifecycle:
         self.draining = True
         self.stop_requested.set()
 
-    def begin_update(self, update_id: int) -> None:
-        """Register the current task as handling ``update_id``."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-            metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
-        if self.highest_update_id is None or update_id > self.highest_update_id:
-            self.highest_update_id = update_id
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Count ``task`` (an update being handled, a turn being answered) as in flight until it ends."""
+        self.inflight.add(task)
+        metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
+        task.add_done_callback(self._untrack)
 
-    def end_update(self) -> None:
-        """The current task finished its update."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.discard(task)
-            metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
+    def _untrack(self, task: asyncio.Task[Any]) -> None:
+        self.inflight.discard(task)
+        metrics.BOT_INFLIGHT_UPDATES.set(len(self.inflight))
+
+    def database_failed(self) -> None:
+        """A statement failed because the database was unavailable."""
+        self.database_available = False
+
+    def database_ok(self) -> None:
+        """A statement worked."""
+        self.database_available = True
 
     async def wait_idle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for in-flight updates; returns how many were still running."""

@@ -33,14 +33,42 @@ LLM_TOKENS = Counter(
 LLM_CIRCUIT_OPEN = Gauge("llm_circuit_open", "1 while the model's circuit breaker skips it.", ["model"])
 BOT_REPLY_DURATION = Histogram(
     "bot_reply_duration_seconds",
-    "From receiving a text message to the stored answer being sent, by outcome.",
+    "From storing a text message to its stored reply being sent, by outcome.",
     ["outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
 )
 BOT_UPDATES_DUPLICATE = Counter(
     "bot_updates_duplicate_total", "Updates ignored because they were seen before."
 )
-BOT_RATE_LIMITED = Counter("bot_rate_limited_total", "Messages refused by the per-user rate limit.")
+BOT_RATE_LIMITED = Counter(
+    "bot_rate_limited_total", "Turns that waited for the per-user rate limit (their messages stay queued)."
+)
+BOT_UPDATES_DEFERRED = Counter(
+    "bot_updates_deferred_total",
+    "Updates not confirmed to Telegram because they could not be stored (database unavailable); "
+    "Telegram delivers them again.",
+)
+BOT_INTAKE_PAUSED = Gauge(
+    "bot_intake_paused", "1 while polling waits for the database before confirming updates (polling mode)."
+)
+BOT_TURNS_RESUMED = Counter(
+    "bot_turns_resumed_total",
+    "Users whose queued messages or unsent replies were picked up after their process stopped.",
+)
+BOT_MESSAGES_STALE = Counter(
+    "bot_messages_stale_total",
+    'Messages told "could not answer in time" because they waited longer than BOT_STALE_MESSAGE_SECONDS.',
+)
+BOT_MESSAGES_COALESCED = Counter(
+    "bot_messages_coalesced_total", "Messages answered together with an earlier one in the same turn."
+)
+BOT_MESSAGES_REFUSED = Counter(
+    "bot_messages_refused_total", "Messages not taken (and told so) because the user's queue was full."
+)
+BOT_REPLIES_UNDELIVERABLE = Counter(
+    "bot_replies_undeliverable_total",
+    "Stored replies dropped because Telegram refused them for good (bot blocked, chat gone) or kept failing.",
+)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(

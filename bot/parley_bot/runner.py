@@ -1,16 +1,20 @@
 """Running the bot in polling or webhook mode, and draining it on SIGTERM.
 
+Start-up: the first heartbeat (``services/recovery.py``) runs before any update is taken — in
+polling mode it also declares earlier processes dead and resumes their unanswered messages — then
+updates come in through ``intake`` (confirmed to Telegram only once stored).
+
 Shutdown, each step logged (``shutdown_step``):
 
 1. the first SIGTERM/SIGINT marks the process draining: /ready turns 503, the webhook route
    answers 503 (Telegram retries the update later, on a replica that is not draining), polling
-   stops taking updates;
-2. in-flight replies get up to SHUTDOWN_TIMEOUT_SECONDS (30) to finish — aiogram's own polling
-   shutdown does not wait for them, this does; whatever is still running then is cancelled (its
-   lease is released, its user message stays stored);
-3. polling mode confirms the handled updates to Telegram (getUpdates with the next offset), so a
-   restart does not receive them again;
-4. the Telegram session, LLM client, HTTP server and database pool are closed, logs flushed, and
+   stops taking updates (what it fetched but did not accept stays unconfirmed);
+2. in-flight updates and turns get up to SHUTDOWN_TIMEOUT_SECONDS (30) to finish; whatever is
+   still running then is cancelled — its messages stay queued and its lease is given back, so the
+   next process answers them;
+3. polling mode confirms the accepted updates to Telegram (getUpdates with the next offset);
+4. the heartbeat stops and the process's leases are given back;
+5. the Telegram session, LLM client, HTTP server and database pool are closed, logs flushed, and
    the process exits 0.
 """
 
@@ -19,19 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.methods import GetUpdates
-from aiogram.types import BotCommand
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiogram.types import BotCommand, Update
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.health import create_health_app
+from parley_bot.intake import Acceptance, PollingIntake, add_webhook_route
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
+from parley_bot.services.recovery import Recovery
 from parley_core.logging import flush_logs, get_logger
-from parley_core.repositories import users
 from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
@@ -65,73 +69,37 @@ async def _announce_commands(bot: Bot) -> None:
         log.warning("set_commands_failed", error=type(exc).__name__)
 
 
-async def _clear_stale_leases(engine: AsyncEngine) -> None:
-    """Leases left by a previous run of this (single, polling) process can only be stale."""
-    try:
-        async with engine.begin() as conn:
-            cleared = await users.clear_leases(conn)
-    except Exception as exc:  # the database may be down at start; /ready says so, leases expire anyway
-        log.warning("stale_leases_not_cleared", error=type(exc).__name__)
-        return
-    if cleared:
-        log.info("stale_leases_cleared", count=cleared)
+def _feeder(dp: Dispatcher, bot: Bot) -> Any:
+    async def feed(update: Update, acceptance: Acceptance) -> Any:
+        return await dp.feed_update(bot, update, acceptance=acceptance)
+
+    return feed
 
 
-async def _poll(
-    *, dp: Dispatcher, bot: Bot, engine: AsyncEngine, settings: BotSettings, lifecycle: Lifecycle
-) -> None:
+async def _poll(*, dp: Dispatcher, bot: Bot, settings: BotSettings, lifecycle: Lifecycle) -> PollingIntake:
     """Long polling until asked to stop. Exactly one replica may poll: a second one gets 409 Conflict."""
-    await _clear_stale_leases(engine)
     await bot.delete_webhook(drop_pending_updates=False)
     await _announce_commands(bot)
-    polling = asyncio.create_task(
-        dp.start_polling(
-            bot,
-            handle_signals=False,
-            close_bot_session=False,
-            polling_timeout=settings.telegram_polling_timeout_seconds,
-        )
+    intake = PollingIntake(
+        bot=bot,
+        dp=dp,
+        lifecycle=lifecycle,
+        polling_timeout=settings.telegram_polling_timeout_seconds,
+        backoff_max_seconds=settings.bot_intake_backoff_max_seconds,
+        feed=_feeder(dp, bot),
     )
+    polling = asyncio.create_task(intake.run(), name="polling")
     lifecycle.update_loop = polling
+    log.info("polling_started")
     stop = asyncio.create_task(lifecycle.stop_requested.wait())
     done, _ = await asyncio.wait({polling, stop}, return_when=asyncio.FIRST_COMPLETED)
     if polling in done:
         stop.cancel()
         polling.result()  # re-raises why polling ended
-        return
+        return intake
     log.info("shutdown_step", step="stopping polling")
-    await dp.stop_polling()
-    with contextlib.suppress(asyncio.CancelledError):
-        await polling
-
-
-async def _confirm_updates(bot: Bot, lifecycle: Lifecycle) -> None:
-    """Tell Telegram every handled update is done, so a restart does not get them again."""
-    if lifecycle.highest_update_id is None:
-        return
-    try:
-        await bot(GetUpdates(offset=lifecycle.highest_update_id + 1, limit=1, timeout=0))
-        log.info("shutdown_step", step="confirmed updates", up_to=lifecycle.highest_update_id)
-    except Exception as exc:  # they will be re-delivered and recognised as duplicates instead
-        log.warning("confirm_updates_failed", error=type(exc).__name__)
-
-
-def _add_webhook_route(
-    *, dp: Dispatcher, bot: Bot, settings: BotSettings, app: web.Application, lifecycle: Lifecycle
-) -> None:
-    """The webhook route: secret token verified by aiogram, 503 while draining."""
-    assert settings.telegram_webhook_secret is not None
-    handler = SimpleRequestHandler(
-        dp, bot, secret_token=settings.telegram_webhook_secret.get_secret_value(), handle_in_background=True
-    )
-
-    async def webhook(request: web.Request) -> web.StreamResponse:
-        if lifecycle.draining:
-            # Telegram retries a failed delivery; another replica (or our successor) takes it.
-            return web.Response(status=503, text="draining")
-        return await handler.handle(request)
-
-    app.router.add_post(settings.telegram_webhook_path, webhook)
+    await polling
+    return intake
 
 
 async def _webhook(*, dp: Dispatcher, bot: Bot, settings: BotSettings, lifecycle: Lifecycle) -> None:
@@ -159,6 +127,7 @@ async def serve(
     engine: AsyncEngine,
     llm: LLMClient,
     lifecycle: Lifecycle,
+    recovery: Recovery,
     handle_signals: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``lifecycle.request_stop()``), then drain and close everything."""
@@ -166,18 +135,35 @@ async def serve(
     if handle_signals:
         install_signal_handlers(lifecycle)
     runner: web.AppRunner | None = None
+    intake: PollingIntake | None = None
     try:
+        await recovery.start()
         if settings.bot_mode == "webhook":
-            _add_webhook_route(dp=dp, bot=bot, settings=settings, app=app, lifecycle=lifecycle)
+            assert settings.telegram_webhook_secret is not None
+            add_webhook_route(
+                app,
+                path=settings.telegram_webhook_path,
+                secret=settings.telegram_webhook_secret.get_secret_value(),
+                bot=bot,
+                lifecycle=lifecycle,
+                feed=_feeder(dp, bot),
+            )
             runner = await _start_http(app, settings)
             await _webhook(dp=dp, bot=bot, settings=settings, lifecycle=lifecycle)
         else:
             runner = await _start_http(app, settings)
-            await _poll(dp=dp, bot=bot, engine=engine, settings=settings, lifecycle=lifecycle)
+            intake = await _poll(dp=dp, bot=bot, settings=settings, lifecycle=lifecycle)
     finally:
         lifecycle.draining = True
         await _shutdown(
-            settings=settings, bot=bot, engine=engine, llm=llm, lifecycle=lifecycle, runner=runner
+            settings=settings,
+            bot=bot,
+            engine=engine,
+            llm=llm,
+            lifecycle=lifecycle,
+            runner=runner,
+            intake=intake,
+            recovery=recovery,
         )
 
 
@@ -197,6 +183,8 @@ async def _shutdown(
     llm: LLMClient,
     lifecycle: Lifecycle,
     runner: web.AppRunner | None,
+    intake: PollingIntake | None,
+    recovery: Recovery,
 ) -> None:
     log.info("shutdown_step", step="waiting for in-flight replies", inflight=len(lifecycle.inflight))
     still_running = await lifecycle.wait_idle(settings.shutdown_timeout_seconds)
@@ -208,8 +196,10 @@ async def _shutdown(
         await asyncio.gather(*tasks, return_exceptions=True)
     else:
         log.info("shutdown_step", step="in-flight replies finished")
-    if settings.bot_mode == "polling":
-        await _confirm_updates(bot, lifecycle)
+    if intake is not None:
+        await intake.confirm()
+    log.info("shutdown_step", step="giving back leases")
+    await recovery.stop()
     log.info("shutdown_step", step="closing Telegram and LLM sessions")
     await bot.session.close()
     await llm.close()

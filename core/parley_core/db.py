@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+import asyncpg
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -151,6 +152,37 @@ async def check_database(engine: AsyncEngine, *, timeout: float) -> DatabaseChec
     except Exception as exc:  # any driver or pool error means "not reachable"
         return DatabaseCheck(False, _ms_since(started), type(exc).__name__)
     return DatabaseCheck(True, _ms_since(started))
+
+
+# SQLSTATE classes that mean "the server cannot serve this now", not "this statement is wrong":
+# connection exceptions, insufficient resources (too many connections), operator intervention
+# (shutdown, restart, a cancelled or timed-out statement), system errors.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database could not be reached or could not serve right now.
+
+    Such a failure is worth retrying later (the same statement will work once the server is back);
+    anything else (a constraint, bad data, a bug) is not. Looks through SQLAlchemy's and asyncpg's
+    wrappers: a refused connection arrives as a bare OSError, a server shutdown as asyncpg's
+    AdminShutdownError inside a DBAPIError.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | TimeoutError | exc.TimeoutError):
+            return True  # refused or timed-out connection, or no connection free in the pool
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+            return True
+        if isinstance(current, asyncpg.exceptions.InterfaceError):
+            return True  # asyncpg: the connection closed under us
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def _ms_since(started: float) -> float:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so migrations can refer to them.
@@ -87,11 +87,10 @@ class User(TimestampMixin, Base):
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
     language_code: Mapped[str | None] = mapped_column(String(16))
-    # The bot's per-user turn lease: which bot turn may write this user's conversation, and until
-    # when. It serializes a user's messages across webhook replicas without holding a connection
-    # across the LLM call (see docs/bot.md).
+    # The bot's per-user turn lease: which bot process (a `bot_instances` row) may answer this user
+    # right now. It serializes a user's turns across webhook replicas without holding a connection
+    # across the LLM call, and is free again once that process stops heartbeating (see docs/bot.md).
     lease_holder: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    lease_expires_at: Mapped[datetime | None] = mapped_column()
 
     settings: Mapped[UserSettings | None] = relationship(back_populates="user", uselist=False, lazy="raise")
 
@@ -110,13 +109,6 @@ class Message(Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_messages_created_at", "created_at"),
-        # One stored user message per Telegram update: a redelivered update is recognised.
-        Index(
-            "ix_messages_telegram_update_id",
-            "telegram_update_id",
-            unique=True,
-            postgresql_where=text("telegram_update_id IS NOT NULL"),
-        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -136,6 +128,8 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The Telegram update that carried a user's message (for tracing; de-duplication is
+    # `telegram_updates`, because Telegram re-uses update ids after a quiet week).
     telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column()
@@ -177,3 +171,87 @@ class ApiUser(TimestampMixin, Base):
     owner_name: Mapped[str | None] = mapped_column(String(253))
     owner_uid: Mapped[str | None] = mapped_column(String(64))
     secret_fingerprint: Mapped[str | None] = mapped_column(String(128))
+
+
+class BotInstance(Base):
+    """A running bot process; its leases are free once it stops heartbeating."""
+
+    __tablename__ = "bot_instances"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    hostname: Mapped[str] = mapped_column(String(253))
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    heartbeat_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TelegramUpdate(Base):
+    """An update id the bot has accepted, remembered for a day: Telegram re-delivers unconfirmed
+    updates, and re-uses ids after a week without updates, so a seen id expires."""
+
+    __tablename__ = "telegram_updates"
+    __table_args__ = (Index("ix_telegram_updates_seen_at", "seen_at"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class InboxMessage(Base):
+    """A stored user message that no answer covers yet: the bot's durable queue of work.
+
+    A row exists from the moment the message is accepted until its turn ends (answered, or told it
+    could not be answered); a crashed process's rows are picked up by whichever process is alive.
+    """
+
+    __tablename__ = "bot_inbox"
+    __table_args__ = (Index("ix_bot_inbox_user_id_received_at", "user_id", "received_at"),)
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    telegram_message_id: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Streaming previews already in the chat (edit mode), so a resumed turn reuses them.
+    preview_message_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+
+
+class OutboxReply(Base):
+    """A reply stored before it is sent, with how many of its parts Telegram has accepted.
+
+    A resumed turn sends only the parts not yet delivered, so an answer is never sent twice.
+    """
+
+    __tablename__ = "bot_outbox"
+    __table_args__ = (
+        Index("ix_bot_outbox_user_id_created_at", "user_id", "created_at"),
+        CheckConstraint("parts_delivered >= 0 AND parts_delivered <= parts_total", name="parts_in_range"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=func.gen_random_uuid()
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    reply_to_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(Text)
+    markdown: Mapped[bool] = mapped_column(Boolean)
+    parts_total: Mapped[int] = mapped_column(Integer)
+    parts_delivered: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    preview_message_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

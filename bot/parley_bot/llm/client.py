@@ -3,9 +3,13 @@
 One call of :meth:`LLMClient.complete` answers one user message within one overall deadline:
 
 * the primary model first (skipped while its circuit breaker is open), then the fallback model;
-* each model gets ``LLM_ATTEMPTS_PER_MODEL`` attempts on retryable failures (429, 5xx, timeouts,
-  connection errors, a stream that breaks off), with exponential backoff and full jitter between
-  them, honouring Retry-After when it fits the deadline;
+* each model gets ``LLM_ATTEMPTS_PER_MODEL`` attempts on retryable failures (429, 5xx, connection
+  errors, a stream that breaks off), with exponential backoff and full jitter between them,
+  honouring Retry-After when it fits the deadline;
+* a model that times out is not asked again for this message: a hanging model usually hangs again,
+  and a second attempt would spend the time the fallback needs;
+* every model but the last must finish by ``deadline - LLM_TIMEOUT_SECONDS``, so the fallback always
+  gets one full attempt (settings refuse a deadline shorter than two timeouts);
 * other 4xx answers (bad key, unknown model) move straight to the next model;
 * "context too long" trims the oldest half of the history and retries once.
 
@@ -37,6 +41,8 @@ from parley_core.logging import get_logger
 from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
+
+MIN_ATTEMPT_SECONDS = 0.5  # an attempt with less time than this left is not worth starting
 
 _CONTEXT_HINTS = (
     "context length",
@@ -219,7 +225,9 @@ class LLMClient:
             if index > 0:
                 metrics.LLM_FALLBACK_USED.inc()
                 log.warning("llm_fallback", model=model, reason=run.last_error)
-            answer = await self._try_model(model, breaker, run, on_partial)
+            is_last = index == len(self.models) - 1
+            reserve = 0.0 if is_last else self.policy.timeout_seconds  # the fallback's one attempt
+            answer = await self._try_model(model, breaker, run, on_partial, budget_end=run.deadline - reserve)
             if answer is not None:
                 text, prompt_tokens, completion_tokens = answer
                 latency_ms = round((time.perf_counter() - run.started) * 1000)
@@ -242,17 +250,26 @@ class LLMClient:
                 )
         raise LLMUnavailableError(run.last_error)
 
-    async def _try_model(
-        self, model: str, breaker: CircuitBreaker, run: _Run, on_partial: PartialCallback | None
+    async def _try_model(  # noqa: PLR0911  (each return is one way a model gives up)
+        self,
+        model: str,
+        breaker: CircuitBreaker,
+        run: _Run,
+        on_partial: PartialCallback | None,
+        *,
+        budget_end: float,
     ) -> tuple[str, int | None, int | None] | None:
-        """Attempts on one model; None when it failed for good (``run.last_error`` says how)."""
+        """Attempts on one model until ``budget_end``; None when it failed for good (``run.last_error``)."""
         loop = asyncio.get_running_loop()
         attempt = 0
         while attempt < self.policy.attempts_per_model:
-            remaining = run.deadline - loop.time()
-            if remaining <= 0:
+            remaining = budget_end - loop.time()
+            if remaining < MIN_ATTEMPT_SECONDS:
                 breaker.release_trial()
-                raise LLMUnavailableError("deadline")
+                if budget_end >= run.deadline:
+                    raise LLMUnavailableError("deadline")
+                run.last_error = "budget"
+                return None
             try:
                 answer = await self._attempt(
                     model,
@@ -275,12 +292,14 @@ class LLMClient:
                 run.last_error = failure.error_type
                 attempt += 1
                 log.warning("llm_attempt_failed", model=model, error_type=failure.error_type, attempt=attempt)
-                if not failure.retryable or attempt >= self.policy.attempts_per_model:
+                if not failure.retryable or failure.error_type == "timeout":
+                    return None
+                if attempt >= self.policy.attempts_per_model:
                     return None
                 delay = self.policy.backoff(attempt - 1)
                 if failure.retry_after is not None:
                     delay = max(delay, failure.retry_after)
-                if loop.time() + delay >= run.deadline:
+                if loop.time() + delay + MIN_ATTEMPT_SECONDS >= budget_end:
                     return None
                 await asyncio.sleep(delay)
                 if not breaker.allow():

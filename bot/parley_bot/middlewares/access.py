@@ -1,6 +1,8 @@
-"""Inner middleware on messages meant for the bot: the optional allowlist and the per-user rate limit.
+"""Inner middleware on messages meant for the bot: the optional allowlist.
 
-It runs after the routers' filters, so group chatter the bot ignores costs a user nothing.
+It runs after the routers' filters, so group chatter the bot ignores costs a user nothing. (The
+per-user rate limit applies to answers, in services/turns.py: a fast writer waits, nothing is
+dropped.)
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from parley_core.logging import get_logger
 log = get_logger(__name__)
 
 NOT_ALLOWED = "Sorry, this is a private bot and you are not on its list of users."
-SLOW_DOWN = "You are sending messages faster than I can answer. Please wait about {seconds} s and try again."
 
 
 class AccessMiddleware(BaseMiddleware):
-    """Refuses users outside ALLOWED_USER_IDS (when set) and users over their rate, politely."""
+    """Refuses users outside ALLOWED_USER_IDS (when set), politely and not once per message."""
 
     def __init__(self, *, allowed_user_ids: list[int], limiter: RateLimiter, output: TelegramOutput) -> None:
         self.allowed = frozenset(allowed_user_ids)
@@ -46,13 +47,5 @@ class AccessMiddleware(BaseMiddleware):
             decision = self.limiter.check(user.id)  # keeps refusals themselves rate-limited
             if decision.allowed:
                 await self.output.send_plain(event.chat.id, NOT_ALLOWED)
-            return None
-        decision = self.limiter.check(user.id)
-        if not decision.allowed:
-            metrics.BOT_RATE_LIMITED.inc()
-            log.info("rate_limited", retry_after=round(decision.retry_after_seconds, 1))
-            if decision.notify:
-                seconds = max(1, round(decision.retry_after_seconds))
-                await self.output.send_plain(event.chat.id, SLOW_DOWN.format(seconds=seconds))
             return None
         return await handler(event, data)

@@ -1,4 +1,4 @@
-"""Outer middleware around every update: log context, the received counter, in-flight tracking.
+"""Outer middleware around every update: log context and the received counter.
 
 No database session is opened here on purpose: the chat path must not hold a connection across
 the LLM call, so services open their own short transactions.
@@ -13,17 +13,13 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
 from parley_bot import metrics
-from parley_bot.lifecycle import Lifecycle
 from parley_core.logging import bind_context, clear_context, get_logger
 
 log = get_logger(__name__)
 
 
 class UpdateContextMiddleware(BaseMiddleware):
-    """Binds update/user/chat ids to every log line of the update and registers it as in flight."""
-
-    def __init__(self, lifecycle: Lifecycle) -> None:
-        self.lifecycle = lifecycle
+    """Binds update/user/chat ids to every log line of the update."""
 
     async def __call__(
         self,
@@ -41,10 +37,8 @@ class UpdateContextMiddleware(BaseMiddleware):
             if message.from_user is not None:
                 context["user_id"] = message.from_user.id
         bind_context(**context)
-        self.lifecycle.begin_update(event.update_id)
         try:
             log.debug("update_received", kind=event.event_type)
             return await handler(event, data)
         finally:
-            self.lifecycle.end_update()
             clear_context()

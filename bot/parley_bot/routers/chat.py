@@ -1,39 +1,28 @@
-"""Plain text: the conversation with the LLM."""
+"""Plain text: accepted (stored and queued) here, answered by the user's worker (services/turns.py)."""
 
 from __future__ import annotations
 
-import time
-
 from aiogram import Bot, Router
 from aiogram.types import Message, Update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.filters import GROUP_CHATS, AddressedToBot, HasText, IsCommand
 from parley_bot.incoming import profile_of, prompt_text
-from parley_bot.llm import LLMClient
-from parley_bot.services import conversation
-from parley_bot.services.locks import UserLocks
-from parley_bot.telegram import ReplyStream, StreamMode, TelegramOutput
-from parley_core.settings import BotSettings
+from parley_bot.intake import Acceptance
+from parley_bot.services.turns import TurnRunner
+from parley_bot.telegram import TelegramOutput
+from parley_core.logging import get_logger
 
 router = Router(name=__name__)
 router.message.filter(AddressedToBot())
+log = get_logger(__name__)
 
-UNAVAILABLE = (
-    "Sorry, the language models are temporarily unavailable. I saved your message — "
-    "please try again in a minute."
-)
-TOO_LONG = "Sorry, that message is too long for the model. Please shorten it or split it up."
-BUSY = "I'm still answering your previous message. Please send this one again in a minute."
 EMPTY = "Send me your question as text."
 UNKNOWN_COMMAND = "I don't know that command. /help lists the ones I do."
-
-
-def _stream_mode(settings: BotSettings, message: Message) -> StreamMode | None:
-    if message.chat.type != "private" or settings.stream_replies == "off":
-        return None
-    return "edit" if settings.stream_replies == "edit" else "draft"
+QUEUE_FULL = (
+    "I'm still working on your earlier messages, so I did not take this one. "
+    "Please send it again once I've answered."
+)
 
 
 @router.message(IsCommand())
@@ -48,46 +37,30 @@ async def chat_handler(
     *,
     event_update: Update,
     bot: Bot,
-    engine: AsyncEngine,
-    llm: LLMClient,
-    settings: BotSettings,
-    locks: UserLocks,
+    turns: TurnRunner,
     output: TelegramOutput,
+    acceptance: Acceptance,
 ) -> None:
-    """Answer a text message with the LLM, remembering the conversation."""
+    """Store the message for its answer; the update is confirmed to Telegram once it is stored."""
     if message.from_user is None:
         return
-    started = time.perf_counter()
-    chat_id = message.chat.id
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
     text = await prompt_text(message, bot)
     if not text:
-        await output.send_plain(chat_id, EMPTY, reply_to=reply_to)
+        await output.send_plain(message.chat.id, EMPTY, reply_to=reply_to)
         return
-    mode = _stream_mode(settings, message)
-    stream = (
-        ReplyStream(output, chat_id, mode=mode, interval_seconds=settings.stream_edit_interval_seconds)
-        if mode
-        else None
+    status = await turns.accept(
+        profile=profile_of(message.from_user),
+        update_id=event_update.update_id,
+        chat_id=message.chat.id,
+        telegram_message_id=message.message_id,
+        sent_at=message.date,
+        text=text,
     )
-    async with locks.hold(message.from_user.id), output.typing(chat_id):
-        result = await conversation.take_turn(
-            engine=engine,
-            llm=llm,
-            settings=settings,
-            profile=profile_of(message.from_user),
-            update_id=event_update.update_id,
-            text=text,
-            on_partial=stream.update if stream else None,
-        )
-        if result.outcome == "duplicate":
-            return
-        if result.completion is not None:
-            reply = result.completion.text
-        else:
-            reply = {"unavailable": UNAVAILABLE, "too_long": TOO_LONG}.get(result.outcome, BUSY)
-        if stream is not None:
-            await stream.finish(reply)
-        else:
-            await output.send_text(chat_id, reply, reply_to=reply_to)
-    metrics.BOT_REPLY_DURATION.labels(outcome=result.outcome).observe(time.perf_counter() - started)
+    acceptance.accept()
+    if status == "refused":
+        metrics.BOT_MESSAGES_REFUSED.inc()
+        log.warning("message_refused", reason="queue_full")
+        await output.send_plain(message.chat.id, QUEUE_FULL, reply_to=message.message_id)
+    elif status == "duplicate":
+        log.info("update_duplicate", update_id=event_update.update_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import ErrorEvent
 
 from parley_bot.telegram import TelegramOutput
@@ -16,12 +17,24 @@ SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
 
 @router.errors()
 async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
-    """Log the exception (redacted, without message text) and apologise to the user."""
-    log.error("update_failed", error=type(event.exception).__name__, exc_info=event.exception)
+    """Log the exception (redacted, without message text) and apologise to the user.
+
+    A user who blocked the bot (403) is a warning, not an error, and gets no apology: Telegram
+    would refuse that too.
+    """
     message = event.update.message
+    ids = {"update_id": event.update.update_id}
+    if message is not None:
+        ids["chat_id"] = message.chat.id
+        if message.from_user is not None:
+            ids["user_id"] = message.from_user.id
+    if isinstance(event.exception, TelegramForbiddenError):
+        log.warning("user_blocked_bot", **ids)
+        return
+    log.error("update_failed", error=type(event.exception).__name__, exc_info=event.exception, **ids)
     if message is None:
         return
     try:
         await output.send_plain(message.chat.id, SORRY)
     except Exception as exc:  # Telegram itself may be the failure; the log line above is what counts
-        log.warning("apology_not_sent", error=type(exc).__name__)
+        log.warning("apology_not_sent", error=type(exc).__name__, **ids)

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.incoming import profile_of
+from parley_bot.intake import Acceptance
 from parley_bot.services import preferences
-from parley_bot.services.locks import UserLocks
+from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_core.settings import BotSettings
 
@@ -20,13 +21,20 @@ router.message.filter(IsCommand(), AddressedToBot())
 
 @router.message(Command("reset"))
 async def command_reset_handler(
-    message: Message, *, engine: AsyncEngine, locks: UserLocks, output: TelegramOutput
+    message: Message,
+    *,
+    engine: AsyncEngine,
+    turns: TurnRunner,
+    output: TelegramOutput,
+    acceptance: Acceptance,
 ) -> None:
     """Soft-delete the user's history, after any answer still in progress."""
     if message.from_user is None:
         return
-    async with locks.hold(message.from_user.id):
-        count = await preferences.reset_history(engine=engine, user_id=message.from_user.id)
+    # Confirmed to Telegram now, not after the answer in progress: polling must not wait for it.
+    acceptance.accept()
+    await turns.idle(message.from_user.id)
+    count = await preferences.reset_history(engine=engine, user_id=message.from_user.id)
     await output.send_plain(
         message.chat.id, f"Done — I forgot our conversation ({count} messages). Let's start over."
     )
@@ -39,10 +47,9 @@ async def command_history_handler(
     command: CommandObject,
     engine: AsyncEngine,
     settings: BotSettings,
-    locks: UserLocks,
     output: TelegramOutput,
 ) -> None:
-    """Show or set how many recent messages the LLM sees."""
+    """Show or set how many recent messages the LLM sees (a turn in progress keeps what it read)."""
     if message.from_user is None:
         return
     if not command.args:
@@ -57,13 +64,12 @@ async def command_history_handler(
         return
     try:
         value = preferences.parse_history_length(command.args, settings=settings)
-        async with locks.hold(message.from_user.id):
-            await preferences.set_history_length(
-                engine=engine,
-                settings=settings,
-                profile=profile_of(message.from_user),
-                max_history_messages=value,
-            )
+        await preferences.set_history_length(
+            engine=engine,
+            settings=settings,
+            profile=profile_of(message.from_user),
+            max_history_messages=value,
+        )
     except preferences.InvalidSettingError as exc:
         await output.send_plain(message.chat.id, f"Sorry, {exc}.")
         return

@@ -11,7 +11,6 @@ from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.incoming import profile_of
 from parley_bot.llm import LLMClient
 from parley_bot.services import preferences
-from parley_bot.services.locks import UserLocks
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.formatting import escape
 from parley_core.settings import BotSettings
@@ -52,10 +51,9 @@ async def command_system_handler(
     command: CommandObject,
     engine: AsyncEngine,
     settings: BotSettings,
-    locks: UserLocks,
     output: TelegramOutput,
 ) -> None:
-    """Show, set or reset the user's system prompt."""
+    """Show, set or reset the user's system prompt (a turn in progress keeps the one it read)."""
     if message.from_user is None:
         return
     args = (command.args or "").strip()
@@ -73,10 +71,9 @@ async def command_system_handler(
         return
     prompt = None if args.lower() in RESET_WORDS else args
     try:
-        async with locks.hold(message.from_user.id):
-            await preferences.set_system_prompt(
-                engine=engine, settings=settings, profile=profile_of(message.from_user), system_prompt=prompt
-            )
+        await preferences.set_system_prompt(
+            engine=engine, settings=settings, profile=profile_of(message.from_user), system_prompt=prompt
+        )
     except preferences.InvalidSettingError as exc:
         await output.send_plain(message.chat.id, f"Sorry, {exc}.")
         return

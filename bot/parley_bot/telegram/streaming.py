@@ -1,4 +1,4 @@
-"""Showing an answer while the LLM writes it, always ending with the complete, formatted message.
+"""Showing an answer while the LLM writes it; the complete, formatted answer is delivered afterwards.
 
 Two ways, chosen per chat:
 
@@ -6,8 +6,10 @@ Two ways, chosen per chat:
   sent as normal messages. When the server does not know the method (older or self-hosted Bot API
   servers answer 404), the stream switches to ``edit`` and the output remembers it.
 * ``edit``: the first partial text is sent as a message and edited as the answer grows; when it
-  outgrows 4096 characters, a new message continues it. At the end every message is edited to its
-  final formatted part, extra previews are deleted and missing parts are sent.
+  outgrows 4096 characters, a new message continues it. Each new preview message is reported to
+  ``on_new_preview`` (the turn stores its id), and the delivery of the stored answer edits the
+  previews into its formatted parts, deletes extra ones and sends the rest — also when the turn
+  is resumed by another process after a crash.
 
 Previews are plain text (half-written Markdown is not valid), throttled to one update per
 STREAM_EDIT_INTERVAL_SECONDS per chat and paced like every other message. A failed preview is
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
@@ -44,6 +46,8 @@ class ReplyStream:
         mode: StreamMode,
         interval_seconds: float,
         reply_to: int | None = None,
+        previews: tuple[int, ...] = (),
+        on_new_preview: Callable[[int], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.output = output
@@ -53,7 +57,11 @@ class ReplyStream:
         self.reply_to = reply_to
         self._clock = clock
         self._last_shown = -math.inf
-        self._messages: list[tuple[int, str]] = []  # edit mode: (message id, text shown)
+        # edit mode: (message id, text shown); previews of an interrupted turn are reused.
+        self._messages: list[tuple[int, str]] = [(message_id, "") for message_id in previews]
+        self._on_new_preview = on_new_preview
+        if previews:
+            self.mode = "edit"
         self._draft_id = random.randint(1, 2**31 - 1)  # noqa: S311  (an identifier, not a secret)
 
     async def update(self, text: str) -> None:
@@ -94,15 +102,10 @@ class ReplyStream:
                 reply_to = self.reply_to if index == 0 else None
                 message_id = await self.output.send_plain(self.chat_id, part, reply_to=reply_to)
                 self._messages.append((message_id, part))
+                if self._on_new_preview is not None:
+                    await self._on_new_preview(message_id)
 
-    async def finish(self, markdown: str) -> None:
-        """Deliver the complete answer: previews become its formatted parts, the rest is sent."""
-        parts = split_markdown(markdown)
-        for index, part in enumerate(parts):
-            if index < len(self._messages):
-                await self.output.edit_part(self.chat_id, self._messages[index][0], part)
-            else:
-                reply_to = self.reply_to if index == 0 else None
-                await self.output.send_part(self.chat_id, part, reply_to=reply_to)
-        for message_id, _ in self._messages[len(parts) :]:
-            await self.output.delete(self.chat_id, message_id)
+    @property
+    def preview_message_ids(self) -> tuple[int, ...]:
+        """The preview messages in the chat (edit mode), in order."""
+        return tuple(message_id for message_id, _ in self._messages)

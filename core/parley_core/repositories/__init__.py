@@ -5,6 +5,6 @@ round trip), several calls share ``engine.begin()``. Nothing here is ever awaite
 such as an LLM call.
 """
 
-from parley_core.repositories import messages, user_settings, users
+from parley_core.repositories import bot_instances, messages, turns, user_settings, users
 
-__all__ = ["messages", "user_settings", "users"]
+__all__ = ["bot_instances", "messages", "turns", "user_settings", "users"]

@@ -1,17 +1,14 @@
-"""Telegram users: profile upserts and the per-user turn lease the bot serializes messages with.
+"""Telegram users: profile upserts.
 
-The lease (``users.lease_holder`` / ``lease_expires_at``) says which bot turn may write a user's
-conversation right now. It is taken and released inside the turn's own statements (see
-``messages.begin_turn`` / ``finish_turn``), so it costs no extra round trip and no connection is
-held while the LLM answers; an expired lease (a crashed replica) is simply taken over.
+The per-user turn lease (``users.lease_holder``) is taken and released inside the bot's turn
+statements (``turns``), so it costs no round trip of its own.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,20 +48,3 @@ async def upsert_user(conn: AsyncConnection, profile: TelegramProfile) -> None:
         },
     )
     await conn.execute(statement)
-
-
-async def release_lease(conn: AsyncConnection, *, user_id: int, holder: uuid.UUID) -> None:
-    """Give the user's turn lease back, if ``holder`` still has it."""
-    await conn.execute(
-        update(User)
-        .where(User.id == user_id, User.lease_holder == holder)
-        .values(lease_holder=None, lease_expires_at=None)
-    )
-
-
-async def clear_leases(conn: AsyncConnection) -> int:
-    """Drop every lease: safe only where exactly one bot process runs (polling mode start-up)."""
-    result = await conn.execute(
-        update(User).where(User.lease_holder.is_not(None)).values(lease_holder=None, lease_expires_at=None)
-    )
-    return result.rowcount

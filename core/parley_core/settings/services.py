@@ -234,11 +234,18 @@ class BotSettings(ParleySettings):
         "Markdown is allowed.",
         description="System prompt for users who have not set their own.",
     )
-    llm_timeout_seconds: float = Field(default=30.0, gt=0, description="Longest wait for one LLM attempt.")
+    llm_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for one LLM attempt; a model that times out is not asked again for "
+        "that message (the fallback is).",
+    )
     llm_deadline_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="Overall time budget of one user message, retries and fallback included.",
+        description="Overall time budget of one answer, retries and fallback included. With a fallback "
+        "model it must be at least twice LLM_TIMEOUT_SECONDS: the primary may use all but the last "
+        "LLM_TIMEOUT_SECONDS, which belong to the fallback.",
     )
     llm_attempts_per_model: int = Field(
         default=2, ge=1, le=5, description="Attempts on each model before moving on (retries = attempts - 1)."
@@ -272,9 +279,57 @@ class BotSettings(ParleySettings):
     history_max_messages: int = Field(default=100, ge=1, description="Largest value /history accepts.")
     system_prompt_max_chars: int = Field(default=2000, ge=1, description="Longest /system prompt.")
 
-    rate_limit_burst: int = Field(default=5, ge=1, description="Messages a user may send in a burst.")
+    rate_limit_burst: int = Field(
+        default=5, ge=1, description="Answers a user may get in a burst; later messages wait their turn."
+    )
     rate_limit_per_minute: float = Field(
-        default=20.0, gt=0, description="Sustained messages per minute per user (token-bucket refill)."
+        default=20.0, gt=0, description="Sustained answers per minute per user (token-bucket refill)."
+    )
+    bot_max_queued_messages: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Messages of one user waiting for an answer at most; a message beyond them is "
+        "refused with a reply saying it was not taken.",
+    )
+    bot_coalesce_seconds: float = Field(
+        default=1.5,
+        ge=0,
+        le=10,
+        description="Messages of one user that arrive within this time of each other while an answer "
+        "is pending (or a long paste Telegram split at 4096 characters) become one turn.",
+    )
+    bot_stale_message_seconds: float = Field(
+        default=900.0,
+        ge=60,
+        description="A message that waited longer than this for its answer (bot or database down) gets "
+        '"I could not answer this in time, please ask again" instead of a late answer.',
+    )
+    bot_update_dedupe_seconds: float = Field(
+        default=86400.0,
+        ge=600,
+        description="How long an update id counts as seen: Telegram re-sends unconfirmed updates, and "
+        "re-uses ids after a week without updates, so a re-used id older than this is a new message.",
+    )
+    bot_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often the process refreshes its heartbeat and looks for work nobody alive is "
+        "doing (messages of a crashed process, replies not yet sent).",
+    )
+    bot_instance_stale_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="A process whose heartbeat is older than this is dead: its users' leases are taken "
+        "over (webhook mode; in polling mode the one process takes them over at start).",
+    )
+    bot_intake_backoff_max_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Longest pause between attempts to store incoming updates while the database is "
+        "unavailable; Telegram keeps unconfirmed updates for 24 h.",
     )
     allowed_user_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
@@ -326,6 +381,27 @@ class BotSettings(ParleySettings):
         secret = self.telegram_webhook_secret
         if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
             raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return self
+
+    @model_validator(mode="after")
+    def _timings_leave_room(self) -> Self:
+        if (
+            self.llm_fallback_model != self.llm_model
+            and self.llm_deadline_seconds < 2 * self.llm_timeout_seconds
+        ):
+            raise ValueError(
+                f"LLM_DEADLINE_SECONDS ({self.llm_deadline_seconds:g}) leaves the fallback model no time: "
+                f"the primary may use up to LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds:g}) per attempt, "
+                "and the fallback needs one full attempt after it, so the deadline must be at least "
+                f"twice LLM_TIMEOUT_SECONDS = {2 * self.llm_timeout_seconds:g} s (raise the deadline or "
+                "lower the timeout)"
+            )
+        if self.bot_instance_stale_seconds < 3 * self.bot_heartbeat_seconds:
+            raise ValueError(
+                f"BOT_INSTANCE_STALE_SECONDS ({self.bot_instance_stale_seconds:g}) must be at least "
+                f"three times BOT_HEARTBEAT_SECONDS ({3 * self.bot_heartbeat_seconds:g}): a live process "
+                "that misses one heartbeat would otherwise lose its users to another process"
+            )
         return self
 
     def missing_for_start(self) -> list[str]:

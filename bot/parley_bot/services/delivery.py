@@ -1,0 +1,149 @@
+"""Sending a stored reply: only the parts Telegram has not accepted yet, each counted once accepted.
+
+A reply is in ``bot_outbox`` before its first part is sent. After each part Telegram accepts, the
+count of delivered parts is stored; the last part removes the reply (and, if nothing else waits,
+gives the user's lease back in the same statement). A turn resumed after a crash therefore sends
+only what is missing; the one window left is between Telegram accepting a part and the count
+being stored — a few milliseconds.
+
+Streaming previews (edit mode) become the reply's first parts by editing them. What Telegram
+refuses for good (the user blocked the bot, the chat is gone) is logged as a warning and dropped;
+what it cannot take now (flood control beyond the limit, Telegram unavailable) is postponed and
+tried again later by any process, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley_bot import metrics
+from parley_bot.lifecycle import Lifecycle
+from parley_bot.services.database import persist
+from parley_bot.telegram import TelegramOutput
+from parley_bot.telegram.splitting import split_markdown
+from parley_core.logging import get_logger
+from parley_core.repositories import turns
+from parley_core.repositories.turns import Delivered, OutboxItem
+
+log = get_logger(__name__)
+
+MAX_ATTEMPTS = 8  # postponed deliveries before a reply is given up
+RETRY_BASE_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+_GONE = ("chat not found", "user is deactivated", "bot was kicked", "not enough rights", "have no rights")
+
+
+def _undeliverable(exc: Exception) -> bool:
+    """Telegram will never take this reply: blocked, kicked, chat gone."""
+    if isinstance(exc, TelegramForbiddenError | TelegramNotFound):
+        return True
+    return isinstance(exc, TelegramBadRequest) and any(hint in exc.message.lower() for hint in _GONE)
+
+
+def _not_now(exc: Exception) -> bool:
+    """Telegram cannot take it now, but may later."""
+    return isinstance(exc, TelegramRetryAfter | TelegramNetworkError | TelegramServerError)
+
+
+def reply_parts(text: str) -> list[str]:
+    """The messages a reply is sent as (the same split every time, so counts stay valid)."""
+    return split_markdown(text) or [text]
+
+
+class Delivery:
+    """Delivers outbox items of the users whose lease this process holds."""
+
+    def __init__(
+        self, *, engine: AsyncEngine, output: TelegramOutput, lifecycle: Lifecycle, holder: uuid.UUID
+    ) -> None:
+        self.engine = engine
+        self.output = output
+        self.lifecycle = lifecycle
+        self.holder = holder
+
+    async def deliver(self, user_id: int, item: OutboxItem, *, release: bool) -> Delivered | None:
+        """Send what is missing of ``item``; None when it was postponed or the lease was lost."""
+        parts = reply_parts(item.text)
+        previews = list(item.preview_message_ids)
+        for index in range(item.parts_delivered, len(parts)):
+            try:
+                await self._send(item, index, parts[index], previews)
+            except Exception as exc:
+                if _undeliverable(exc):
+                    metrics.BOT_REPLIES_UNDELIVERABLE.inc()
+                    log.warning("reply_undeliverable", chat_id=item.chat_id, error=exc.__class__.__name__)
+                    return await self._done(user_id, item, release=release)
+                if _not_now(exc):
+                    await self._postpone(user_id, item, exc)
+                    return None
+                raise
+            if index < len(parts) - 1 and not await self._record_part(user_id, item, index + 1):
+                log.warning("reply_lease_lost", outbox_id=str(item.id))
+                return None
+        for message_id in previews[len(parts) :]:
+            await self.output.delete(item.chat_id, message_id)
+        return await self._done(user_id, item, release=release)
+
+    async def _record_part(self, user_id: int, item: OutboxItem, parts_delivered: int) -> bool:
+        return await persist(
+            self.engine,
+            lambda conn: turns.record_part(
+                conn, user_id=user_id, holder=self.holder, outbox_id=item.id, parts_delivered=parts_delivered
+            ),
+            what="record_part",
+            lifecycle=self.lifecycle,
+        )
+
+    async def _send(self, item: OutboxItem, index: int, part: str, previews: list[int]) -> None:
+        reply_to = item.reply_to_message_id if index == 0 else None
+        if index < len(previews):
+            try:
+                await self.output.edit_part(item.chat_id, previews[index], part)
+                return
+            except TelegramBadRequest as exc:  # the user deleted the preview: send the part instead
+                log.info("preview_gone", chat_id=item.chat_id, error=exc.message)
+        if item.markdown:
+            await self.output.send_part(item.chat_id, part, reply_to=reply_to)
+        else:
+            await self.output.send_plain(item.chat_id, part, reply_to=reply_to)
+
+    async def _done(self, user_id: int, item: OutboxItem, *, release: bool) -> Delivered:
+        return await persist(
+            self.engine,
+            lambda conn: turns.record_delivery(
+                conn, user_id=user_id, holder=self.holder, outbox_id=item.id, release=release
+            ),
+            what="record_delivery",
+            lifecycle=self.lifecycle,
+        )
+
+    async def _postpone(self, user_id: int, item: OutboxItem, exc: Exception) -> None:
+        if item.attempts + 1 >= MAX_ATTEMPTS:
+            metrics.BOT_REPLIES_UNDELIVERABLE.inc()
+            log.error(
+                "reply_given_up", chat_id=item.chat_id, attempts=item.attempts + 1, error=type(exc).__name__
+            )
+            await self._done(user_id, item, release=True)
+            return
+        retry_in = min(RETRY_BASE_SECONDS * 2**item.attempts, RETRY_MAX_SECONDS)
+        if isinstance(exc, TelegramRetryAfter):
+            retry_in = max(retry_in, float(exc.retry_after))
+        log.warning("reply_postponed", chat_id=item.chat_id, retry_in=retry_in, error=type(exc).__name__)
+        await persist(
+            self.engine,
+            lambda conn: turns.postpone_delivery(
+                conn, user_id=user_id, holder=self.holder, outbox_id=item.id, retry_in_seconds=retry_in
+            ),
+            what="postpone_delivery",
+            lifecycle=self.lifecycle,
+        )

@@ -1,0 +1,55 @@
+"""What the model reads for a turn: the system prompt, the recent history, the waiting messages.
+
+The messages a turn answers are one user message to the model: several messages sent in a row
+are joined as paragraphs, and a long paste that Telegram split into 4096-character messages is
+glued back together. Earlier messages of the same role in a row (a question the models could not
+answer, then the next one) are joined the same way, so the model always sees turns alternate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from parley_bot.llm import ChatMessage
+from parley_bot.llm.types import Role
+from parley_bot.telegram.splitting import utf16_len
+from parley_core.repositories.turns import HistoryMessage
+
+# Telegram clients cut a long text into messages of at most 4096 UTF-16 code units; a message this
+# long is probably a part of one, continued by the next.
+SPLIT_PART_MIN_UTF16 = 3500
+
+
+def looks_split(text: str) -> bool:
+    """Whether ``text`` is long enough to be a part of a paste Telegram split."""
+    return utf16_len(text) >= SPLIT_PART_MIN_UTF16
+
+
+def join_messages(contents: Sequence[str]) -> str:
+    """Consecutive messages of one user as one text."""
+    joined = contents[0] if contents else ""
+    for previous, following in itertools.pairwise(contents):
+        joined += ("" if looks_split(previous) else "\n\n") + following
+    return joined
+
+
+def build_prompt(
+    *, system_prompt: str, history: Sequence[HistoryMessage], question: Sequence[str], max_history: int
+) -> list[ChatMessage]:
+    """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question."""
+    earlier = list(history)[-(max_history - 1) :] if max_history > 1 else []
+    turns: list[tuple[Role, list[str]]] = []
+    for message in earlier:
+        role: Role = "assistant" if message.role.value == "assistant" else "user"
+        if turns and turns[-1][0] == role:
+            turns[-1][1].append(message.content)
+        else:
+            turns.append((role, [message.content]))
+    if turns and turns[-1][0] == "user":
+        _, last_contents = turns.pop()
+        question = [*last_contents, *question]
+    prompt = [ChatMessage("system", system_prompt)]
+    prompt += [ChatMessage(role, join_messages(contents)) for role, contents in turns]
+    prompt.append(ChatMessage("user", join_messages(question)))
+    return prompt
