@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -130,8 +131,9 @@ async def test_groups_answer_only_when_addressed(
 ) -> None:
     group = -100123
     telegram.send_text("chatting among humans", chat_id=group, chat_type="supergroup")
-    telegram.send_text("/reset", chat_id=group, chat_type="supergroup")
+    telegram.send_text("/reset@other_bot", chat_id=group, chat_type="supergroup")
     telegram.send_text("@parley_test_bot what is 2+2?", chat_id=group, chat_type="supergroup")
+    replies = await telegram.wait_for_messages(group, 1)
     telegram.send_text("and 3+3?", chat_id=group, chat_type="supergroup", reply_to_bot=True)
     replies = await telegram.wait_for_messages(group, 2)
     await asyncio.sleep(0.3)  # give an (unwanted) answer to the ignored messages time to show up
@@ -143,6 +145,23 @@ async def test_groups_answer_only_when_addressed(
         "echo: what is 2+2?",
         "and 3+3?",
     ]
+
+
+async def test_bare_start_and_help_in_a_group_are_answered_commands_for_other_bots_are_not(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    group = -100124
+    telegram.send_text("/help@other_bot", chat_id=group, chat_type="supergroup")
+    telegram.send_text("/start", chat_id=group, chat_type="supergroup")
+    [start] = await telegram.wait_for_messages(group, 1)
+    telegram.send_text("/help", chat_id=group, chat_type="supergroup")
+    replies = await telegram.wait_for_messages(group, 2)
+    telegram.send_text("/help@parley_test_bot", chat_id=group, chat_type="supergroup")
+    replies = await telegram.wait_for_messages(group, 3)
+
+    assert "Hi Ada" in start.text
+    assert all("/history" in reply.text for reply in replies[1:])
+    assert llm.requests == []
 
 
 async def test_allowlist_refuses_other_users(
@@ -157,18 +176,17 @@ async def test_allowlist_refuses_other_users(
     assert len(llm.requests) == 1
 
 
-async def test_rate_limit_replies_once_then_stays_quiet(
+async def test_rate_limit_makes_answers_wait_in_order_and_drops_nothing(
     make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
 ) -> None:
-    settings = make_settings(rate_limit_burst=2, rate_limit_per_minute=1)
+    settings = make_settings(rate_limit_burst=1, rate_limit_per_minute=60, bot_coalesce_seconds=0)
     async with running_bot(settings, telegram):
-        for text in ("one", "two", "three", "four"):
-            telegram.send_text(text)
-        await telegram.wait_for_messages(USER, 3)
-        await asyncio.sleep(0.3)
-        texts = [m.text for m in telegram.messages_to(USER)]
+        first = await ask(telegram, "one")
+        started = time.monotonic()
+        second = await ask(telegram, "two")  # the bucket is empty: this turn waits ~1 s for a token
+        waited = time.monotonic() - started
+        third = await ask(telegram, "three")
 
-    assert len(texts) == 3
-    assert {"echo: one", "echo: two"} < set(texts)
-    assert sum(t.startswith("You are sending messages faster than I can answer") for t in texts) == 1
-    assert len(llm.requests) == 2
+    assert (first, second, third) == ("echo: one", "echo: two", "echo: three")
+    assert waited >= 0.8
+    assert [r["messages"][-1]["content"] for r in llm.requests] == ["one", "two", "three"]

@@ -23,6 +23,10 @@ TABLES = {
     "stats_signups",
     "stats_windows",
     "stats_window_totals",
+    "bot_instances",
+    "bot_inbox",
+    "bot_outbox",
+    "telegram_updates",
 }
 
 

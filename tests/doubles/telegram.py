@@ -204,13 +204,16 @@ class TelegramDouble:
         """Refuse the next ``times`` formatted texts with "can't parse entities" (a renderer bug)."""
         self._reject_entities += times
 
-    def push_update(self, update: dict[str, Any]) -> int:
-        """Queue an update (its update_id is assigned here) and wake pollers; returns the id."""
-        self._next_update_id += 1
-        update = {"update_id": self._next_update_id, **update}
-        self.updates.append(update)
+    def push_update(self, update: dict[str, Any], *, update_id: int | None = None) -> int:
+        """Queue an update and wake pollers; returns its id (the next one, unless ``update_id`` is
+        given: Telegram re-sends an unconfirmed update with its id, and re-uses ids after a quiet week)."""
+        if update_id is None:
+            self._next_update_id += 1
+            update_id = self._next_update_id
+        self.updates.append({"update_id": update_id, **update})
+        self.updates.sort(key=lambda queued: int(queued["update_id"]))
         self._notify()
-        return self._next_update_id
+        return update_id
 
     def text_update(
         self,
@@ -302,10 +305,16 @@ class TelegramDouble:
         await self.wait_for(lambda: len(self.messages_to(chat_id)) >= count, timeout)
         return self.messages_to(chat_id)
 
-    async def deliver_webhook(self, update: dict[str, Any], *, secret: str | None = None) -> int:
-        """POST an update to the registered webhook like Telegram does; returns the HTTP status."""
-        self._next_update_id += 1
-        body = {"update_id": self._next_update_id, **update}
+    async def deliver_webhook(
+        self, update: dict[str, Any], *, secret: str | None = None, update_id: int | None = None
+    ) -> int:
+        """POST an update to the registered webhook like Telegram does; returns the HTTP status.
+
+        Telegram re-sends an update it could not deliver with the same ``update_id``."""
+        if update_id is None:
+            self._next_update_id += 1
+            update_id = self._next_update_id
+        body = {"update_id": update_id, **update}
         headers = {}
         token = secret if secret is not None else self.webhook_secret
         if token:

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -92,3 +93,33 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@dataclass
+class DedicatedPostgres:
+    """A PostgreSQL server of one test's own, migrated, that the test may stop and start."""
+
+    server: LocalPostgres
+    url: str
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are terminated)."""
+        self.server.stop(mode="fast")
+
+    def start(self) -> None:
+        """Start it again, on the same port and data."""
+        self.server.start()
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[DedicatedPostgres]:
+    """Its own server, for tests that take the database away (the shared one serves other tests)."""
+    try:
+        find_bindir()
+    except PostgresNotFoundError as exc:
+        _unavailable(str(exc))
+    with throwaway_postgres("parley-pg-own-", {"fsync": "off", "synchronous_commit": "off"}) as server:
+        server.create_database("parley")
+        url = server.url("parley")
+        asyncio.run(_migrate(url))
+        yield DedicatedPostgres(server, url)

@@ -1,0 +1,257 @@
+"""The bot as a process, broken on purpose: kill -9, a database that goes away, Telegram refusing.
+
+Each test asserts what the user receives — every message answered, none twice — and what is
+stored, with the production defaults except for pointing the bot at the doubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.bot.constants import TEST_USER_ID as USER
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
+from tests.support.bot_process import BotProcess, bot_process_environment
+from tests.support.postgres import DedicatedPostgres
+
+
+async def stored(database_url: str, sql: str) -> list[Any]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(sql))).all())
+    finally:
+        await engine.dispose()
+
+
+def user_contents(llm: LLMDouble) -> list[str]:
+    """The question (last user message) of every LLM request, in order."""
+    return [request["messages"][-1]["content"] for request in llm.requests]
+
+
+def log_events(output: str) -> list[dict[str, Any]]:
+    events = []
+    for line in output.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+async def test_kill_9_while_the_model_answers_is_answered_exactly_once_after_the_restart(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(database_url, telegram, llm)
+    llm.latency = 2.0
+    async with BotProcess(env) as first:
+        await first.start(telegram)
+        telegram.send_text("what is durable?")
+        await telegram.wait_for(lambda: len(llm.requests) == 1)
+        await first.kill()
+    llm.latency = 0.0
+    async with BotProcess(env) as second:
+        await second.start(telegram)
+        await telegram.wait_for_messages(USER, 1, timeout=30)
+        telegram.send_text("and now?")
+        await telegram.wait_for_messages(USER, 2, timeout=30)
+        assert await second.stop() == 0
+
+    assert [m.text for m in telegram.messages_to(USER)] == ["echo: what is durable?", "echo: and now?"]
+    assert user_contents(llm) == ["what is durable?", "what is durable?", "and now?"]
+    # The re-delivered update was recognised and the history has no question twice in a row.
+    assert [m["content"] for m in llm.requests[-1]["messages"][1:]] == [
+        "what is durable?",
+        "echo: what is durable?",
+        "and now?",
+    ]
+    rows = await stored(database_url, "SELECT role, content FROM messages ORDER BY created_at")
+    assert [(r.role, r.content) for r in rows] == [
+        ("user", "what is durable?"),
+        ("assistant", "echo: what is durable?"),
+        ("user", "and now?"),
+        ("assistant", "echo: and now?"),
+    ]
+
+
+async def test_kill_9_mid_stream_ends_in_one_complete_answer(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(database_url, telegram, llm, STREAM_REPLIES="auto")
+    llm.answer = lambda _messages: "a streamed answer of quite a few words, one chunk at a time"
+    llm.chunk_words, llm.chunk_delay = 1, 0.3
+    async with BotProcess(env) as first:
+        await first.start(telegram)
+        telegram.send_text("stream it")
+        await telegram.wait_for(lambda: len(telegram.drafts) >= 1, timeout=30)
+        await first.kill()
+    llm.chunk_delay = 0.0
+    async with BotProcess(env) as second:
+        await second.start(telegram)
+        await telegram.wait_for_messages(USER, 1, timeout=30)
+        telegram.send_text("sentinel")
+        await telegram.wait_for_messages(USER, 2, timeout=30)
+
+    assert [m.text for m in telegram.messages_to(USER)] == [
+        "a streamed answer of quite a few words, one chunk at a time",
+    ] * 2
+
+
+async def test_kill_9_mid_stream_in_edit_mode_reuses_the_preview_message(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(database_url, telegram, llm, STREAM_REPLIES="edit")
+    llm.answer = lambda _messages: "previewed while written, then finished by the successor"
+    llm.chunk_words, llm.chunk_delay = 1, 0.4
+    async with BotProcess(env) as first:
+        await first.start(telegram)
+        telegram.send_text("stream it")
+        await telegram.wait_for(lambda: len(telegram.messages_to(USER)) == 1, timeout=30)
+        await asyncio.sleep(0.2)  # the preview's id reaches the database right after it is sent
+        await first.kill()
+    [preview] = telegram.messages_to(USER)
+    llm.chunk_delay = 0.0
+    async with BotProcess(env) as second:
+        await second.start(telegram)
+        await telegram.wait_for(
+            lambda: telegram.messages_to(USER)[0].text.endswith("by the successor"), timeout=30
+        )
+        telegram.send_text("sentinel")
+        await telegram.wait_for(
+            lambda: [m.text for m in telegram.messages_to(USER)] == [llm.answer([])] * 2, timeout=30
+        )
+
+    first_answer, sentinel = telegram.messages_to(USER)
+    assert first_answer.message_id == preview.message_id  # edited into the answer, not left behind
+    assert first_answer.text == "previewed while written, then finished by the successor"
+    assert sentinel.message_id != first_answer.message_id  # the sentinel's own answer
+
+
+async def test_a_stored_answer_telegram_could_not_take_is_sent_once_by_the_successor(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(database_url, telegram, llm)
+    telegram.fail("sendMessage", 502, "Bad Gateway", times=3)  # the send and its two retries
+    async with BotProcess(env) as first:
+        await first.start(telegram)
+        telegram.send_text("answer me later")
+        await telegram.wait_for(lambda: telegram.failures_left("sendMessage") == 0, timeout=30)
+        await asyncio.sleep(0.5)  # the delivery is postponed in the database
+        await first.kill()
+    async with BotProcess(env) as second:
+        await second.start(telegram)
+        await telegram.wait_for_messages(USER, 1, timeout=30)
+        telegram.send_text("sentinel")
+        await telegram.wait_for_messages(USER, 2, timeout=30)
+
+    assert [m.text for m in telegram.messages_to(USER)] == ["echo: answer me later", "echo: sentinel"]
+    assert user_contents(llm) == ["answer me later", "sentinel"]  # the stored answer, not a new one
+
+
+async def test_postgres_stopped_for_30_s_while_three_users_write_loses_nothing(
+    dedicated_postgres: DedicatedPostgres, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    users = [101, 102, 103]
+    env = bot_process_environment(dedicated_postgres.url, telegram, llm)
+    async with BotProcess(env) as bot, httpx.AsyncClient(timeout=5) as client:
+        await bot.start(telegram)
+        for user in users:
+            telegram.send_text(f"before {user}", user_id=user)
+        for user in users:
+            await telegram.wait_for_messages(user, 1)
+        dedicated_postgres.stop()
+        for round_ in range(2):
+            for user in users:
+                telegram.send_text(f"during {round_} {user}", user_id=user)
+            await asyncio.sleep(5)
+        outage_ready = await client.get(f"http://127.0.0.1:{bot.port}/ready")
+        outage_health = await client.get(f"http://127.0.0.1:{bot.port}/health")
+        await asyncio.sleep(20)
+        assert telegram.messages_to(101)[-1].text == "echo: before 101"  # nobody was told "went wrong"
+        dedicated_postgres.start()
+        recovered = time.monotonic()
+        for user in users:
+            await telegram.wait_for_messages(user, 3, timeout=30)
+        answered_within = time.monotonic() - recovered
+        ready = await client.get(f"http://127.0.0.1:{bot.port}/ready")
+        assert await bot.stop() == 0
+
+    assert outage_ready.status_code == 503
+    assert outage_health.status_code == 200  # a restart would not help: no liveness failure
+    assert ready.status_code == 200
+    assert answered_within < 30
+    for user in users:
+        assert [m.text for m in telegram.messages_to(user)] == [
+            f"echo: before {user}",
+            f"echo: during 0 {user}",
+            f"echo: during 1 {user}",
+        ]
+    assert sorted(user_contents(llm)) == sorted(
+        [f"before {u}" for u in users] + [f"during {r} {u}" for r in range(2) for u in users]
+    )
+    events = [e["event"] for e in log_events(bot.output)]
+    assert "update_deferred" in events or "intake_paused" in events
+    assert "update_failed" not in events
+
+
+async def test_the_database_dying_during_an_llm_call_keeps_the_answer_and_blocks_nobody(
+    dedicated_postgres: DedicatedPostgres, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(dedicated_postgres.url, telegram, llm)
+    llm.latency = 2.0
+    async with BotProcess(env) as bot:
+        await bot.start(telegram)
+        telegram.send_text("keep this answer")
+        await telegram.wait_for(lambda: len(llm.requests) == 1)
+        dedicated_postgres.stop()
+        await asyncio.sleep(4)  # the model answers meanwhile; storing the answer has to wait
+        assert telegram.messages_to(USER) == []  # never sent before it is stored
+        dedicated_postgres.start()
+        await telegram.wait_for_messages(USER, 1, timeout=30)
+        llm.latency = 0.0
+        telegram.send_text("next one")
+        await telegram.wait_for_messages(USER, 2, timeout=10)  # no lease to wait out
+        assert await bot.stop() == 0
+
+    assert [m.text for m in telegram.messages_to(USER)] == ["echo: keep this answer", "echo: next one"]
+    rows = await stored(dedicated_postgres.url, "SELECT role, content FROM messages ORDER BY created_at")
+    assert [(r.role, r.content) for r in rows] == [
+        ("user", "keep this answer"),
+        ("assistant", "echo: keep this answer"),
+        ("user", "next one"),
+        ("assistant", "echo: next one"),
+    ]
+
+
+async def test_webhook_answers_503_until_the_update_is_stored(
+    dedicated_postgres: DedicatedPostgres, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    env = bot_process_environment(dedicated_postgres.url, telegram, llm)
+    port = int(env["BOT_PORT"])
+    env.update(
+        BOT_MODE="webhook",
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+        TELEGRAM_WEBHOOK_SECRET="webhook-secret",
+    )
+    update = telegram.text_update("through the webhook")
+    async with BotProcess(env) as bot:
+        await bot.start(telegram)
+        dedicated_postgres.stop()
+        during = await telegram.deliver_webhook(update, update_id=7001)
+        dedicated_postgres.start()
+        after = await telegram.deliver_webhook(update, update_id=7001)  # Telegram retries
+        [reply] = await telegram.wait_for_messages(USER, 1, timeout=30)
+        again = await telegram.deliver_webhook(update, update_id=7001)  # a late duplicate
+        await asyncio.sleep(0.5)
+        assert await bot.stop() == 0
+
+    assert (during, after, again) == (503, 200, 200)
+    assert reply.text == "echo: through the webhook"
+    assert [m.text for m in telegram.messages_to(USER)] == ["echo: through the webhook"]
