@@ -6,6 +6,7 @@ through the same processor chain, so the redaction processor sees every line bef
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
@@ -20,19 +21,24 @@ LogFormat = Literal["json", "console"]
 
 REDACTED = "[REDACTED]"
 
-# Keys whose values are secret whatever they contain (matched case-insensitively, as substrings).
-_SECRET_KEY_PARTS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "authorization",
-    "api_key",
-    "apikey",
-    "cookie",
-    "credential",
-    "private_key",
+# Keys whose values are secret whatever they contain: a key is secret when one of its words (split
+# at "_", "-", "." and case changes) is one of these, or two neighbouring words make "api key" or
+# "private key". Words, not substrings: `prompt_tokens` is a count an SRE needs, `bot_token` is not.
+_SECRET_KEY_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "authorization",
+        "apikey",
+        "cookie",
+        "credential",
+        "credentials",
+    }
 )
+_SECRET_KEY_PAIRS = frozenset({("api", "key"), ("private", "key")})
+_KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 # Shapes of secrets that may hide inside free text (exception messages, URLs, headers).
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -49,7 +55,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # key=value / "key": "value" pairs with a secret-looking key.
     (
         re.compile(
-            r"(?i)(?P<key>[\"']?\b[\w-]*(?:password|passwd|secret|token|api_?key)[\w-]*[\"']?"
+            r"(?i)(?P<key>[\"']?\b[\w-]*(?:password|passwd|secret|token(?!s)|api_?key)[\w-]*[\"']?"
             r"\s*[:=]\s*[\"']?)(?P<val>[^\s\"',;}&]+)"
         ),
         r"\g<key>" + REDACTED,
@@ -98,8 +104,10 @@ def redact_text(text: str) -> str:
 
 
 def _is_secret_key(key: object) -> bool:
-    name = str(key).lower()
-    return any(part in name for part in _SECRET_KEY_PARTS)
+    words = [word.lower() for word in _KEY_WORDS.findall(str(key))]
+    if any(word in _SECRET_KEY_WORDS for word in words):
+        return True
+    return any(pair in _SECRET_KEY_PAIRS for pair in itertools.pairwise(words))
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:

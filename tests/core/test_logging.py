@@ -28,6 +28,23 @@ def test_json_lines_carry_bound_context(log_output: io.StringIO) -> None:
     assert str(line["timestamp"]).endswith("Z")
 
 
+def test_token_counts_stay_readable_while_tokens_are_redacted(log_output: io.StringIO) -> None:
+    get_logger().info(
+        "llm_answered",
+        prompt_tokens=812,
+        completion_tokens=64,
+        max_tokens=1024,
+        telegram_bot_token="opaque-value-1",
+        accessToken="opaque-value-2",
+    )
+    get_logger().warning("retry: prompt_tokens=812 completion_tokens=64 token=opaque-value-3")
+
+    first, second = _lines(log_output)
+    assert (first["prompt_tokens"], first["completion_tokens"], first["max_tokens"]) == (812, 64, 1024)
+    assert first["telegram_bot_token"] == first["accessToken"] == REDACTED
+    assert second["event"] == f"retry: prompt_tokens=812 completion_tokens=64 token={REDACTED}"
+
+
 def test_secret_keys_are_redacted(log_output: io.StringIO) -> None:
     get_logger().info(
         "login",

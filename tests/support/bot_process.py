@@ -74,7 +74,8 @@ class BotProcess:
             raise RuntimeError(f"the bot exited with {process.returncode}:\n{self.output}")
 
     async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         while chunk := await self.process.stdout.read(65536):
             self._output.append(chunk)
 

@@ -14,6 +14,7 @@ accepts it, so one poisonous update cannot stop the queue; the error handler apo
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -77,14 +78,16 @@ def settle_when_done(task: asyncio.Task[Any], acceptance: Acceptance) -> None:
 class AcceptanceMiddleware(BaseMiddleware):
     """Outer middleware: settles each update's Acceptance and drops updates accepted moments ago.
 
-    The in-process memory of accepted update ids is the cheap first line against re-deliveries (a
-    batch fetched again after a database outage); the durable one is ``telegram_updates``.
+    The in-process memory of accepted update ids (the last ``size``, for ``memory_seconds``) is the
+    cheap first line against re-deliveries (a batch fetched again after a database outage); the
+    durable one is ``telegram_updates``, which also knows when Telegram re-uses an id.
     """
 
-    def __init__(self, lifecycle: Lifecycle, size: int = 10_000) -> None:
+    def __init__(self, lifecycle: Lifecycle, size: int = 10_000, memory_seconds: float = 600.0) -> None:
         self.lifecycle = lifecycle
         self.size = size
-        self._accepted: OrderedDict[int, None] = OrderedDict()
+        self.memory_seconds = memory_seconds
+        self._accepted: OrderedDict[int, float] = OrderedDict()
 
     async def __call__(
         self,
@@ -94,7 +97,8 @@ class AcceptanceMiddleware(BaseMiddleware):
     ) -> Any:
         assert isinstance(event, Update)
         acceptance: Acceptance = data.setdefault("acceptance", Acceptance())
-        if event.update_id in self._accepted:
+        seen_at = self._accepted.get(event.update_id)
+        if seen_at is not None and time.monotonic() - seen_at < self.memory_seconds:
             metrics.BOT_UPDATES_DUPLICATE.inc()
             log.info("update_duplicate", update_id=event.update_id)
             acceptance.accept()
@@ -116,6 +120,7 @@ class AcceptanceMiddleware(BaseMiddleware):
         return result
 
     def _remember(self, update_id: int) -> None:
-        self._accepted[update_id] = None
+        self._accepted[update_id] = time.monotonic()
+        self._accepted.move_to_end(update_id)
         if len(self._accepted) > self.size:
             self._accepted.popitem(last=False)

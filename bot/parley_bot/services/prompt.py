@@ -2,8 +2,10 @@
 
 The messages a turn answers are one user message to the model: several messages sent in a row
 are joined as paragraphs, and a long paste that Telegram split into 4096-character messages is
-glued back together. Earlier messages of the same role in a row (a question the models could not
-answer, then the next one) are joined the same way, so the model always sees turns alternate.
+glued back together. From the history the model sees the questions that were answered and their
+answers: a stored question that got no answer (the models were unavailable, or it waited too long
+and the user was asked to send it again) is left out, so turns always alternate and a question
+the user repeats is not there twice.
 """
 
 from __future__ import annotations
@@ -39,17 +41,14 @@ def build_prompt(
 ) -> list[ChatMessage]:
     """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question."""
     earlier = list(history)[-(max_history - 1) :] if max_history > 1 else []
-    turns: list[tuple[Role, list[str]]] = []
-    for message in earlier:
+    answered: list[ChatMessage] = []
+    for index, message in enumerate(earlier):
         role: Role = "assistant" if message.role.value == "assistant" else "user"
-        if turns and turns[-1][0] == role:
-            turns[-1][1].append(message.content)
-        else:
-            turns.append((role, [message.content]))
-    if turns and turns[-1][0] == "user":
-        _, last_contents = turns.pop()
-        question = [*last_contents, *question]
-    prompt = [ChatMessage("system", system_prompt)]
-    prompt += [ChatMessage(role, join_messages(contents)) for role, contents in turns]
-    prompt.append(ChatMessage("user", join_messages(question)))
-    return prompt
+        following = earlier[index + 1] if index + 1 < len(earlier) else None
+        if role == "user" and (following is None or following.role.value != "assistant"):
+            continue  # never answered
+        if answered and answered[-1].role == role:  # several answers to one question (a retry)
+            answered[-1] = ChatMessage(role, join_messages([answered[-1].content, message.content]))
+            continue
+        answered.append(ChatMessage(role, message.content))
+    return [ChatMessage("system", system_prompt), *answered, ChatMessage("user", join_messages(question))]
