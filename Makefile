@@ -64,6 +64,10 @@ envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault i
 bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
 	$(UV) run --frozen python -m bench.bot
 
+.PHONY: bench-faults
+bench-faults: .venv/.synced ## Bot under faults (kill -9, PostgreSQL down, hangs, bursts): lost/duplicated/recovery -> bench/results/faults.json
+	$(UV) run --frozen python -m bench.faults
+
 .PHONY: browser-deps test-dashboard
 browser-deps: ## Debian's Chromium for the dashboard's browser tests (apt-get install chromium as root)
 	@if [ -x "$${PARLEY_CHROMIUM:-/usr/bin/chromium}" ]; then echo "chromium: $${PARLEY_CHROMIUM:-/usr/bin/chromium}"; \

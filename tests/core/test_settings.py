@@ -94,3 +94,19 @@ def test_log_format_auto() -> None:
     assert load_settings(ParleySettings).resolved_log_format == "console"
     assert load_settings(ParleySettings, environment="production").resolved_log_format == "json"
     assert load_settings(ParleySettings, log_format="json").resolved_log_format == "json"
+
+
+def test_a_deadline_that_leaves_the_fallback_no_time_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("LLM_DEADLINE_SECONDS", "50")
+
+    with pytest.raises(SettingsError, match=r"LLM_DEADLINE_SECONDS \(50\) leaves the fallback model no time"):
+        load_settings(BotSettings)
+    # The defaults leave the fallback one full attempt; without a distinct fallback there is nothing to leave.
+    assert load_settings(BotSettings, llm_deadline_seconds=60).llm_deadline_seconds == 60
+    assert load_settings(BotSettings, llm_fallback_model=BotSettings.model_fields["llm_model"].default)
+
+
+def test_heartbeats_must_fit_the_staleness_window() -> None:
+    with pytest.raises(SettingsError, match="BOT_INSTANCE_STALE_SECONDS"):
+        load_settings(BotSettings, bot_heartbeat_seconds=10, bot_instance_stale_seconds=20)

@@ -210,6 +210,7 @@ class TelegramDouble:
         if update_id is None:
             self._next_update_id += 1
             update_id = self._next_update_id
+        self._next_update_id = max(self._next_update_id, update_id)  # later updates come after it
         self.updates.append({"update_id": update_id, **update})
         self.updates.sort(key=lambda queued: int(queued["update_id"]))
         self._notify()
