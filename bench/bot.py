@@ -193,14 +193,18 @@ def ping_counter() -> Iterator[dict[str, int]]:
         PGDialect_asyncpg.do_ping = original_ping  # type: ignore[method-assign]
 
 
-def statements_run(server: LocalPostgres) -> int:
-    """Statements PostgreSQL executed in the bench database since the last reset (BEGIN/COMMIT included)."""
+def statements_run(server: LocalPostgres) -> tuple[int, int]:
+    """Statements PostgreSQL executed in the bench database since the last reset (BEGIN/COMMIT included):
+    (per-message statements, heartbeats). The process heartbeat (one statement every
+    BOT_HEARTBEAT_SECONDS per process, whatever the traffic) is counted apart: it belongs to no message."""
     sql = (
-        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'parley') "
+        "SELECT coalesce(sum(calls) FILTER (WHERE query NOT LIKE '%INSERT INTO bot_instances%'), 0), "
+        "coalesce(sum(calls) FILTER (WHERE query LIKE '%INSERT INTO bot_instances%'), 0) "
+        "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'parley') "
         "AND query NOT LIKE '%pg_stat_statements%'"
     )
-    return int(server.psql(sql, "parley"))
+    statements, heartbeats = server.psql(sql, "parley").split("|")
+    return int(statements), int(heartbeats)
 
 
 async def round_trips(server: LocalPostgres, database_url: str, *, pre_ping: bool) -> dict[str, Any]:
@@ -236,7 +240,7 @@ async def round_trips(server: LocalPostgres, database_url: str, *, pre_ping: boo
         server.psql("SELECT pg_stat_statements_reset()", "parley")
         with ping_counter() as pings:
             measured = await driver.run(users=20, messages=200, llm_latency=0.0)
-        statements = statements_run(server)
+        statements, heartbeats = statements_run(server)
     finally:
         lifecycle.request_stop()
         await asyncio.wait_for(task, 60)
@@ -246,6 +250,7 @@ async def round_trips(server: LocalPostgres, database_url: str, *, pre_ping: boo
         "pool_pre_ping": pre_ping,
         "messages": measured["messages"],
         "statements": statements,
+        "heartbeat_statements": heartbeats,
         "pings": pings["pings"],
         "per_message": round((statements + pings["pings"]) / measured["messages"], 2),
     }
@@ -308,7 +313,8 @@ async def main_async(runs: int) -> int:
             "bot": "python -m parley_bot, polling, its default pool (20 connections, no overflow), "
             "LLM client on aiohttp",
             "round_trips_method": "in-process bot, 200 messages after warm-up: statements PostgreSQL ran "
-            "(pg_stat_statements, BEGIN/COMMIT included) + pool pre-ping pings counted in the client",
+            "(pg_stat_statements, BEGIN/COMMIT included) + pool pre-ping pings counted in the client; the "
+            "process heartbeat (one statement per 5 s, not per message) is reported apart",
         },
         results={
             "scenarios": scenarios,

@@ -36,7 +36,7 @@ from parley_bot.services.instance import Instance
 from parley_bot.services.prompt import build_prompt, looks_split
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.telegram import ReplyStream, TelegramOutput
-from parley_core.logging import bind_context, get_logger
+from parley_core.logging import bind_context, clear_context, get_logger
 from parley_core.repositories import turns
 from parley_core.repositories.turns import (
     AcceptStatus,
@@ -172,6 +172,7 @@ class TurnRunner:
         self.lifecycle.track(task)
 
     async def _work(self, user_id: int, work: UserWork | None, *, resumed: bool) -> None:
+        clear_context()  # the task inherited the ids of the update that started it; it outlives that update
         bind_context(user_id=user_id)
         try:
             while True:
@@ -284,6 +285,7 @@ class TurnRunner:
 
     async def _answer(self, work: UserWork, pending: list[PendingMessage]) -> bool:
         chat_id = pending[0].chat_id
+        bind_context(chat_id=chat_id)
         private = chat_id > 0
         reply_to = None if private else pending[-1].telegram_message_id
         if len(pending) > 1:
