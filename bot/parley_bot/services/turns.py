@@ -63,6 +63,7 @@ SLOW_DOWN = "You are writing faster than I may answer; I'll reply in about {seco
 GATHER_LIMIT_FACTOR = 4  # a burst is gathered for at most this many coalescing windows
 SLOW_DOWN_NOTICE_SECONDS = 5.0  # a rate-limit wait at least this long is announced
 QUARANTINE_SECONDS = 60.0  # a user whose turn failed unexpectedly is not resumed for this long
+FINISHING_WAIT_SECONDS = 2.0  # longest a new message waits for the user's worker to end
 
 
 def _now() -> datetime:
@@ -92,6 +93,9 @@ class TurnRunner:
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._woken: set[int] = set()
+        # Users whose worker is sending its last reply and giving the lease back: a message of theirs
+        # waits for that (about a millisecond) instead of being queued behind a worker that is ending.
+        self._finishing: dict[int, asyncio.Event] = {}
         self._quarantined: dict[int, float] = {}
 
     def __len__(self) -> int:
@@ -113,6 +117,10 @@ class TurnRunner:
 
         Raises while the database is unavailable: the message is then not accepted.
         """
+        finishing = self._finishing.get(profile.id)
+        if finishing is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finishing.wait(), FINISHING_WAIT_SECONDS)
         busy = profile.id in self._workers
         accepted = await execute(
             self.engine,
@@ -188,7 +196,9 @@ class TurnRunner:
                 more = await self._turn(work)
                 work = None
                 if not more and user_id not in self._woken:
+                    self._workers.pop(user_id, None)
                     return
+                self._finished(user_id)
         except asyncio.CancelledError:
             # Shutdown: the messages stay queued and the lease is given back, so a successor (or
             # another replica) answers them.
@@ -202,6 +212,16 @@ class TurnRunner:
                 await self._release(user_id)
         finally:
             self._workers.pop(user_id, None)
+            self._finished(user_id)
+
+    def _finishing_now(self, user_id: int) -> None:
+        """The worker starts its last delivery (which may give the lease back)."""
+        self._finishing.setdefault(user_id, asyncio.Event())
+
+    def _finished(self, user_id: int) -> None:
+        event = self._finishing.pop(user_id, None)
+        if event is not None:
+            event.set()
 
     async def _claim(self, user_id: int) -> UserWork | None:
         return await persist(
@@ -253,6 +273,8 @@ class TurnRunner:
             return False
         for index, item in enumerate(work.outbox):
             last = index == len(work.outbox) - 1 and not work.pending
+            if last:
+                self._finishing_now(work.user_id)
             delivered = await self.delivery.deliver(work.user_id, item, release=last)
             if delivered is None:
                 return False
@@ -376,7 +398,10 @@ class TurnRunner:
                 preview_message_ids=draft.preview_message_ids,
                 attempts=0,
             )
-            delivered = await self.delivery.deliver(user_id, item, release=last and index == len(replies) - 1)
+            release = last and index == len(replies) - 1
+            if release:
+                self._finishing_now(user_id)
+            delivered = await self.delivery.deliver(user_id, item, release=release)
             if delivered is None:
                 return None
             more = delivered.more

@@ -150,7 +150,10 @@ CROSS JOIN LATERAL (
                'telegram_message_id', b.telegram_message_id, 'sent_at', b.sent_at,
                'received_at', b.received_at, 'preview_message_ids', b.preview_message_ids)
              ORDER BY b.received_at, m.created_at), '[]') AS items
-    FROM bot_inbox b JOIN messages m ON m.id = b.message_id
+    FROM bot_inbox b
+    CROSS JOIN LATERAL (  -- from the (small) queue to each message, never a scan of the history
+        SELECT x.content, x.created_at, x.deleted_at FROM messages x WHERE x.id = b.message_id OFFSET 0
+    ) m
     WHERE b.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL
 ) pending
 CROSS JOIN LATERAL (
