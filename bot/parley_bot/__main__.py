@@ -71,8 +71,14 @@ def create_dispatcher(
     services: BotServices,
 ) -> Dispatcher:
     """The Dispatcher with every dependency handlers ask for by name, middlewares and routers."""
-    dp = Dispatcher(
-        settings=settings, engine=engine, llm=llm, output=output, turns=services.turns, lifecycle=lifecycle
+    dp = Dispatcher(  # no FSM: conversation state lives in PostgreSQL, and its middleware runs per update
+        settings=settings,
+        engine=engine,
+        llm=llm,
+        output=output,
+        turns=services.turns,
+        lifecycle=lifecycle,
+        disable_fsm=True,
     )
     dp.update.outer_middleware(AcceptanceMiddleware(lifecycle))
     dp.update.outer_middleware(UpdateContextMiddleware())

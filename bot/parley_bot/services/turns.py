@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -70,6 +72,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class _Finishing:
+    """A worker between storing its last answer and ending: which replies it is delivering."""
+
+    outbox_ids: set[uuid.UUID]
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class TurnRunner:
     """Runs the workers of the users whose lease this process holds."""
 
@@ -93,9 +103,14 @@ class TurnRunner:
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._woken: set[int] = set()
-        # Users whose worker is sending its last reply and giving the lease back: a message of theirs
-        # waits for that (about a millisecond) instead of being queued behind a worker that is ending.
-        self._finishing: dict[int, asyncio.Event] = {}
+        # Users whose worker has stored its answer and is sending it (see `accept`).
+        self._finishing: dict[int, _Finishing] = {}
+        # What a message accepted during that phase found waiting: its worker's next turn.
+        self._handoff: dict[int, UserWork] = {}
+        # Polling mode runs one process: a lease stays with it after a turn (no write to give it back,
+        # and the user's next message needs none to take it). Several webhook replicas give it back, so
+        # whichever replica receives the next message can answer it.
+        self.sticky_leases = settings.bot_mode == "polling"
         self._quarantined: dict[int, float] = {}
 
     def __len__(self) -> int:
@@ -118,9 +133,12 @@ class TurnRunner:
         Raises while the database is unavailable: the message is then not accepted.
         """
         finishing = self._finishing.get(profile.id)
-        if finishing is not None:
+        if finishing is not None and not self.sticky_leases:
+            # The worker is about to give the lease back: wait (about a millisecond) rather than
+            # queue behind a worker that is ending.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finishing.wait(), FINISHING_WAIT_SECONDS)
+                await asyncio.wait_for(finishing.done.wait(), FINISHING_WAIT_SECONDS)
+            finishing = None
         busy = profile.id in self._workers
         accepted = await execute(
             self.engine,
@@ -136,26 +154,35 @@ class TurnRunner:
                 default_history=self.settings.history_default_messages,
                 max_queued=self.settings.bot_max_queued_messages,
                 dedupe_seconds=self.settings.bot_update_dedupe_seconds,
-                want_work=not busy,
+                want_work=not busy or finishing is not None,
             ),
         )
         self.lifecycle.database_ok()
         if accepted.status != "stored":
             return accepted.status
+        work = accepted.work
+        if work is not None and accepted.message is not None:
+            # What this statement saw is the state before the message, plus the message; a reply
+            # the finishing worker has just delivered may still show, and is left to it.
+            delivered = finishing.outbox_ids if finishing is not None else set()
+            work = UserWork(
+                user_id=work.user_id,
+                pending=[*work.pending, accepted.message],
+                outbox=[item for item in work.outbox if item.id not in delivered],
+                history=work.history,
+                system_prompt=work.system_prompt,
+                max_history_messages=work.max_history_messages,
+            )
         if profile.id in self._workers:
-            self._woken.add(profile.id)  # the running worker looks again before it stops
+            # The running worker looks again before it stops. When this statement ran after its
+            # answer was stored, and the worker is still finishing that turn (it has not looked
+            # again yet), what the statement found is the worker's next turn as it is.
+            still_finishing = finishing is not None and self._finishing.get(profile.id) is finishing
+            if still_finishing and work is not None and accepted.leased:
+                self._handoff[profile.id] = work
+            self._woken.add(profile.id)
         elif accepted.leased:
-            work = accepted.work
-            if work is not None and accepted.message is not None:
-                work = UserWork(
-                    user_id=work.user_id,
-                    pending=[*work.pending, accepted.message],
-                    outbox=work.outbox,
-                    history=work.history,
-                    system_prompt=work.system_prompt,
-                    max_history_messages=work.max_history_messages,
-                )
-            self._start(profile.id, work)
+            self._start(profile.id, work)  # None (claim first) unless this statement read the work
         return "stored"
 
     def resume(self, user_id: int) -> None:
@@ -186,7 +213,7 @@ class TurnRunner:
             while True:
                 self._woken.discard(user_id)
                 if work is None:
-                    work = await self._claim(user_id)
+                    work = self._handoff.pop(user_id, None) or await self._claim(user_id)
                     if work is None:
                         return
                     if resumed and (work.pending or work.outbox):
@@ -212,16 +239,19 @@ class TurnRunner:
                 await self._release(user_id)
         finally:
             self._workers.pop(user_id, None)
+            self._handoff.pop(user_id, None)
             self._finished(user_id)
 
-    def _finishing_now(self, user_id: int) -> None:
-        """The worker starts its last delivery (which may give the lease back)."""
-        self._finishing.setdefault(user_id, asyncio.Event())
+    def _finishing_now(self, user_id: int, outbox_ids: set[uuid.UUID]) -> bool:
+        """The worker's answer is stored and it starts the last delivery; returns whether to give the
+        lease back at its end (not in polling mode)."""
+        self._finishing.setdefault(user_id, _Finishing(outbox_ids=outbox_ids))
+        return not self.sticky_leases
 
     def _finished(self, user_id: int) -> None:
-        event = self._finishing.pop(user_id, None)
-        if event is not None:
-            event.set()
+        finishing = self._finishing.pop(user_id, None)
+        if finishing is not None:
+            finishing.done.set()
 
     async def _claim(self, user_id: int) -> UserWork | None:
         return await persist(
@@ -273,9 +303,8 @@ class TurnRunner:
             return False
         for index, item in enumerate(work.outbox):
             last = index == len(work.outbox) - 1 and not work.pending
-            if last:
-                self._finishing_now(work.user_id)
-            delivered = await self.delivery.deliver(work.user_id, item, release=last)
+            release = last and self._finishing_now(work.user_id, {o.id for o in work.outbox})
+            delivered = await self.delivery.deliver(work.user_id, item, release=release)
             if delivered is None:
                 return False
             if last:
@@ -400,7 +429,7 @@ class TurnRunner:
             )
             release = last and index == len(replies) - 1
             if release:
-                self._finishing_now(user_id)
+                release = self._finishing_now(user_id, set(outbox_ids))
             delivered = await self.delivery.deliver(user_id, item, release=release)
             if delivered is None:
                 return None
