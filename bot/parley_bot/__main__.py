@@ -138,6 +138,7 @@ async def run(
         llm=llm,
         lifecycle=lifecycle,
         recovery=services.recovery,
+        turns=services.turns,
         handle_signals=handle_signals,
     )
 

@@ -35,6 +35,7 @@ from parley_bot.intake import Acceptance, PollingIntake, add_webhook_route
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
 from parley_bot.services.recovery import Recovery
+from parley_bot.services.turns import TurnRunner
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import BotSettings
 
@@ -128,6 +129,7 @@ async def serve(
     llm: LLMClient,
     lifecycle: Lifecycle,
     recovery: Recovery,
+    turns: TurnRunner,
     handle_signals: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``lifecycle.request_stop()``), then drain and close everything."""
@@ -164,6 +166,7 @@ async def serve(
             runner=runner,
             intake=intake,
             recovery=recovery,
+            turns=turns,
         )
 
 
@@ -185,6 +188,7 @@ async def _shutdown(
     runner: web.AppRunner | None,
     intake: PollingIntake | None,
     recovery: Recovery,
+    turns: TurnRunner,
 ) -> None:
     log.info("shutdown_step", step="waiting for in-flight replies", inflight=len(lifecycle.inflight))
     still_running = await lifecycle.wait_idle(settings.shutdown_timeout_seconds)
@@ -196,6 +200,7 @@ async def _shutdown(
         await asyncio.gather(*tasks, return_exceptions=True)
     else:
         log.info("shutdown_step", step="in-flight replies finished")
+    await turns.close(settings.shutdown_timeout_seconds)
     if intake is not None:
         await intake.confirm()
     log.info("shutdown_step", step="giving back leases")

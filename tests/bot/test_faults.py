@@ -255,3 +255,52 @@ async def test_webhook_answers_503_until_the_update_is_stored(
     assert (during, after, again) == (503, 200, 200)
     assert reply.text == "echo: through the webhook"
     assert [m.text for m in telegram.messages_to(USER)] == ["echo: through the webhook"]
+
+
+async def test_a_burst_a_split_paste_and_a_reused_update_id_as_a_process(
+    database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    burst_user, paste_user, quiet_user = 201, 202, 203
+    env = bot_process_environment(database_url, telegram, llm)  # production rate limit and coalescing
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:  # this id was used a week ago, before Telegram started over
+        await conn.execute(text("INSERT INTO telegram_updates VALUES (77000, now() - interval '8 days')"))
+    await engine.dispose()
+    paste = ["x" * 4096, "y" * 4096, "and the end"]
+    llm.answer = lambda messages: f"answer to {len(messages[-1]['content'])} characters"
+    llm.latency = 0.5
+    async with BotProcess(env) as bot:
+        await bot.start(telegram)
+        for i in range(8):
+            telegram.send_text(f"burst {i}", user_id=burst_user)
+        for part in paste:
+            telegram.send_text(part, user_id=paste_user)
+        telegram.push_update(telegram.text_update("same id, new week", user_id=quiet_user), update_id=77000)
+        await telegram.wait_for(
+            lambda: (
+                sorted(
+                    part
+                    for request in llm.requests
+                    if request["messages"][-1]["content"].startswith("burst")
+                    for part in request["messages"][-1]["content"].split("\n\n")
+                )
+                == [f"burst {i}" for i in range(8)]
+            ),
+            timeout=30,
+        )
+        await telegram.wait_for_messages(paste_user, 1, timeout=30)
+        await telegram.wait_for_messages(quiet_user, 1, timeout=30)
+        await asyncio.sleep(1)  # any second answer to the paste would be here by now
+        burst_requests = [r for r in llm.requests if r["messages"][-1]["content"].startswith("burst")]
+        await telegram.wait_for_messages(burst_user, len(burst_requests), timeout=30)
+        assert await bot.stop() == 0
+
+    assert 1 < len(burst_requests) < 8  # the first at once, what came meanwhile as one turn
+    assert len(telegram.messages_to(burst_user)) == len(burst_requests)
+    assert not [m for m in telegram.messages_to(burst_user) if "did not take" in m.text]
+    assert [m.text for m in telegram.messages_to(paste_user)] == [
+        f"answer to {len(''.join(paste))} characters"
+    ]
+    assert [m.text for m in telegram.messages_to(quiet_user)] == ["answer to 17 characters"]
+    rows = await stored(database_url, "SELECT count(*) AS n FROM messages WHERE role = 'user'")
+    assert rows[0].n == 8 + 3 + 1

@@ -14,6 +14,8 @@ tried again later by any process, a bounded number of times.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 from aiogram.exceptions import (
@@ -60,16 +62,83 @@ def reply_parts(text: str) -> list[str]:
     return split_markdown(text) or [text]
 
 
+class DeliveredReplies:
+    """Replies Telegram has fully accepted, removed from the outbox in batches (polling mode).
+
+    With one process there is no lease to give back after a turn, so the turn's last statement —
+    removing the delivered reply — leaves the answer's path: the worker ends as soon as Telegram
+    accepted the reply, and the removals of all replies delivered meanwhile share one statement.
+    Until it is removed a reply is known here, and no turn of this process sends it again; the
+    window in which a crash makes a successor send it again grows by the few milliseconds a batch
+    waits.
+    """
+
+    def __init__(self, *, engine: AsyncEngine, lifecycle: Lifecycle) -> None:
+        self.engine = engine
+        self.lifecycle = lifecycle
+        self._pending: set[uuid.UUID] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, outbox_id: object) -> bool:
+        return outbox_id in self._pending
+
+    def add(self, outbox_id: uuid.UUID) -> None:
+        """The reply was delivered: forget it soon."""
+        self._pending.add(outbox_id)
+        self._idle.clear()
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="delivered-replies")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = list(self._pending)
+            await self._forget(batch)
+            self._pending.difference_update(batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def _forget(self, batch: list[uuid.UUID]) -> None:
+        await persist(
+            self.engine,
+            lambda conn: turns.forget_replies(conn, outbox_ids=batch),
+            what="forget_replies",
+            lifecycle=self.lifecycle,
+        )
+
+    async def close(self, timeout: float) -> int:
+        """Forget what is pending (on shutdown), waiting up to ``timeout``; returns how many are left."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return len(self._pending)
+
+
 class Delivery:
     """Delivers outbox items of the users whose lease this process holds."""
 
     def __init__(
-        self, *, engine: AsyncEngine, output: TelegramOutput, lifecycle: Lifecycle, holder: uuid.UUID
+        self,
+        *,
+        engine: AsyncEngine,
+        output: TelegramOutput,
+        lifecycle: Lifecycle,
+        holder: uuid.UUID,
+        delivered: DeliveredReplies | None = None,
     ) -> None:
         self.engine = engine
         self.output = output
         self.lifecycle = lifecycle
         self.holder = holder
+        self.delivered = delivered  # polling mode: delivered replies are forgotten in batches
 
     async def deliver(self, user_id: int, item: OutboxItem, *, release: bool) -> Delivered | None:
         """Send what is missing of ``item``; None when it was postponed or the lease was lost."""
@@ -118,6 +187,11 @@ class Delivery:
             await self.output.send_plain(item.chat_id, part, reply_to=reply_to)
 
     async def _done(self, user_id: int, item: OutboxItem, *, release: bool) -> Delivered:
+        if self.delivered is not None and not release:
+            # One process: new messages of this user reach its worker directly, so nothing else
+            # needs to be known about "more work" here.
+            self.delivered.add(item.id)
+            return Delivered(more=False, released=False)
         return await persist(
             self.engine,
             lambda conn: turns.record_delivery(

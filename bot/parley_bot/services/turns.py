@@ -33,7 +33,7 @@ from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import ContextTooLongError, LLMClient, LLMUnavailableError
 from parley_bot.llm.types import Completion
 from parley_bot.services.database import execute, persist
-from parley_bot.services.delivery import Delivery, reply_parts
+from parley_bot.services.delivery import DeliveredReplies, Delivery, reply_parts
 from parley_bot.services.instance import Instance
 from parley_bot.services.prompt import build_prompt, looks_split
 from parley_bot.services.rate_limit import RateLimiter
@@ -99,7 +99,15 @@ class TurnRunner:
         self.settings = settings
         self.instance = instance
         self.lifecycle = lifecycle
-        self.delivery = Delivery(engine=engine, output=output, lifecycle=lifecycle, holder=instance.id)
+        # Polling mode runs one process: a lease stays with it after a turn (no write to give it back,
+        # and the user's next message needs none to take it), and delivered replies are forgotten in
+        # batches. Several webhook replicas give the lease back, so whichever replica receives the
+        # next message can answer it.
+        self.sticky_leases = settings.bot_mode == "polling"
+        self.delivered = DeliveredReplies(engine=engine, lifecycle=lifecycle) if self.sticky_leases else None
+        self.delivery = Delivery(
+            engine=engine, output=output, lifecycle=lifecycle, holder=instance.id, delivered=self.delivered
+        )
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._woken: set[int] = set()
@@ -107,10 +115,6 @@ class TurnRunner:
         self._finishing: dict[int, _Finishing] = {}
         # What a message accepted during that phase found waiting: its worker's next turn.
         self._handoff: dict[int, UserWork] = {}
-        # Polling mode runs one process: a lease stays with it after a turn (no write to give it back,
-        # and the user's next message needs none to take it). Several webhook replicas give it back, so
-        # whichever replica receives the next message can answer it.
-        self.sticky_leases = settings.bot_mode == "polling"
         self._quarantined: dict[int, float] = {}
 
     def __len__(self) -> int:
@@ -165,13 +169,15 @@ class TurnRunner:
             # What this statement saw is the state before the message, plus the message; a reply
             # the finishing worker has just delivered may still show, and is left to it.
             delivered = finishing.outbox_ids if finishing is not None else set()
-            work = UserWork(
-                user_id=work.user_id,
-                pending=[*work.pending, accepted.message],
-                outbox=[item for item in work.outbox if item.id not in delivered],
-                history=work.history,
-                system_prompt=work.system_prompt,
-                max_history_messages=work.max_history_messages,
+            work = self._unsent(
+                UserWork(
+                    user_id=work.user_id,
+                    pending=[*work.pending, accepted.message],
+                    outbox=[item for item in work.outbox if item.id not in delivered],
+                    history=work.history,
+                    system_prompt=work.system_prompt,
+                    max_history_messages=work.max_history_messages,
+                )
             )
         if profile.id in self._workers:
             # The running worker looks again before it stops. When this statement ran after its
@@ -253,8 +259,28 @@ class TurnRunner:
         if finishing is not None:
             finishing.done.set()
 
+    def _unsent(self, work: UserWork) -> UserWork:
+        """``work`` without replies this process delivered and has not removed from the outbox yet."""
+        if self.delivered is None or not any(item.id in self.delivered for item in work.outbox):
+            return work
+        return UserWork(
+            user_id=work.user_id,
+            pending=work.pending,
+            outbox=[item for item in work.outbox if item.id not in self.delivered],
+            history=work.history,
+            system_prompt=work.system_prompt,
+            max_history_messages=work.max_history_messages,
+        )
+
+    async def close(self, timeout: float) -> None:
+        """On shutdown, after the workers: remove the delivered replies still pending."""
+        if self.delivered is not None:
+            left = await self.delivered.close(timeout)
+            if left:
+                log.warning("delivered_replies_not_forgotten", count=left)
+
     async def _claim(self, user_id: int) -> UserWork | None:
-        return await persist(
+        work = await persist(
             self.engine,
             lambda conn: turns.claim_work(
                 conn,
@@ -265,6 +291,7 @@ class TurnRunner:
             what="claim_work",
             lifecycle=self.lifecycle,
         )
+        return self._unsent(work) if work is not None else None
 
     async def _release(self, user_id: int) -> None:
         await execute(

@@ -328,6 +328,8 @@ WHERE id = CAST(:user_id AS bigint) AND lease_holder = CAST(:holder AS uuid)
 """
 )
 
+_FORGET_REPLIES = text("DELETE FROM bot_outbox WHERE id = ANY(CAST(:outbox_ids AS uuid[]))")
+
 _RELEASE = text(
     """
 UPDATE users SET lease_holder = NULL
@@ -547,6 +549,11 @@ async def postpone_delivery(
         _POSTPONE,
         {"user_id": user_id, "holder": holder, "outbox_id": outbox_id, "retry_in_seconds": retry_in_seconds},
     )
+
+
+async def forget_replies(conn: AsyncConnection, *, outbox_ids: list[uuid.UUID]) -> None:
+    """Remove delivered replies from the outbox (several in one statement), leases untouched."""
+    await conn.execute(_FORGET_REPLIES, {"outbox_ids": outbox_ids})
 
 
 async def release_lease(conn: AsyncConnection, *, user_id: int, holder: uuid.UUID) -> None:
