@@ -13,7 +13,7 @@ from parley_bot import metrics
 from parley_bot.__main__ import create_bot
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.services import delivery as delivery_module
-from parley_bot.services.delivery import Delivery, reply_parts
+from parley_bot.services.delivery import DeliveredReplies, Delivery, reply_parts
 from parley_bot.telegram import TelegramOutput
 from parley_core.repositories import bot_instances, turns
 from parley_core.repositories.turns import LeaseTerms, OutboxItem, ReplyDraft, StoredAnswer
@@ -136,3 +136,18 @@ async def test_a_reply_telegram_keeps_failing_is_given_up_after_the_last_attempt
     assert metrics.BOT_REPLIES_UNDELIVERABLE._value.get() == before + 1
     assert await rows(engine, "SELECT 1 FROM bot_outbox") == []
     assert (await rows(engine, "SELECT lease_holder FROM users"))[0].lease_holder is None
+
+
+async def test_a_delivered_reply_stays_known_after_its_removal(
+    delivery: Delivery, engine: AsyncEngine
+) -> None:
+    # A statement that read the outbox before the removal may return after it: the reply must still
+    # be recognised as delivered then, or a turn would send it again.
+    item = await stored_item(engine, delivery.holder)
+    delivered = DeliveredReplies(engine=engine, lifecycle=Lifecycle())
+    delivered.add(item.id)
+    left = await delivered.close(timeout=10)
+
+    assert left == 0
+    assert await rows(engine, "SELECT 1 FROM bot_outbox") == []
+    assert item.id in delivered

@@ -3,6 +3,7 @@ primary with the production timings, and replies Telegram refuses for good."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -169,3 +170,24 @@ async def test_a_user_who_blocked_the_bot_is_a_warning_without_traceback_or_apol
     assert "exception" not in warnings["reply_undeliverable"]
     assert not [line for line in lines if line["level"] == "error"]
     assert await rows(engine, "SELECT 1 FROM bot_outbox") == []  # dropped, not retried forever
+
+
+async def test_under_load_every_question_gets_exactly_one_answer(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    # Closed loop, as fast as the bot answers: each user's next message arrives while the answer to
+    # the last one is still being recorded, the moment where a reply could be sent twice.
+    users, per_user = 20, 8
+
+    async def user(user_id: int) -> None:
+        for i in range(per_user):
+            _, answer = await telegram.ask(f"question {i} of {user_id}", user_id=user_id, timeout=30)
+            assert answer.text == f"echo: question {i} of {user_id}"
+
+    await asyncio.gather(*(user(5000 + n) for n in range(users)))
+    await asyncio.sleep(0.5)  # a second copy of any answer would be sent by now
+
+    for n in range(users):
+        texts = [m.text for m in telegram.messages_to(5000 + n)]
+        assert texts == [f"echo: question {i} of {5000 + n}" for i in range(per_user)]
+    assert len(llm.requests) == users * per_user

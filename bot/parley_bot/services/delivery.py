@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 from aiogram.exceptions import (
@@ -39,6 +40,7 @@ from parley_core.repositories.turns import Delivered, OutboxItem
 
 log = get_logger(__name__)
 
+REMEMBER_FORGOTTEN_SECONDS = 60.0  # longer than any statement that may have read a removed reply
 MAX_ATTEMPTS = 8  # postponed deliveries before a reply is given up
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -68,22 +70,24 @@ class DeliveredReplies:
     With one process there is no lease to give back after a turn, so the turn's last statement —
     removing the delivered reply — leaves the answer's path: the worker ends as soon as Telegram
     accepted the reply, and the removals of all replies delivered meanwhile share one statement.
-    Until it is removed a reply is known here, and no turn of this process sends it again; the
-    window in which a crash makes a successor send it again grows by the few milliseconds a batch
-    waits.
+    Until it is removed — and for a minute after, because a statement that read the outbox before the
+    removal may return after it — a reply is known here, and no turn of this process sends it again.
+    The window in which a crash makes a successor send it again grows by the few milliseconds a
+    batch waits.
     """
 
     def __init__(self, *, engine: AsyncEngine, lifecycle: Lifecycle) -> None:
         self.engine = engine
         self.lifecycle = lifecycle
         self._pending: set[uuid.UUID] = set()
+        self._forgotten: dict[uuid.UUID, float] = {}  # removed, and when (monotonic)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     def __contains__(self, outbox_id: object) -> bool:
-        return outbox_id in self._pending
+        return outbox_id in self._pending or outbox_id in self._forgotten
 
     def add(self, outbox_id: uuid.UUID) -> None:
         """The reply was delivered: forget it soon."""
@@ -99,7 +103,12 @@ class DeliveredReplies:
             self._wake.clear()
             batch = list(self._pending)
             await self._forget(batch)
+            now = time.monotonic()
+            self._forgotten.update(dict.fromkeys(batch, now))
             self._pending.difference_update(batch)
+            if len(self._forgotten) > len(batch):
+                horizon = now - REMEMBER_FORGOTTEN_SECONDS
+                self._forgotten = {key: at for key, at in self._forgotten.items() if at > horizon}
             if not self._pending:
                 self._idle.set()
 
