@@ -31,6 +31,14 @@ async def stored(database_url: str, sql: str) -> list[Any]:
         await engine.dispose()
 
 
+async def wait_until_stored(database_url: str, sql: str, timeout: float = 30) -> None:
+    """Until ``sql`` returns a row (what the bot process writes happens in its own time)."""
+    deadline = time.monotonic() + timeout
+    while not await stored(database_url, sql):
+        assert time.monotonic() < deadline, f"never stored: {sql}"
+        await asyncio.sleep(0.05)
+
+
 def user_contents(llm: LLMDouble) -> list[str]:
     """The question (last user message) of every LLM request, in order."""
     return [request["messages"][-1]["content"] for request in llm.requests]
@@ -114,7 +122,7 @@ async def test_kill_9_mid_stream_in_edit_mode_reuses_the_preview_message(
         await first.start(telegram)
         telegram.send_text("stream it")
         await telegram.wait_for(lambda: len(telegram.messages_to(USER)) == 1, timeout=30)
-        await asyncio.sleep(0.2)  # the preview's id reaches the database right after it is sent
+        await wait_until_stored(database_url, "SELECT 1 FROM bot_inbox WHERE preview_message_ids <> '{}'")
         await first.kill()
     [preview] = telegram.messages_to(USER)
     llm.chunk_delay = 0.0
@@ -143,7 +151,7 @@ async def test_a_stored_answer_telegram_could_not_take_is_sent_once_by_the_succe
         await first.start(telegram)
         telegram.send_text("answer me later")
         await telegram.wait_for(lambda: telegram.failures_left("sendMessage") == 0, timeout=30)
-        await asyncio.sleep(0.5)  # the delivery is postponed in the database
+        await wait_until_stored(database_url, "SELECT 1 FROM bot_outbox WHERE attempts > 0")  # postponed
         await first.kill()
     async with BotProcess(env) as second:
         await second.start(telegram)
