@@ -18,11 +18,17 @@ def main() -> int:
         print(f"parley-api: {exc}", file=sys.stderr)
         return 2
     configure_logging(level=settings.log_level, fmt=settings.resolved_log_format)
-    get_logger("parley_api").info("api_listening", host=settings.api_host, port=settings.api_port)
+    get_logger("parley_api").info(
+        "api_listening",
+        host=settings.api_host,
+        port=settings.api_port,
+        management_port=settings.api_management_port,
+    )
     serve(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
+        management_port=settings.api_management_port,
         delay_seconds=settings.shutdown_delay_seconds,
         timeout_seconds=settings.shutdown_timeout_seconds,
     )

@@ -9,9 +9,11 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from parley_api.auth import install_authentication
+from parley_api.body_limit import BodySizeLimit
 from parley_api.cors import install_cors
 from parley_api.dashboard import router as dashboard_router
 from parley_api.errors import register_error_handlers
+from parley_api.management import ManagementPortGate
 from parley_api.metrics import create_metrics, install_metrics
 from parley_api.ratelimit import install_rate_limiting
 from parley_api.routes import auth, health, stats
@@ -42,6 +44,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             state.draining = True
             log.info("api_stopping", step="closing database pool")
             await engine.dispose()
+            app.state.authenticator.close()
             log.info("api_stopped")
             flush_logs()
 
@@ -59,5 +62,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(stats.router)
     app.include_router(dashboard_router)
-    install_cors(app, settings)  # last, so it wraps every response, errors included
+    install_cors(app, settings)  # so it wraps every response, errors included
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    # Outermost: a path served on the other port is not found here, whatever the route table says.
+    app.add_middleware(ManagementPortGate, management_port=settings.api_management_port)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -50,8 +51,17 @@ class DrainingServer(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def serve(app: FastAPI, *, host: str, port: int, delay_seconds: float, timeout_seconds: float) -> None:
-    """Serve ``app`` until a signal; returns when every in-flight request has finished."""
+def serve(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    management_port: int | None = None,
+    delay_seconds: float,
+    timeout_seconds: float,
+) -> None:
+    """Serve ``app`` until a signal (on ``management_port`` too, when given); returns when every
+    in-flight request has finished."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -62,4 +72,23 @@ def serve(app: FastAPI, *, host: str, port: int, delay_seconds: float, timeout_s
         server_header=False,
         timeout_graceful_shutdown=int(timeout_seconds),
     )
-    DrainingServer(config, app=app, delay_seconds=delay_seconds).run()
+    server = DrainingServer(config, app=app, delay_seconds=delay_seconds)
+    if management_port is None:
+        server.run()
+        return
+    # One server, two listening sockets: the app tells the ports apart (parley_api.management).
+    sockets = [_bind(host, port), _bind(host, management_port)]
+    try:
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

@@ -7,6 +7,8 @@ request of the process, so the async helpers hand it to a worker thread.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
+from functools import partial
 
 import bcrypt
 
@@ -47,11 +49,17 @@ def hash_rounds(password_hash: str) -> int | None:
     return None
 
 
-async def hash_password_async(password: str, *, rounds: int = DEFAULT_ROUNDS) -> str:
-    """:func:`hash_password` in a worker thread."""
-    return await asyncio.to_thread(hash_password, password, rounds=rounds)
+async def hash_password_async(
+    password: str, *, rounds: int = DEFAULT_ROUNDS, executor: Executor | None = None
+) -> str:
+    """:func:`hash_password` in a worker thread (of ``executor``, else the loop's default one)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, partial(hash_password, password, rounds=rounds))
 
 
-async def verify_password_async(password: str, password_hash: str) -> bool:
-    """:func:`verify_password` in a worker thread."""
-    return await asyncio.to_thread(verify_password, password, password_hash)
+async def verify_password_async(
+    password: str, password_hash: str, *, executor: Executor | None = None
+) -> bool:
+    """:func:`verify_password` in a worker thread (of ``executor``, else the loop's default one)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, verify_password, password, password_hash)

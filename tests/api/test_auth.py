@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -74,9 +75,9 @@ def verify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = passwords.verify_password_async
 
-    async def counting(password: str, password_hash: str) -> bool:
+    async def counting(password: str, password_hash: str, **kwargs: Any) -> bool:
         calls.append(password_hash)
-        return await real(password, password_hash)
+        return await real(password, password_hash, **kwargs)
 
     monkeypatch.setattr(passwords, "verify_password_async", counting)
     return calls
@@ -271,6 +272,46 @@ async def test_failed_logins_per_address_are_throttled(database_url: str, analys
     assert allowed.status_code == 200
 
 
+async def test_forty_parallel_guesses_get_no_more_bcrypt_checks_than_the_budget(
+    database_url: str, analyst: RandomApiUser, verify_calls: list[str]
+) -> None:
+    app = protected_app(database_url, auth_failure_limit_per_username="5/minute")
+    async with lifespan_of(app), client_from(app) as client:
+        statuses = await asyncio.gather(
+            *(client.get(WHOAMI, auth=(analyst.username, f"guess-{n}")) for n in range(40))
+        )
+
+    assert sorted(response.status_code for response in statuses) == [401] * 5 + [429] * 35
+    assert len(verify_calls) == 5  # reserved before bcrypt, not recorded after it
+
+
+async def test_concurrent_requests_with_one_credential_share_one_bcrypt_check(
+    database_url: str, analyst: RandomApiUser, verify_calls: list[str]
+) -> None:
+    app = protected_app(database_url)
+    async with lifespan_of(app), client_from(app) as client:
+        statuses = await asyncio.gather(*(client.get(WHOAMI, auth=analyst.auth) for _ in range(50)))
+
+    assert [response.status_code for response in statuses] == [200] * 50
+    assert len(verify_calls) == 1
+
+
+async def test_a_used_entry_near_its_end_is_renewed_in_the_background(
+    database_url: str, analyst: RandomApiUser, verify_calls: list[str]
+) -> None:
+    app = protected_app(database_url, auth_cache_ttl_seconds=1)
+    async with lifespan_of(app), client_from(app) as client:
+        assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # the one blocking check
+        await asyncio.sleep(1.0)  # into the last fifth of the entry's life (0.8-1 s), or just past it
+        assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200
+        for _ in range(20):  # the renewal runs on the bcrypt threads; wait for it, not for a fixed time
+            if len(verify_calls) >= 2:
+                break
+            await asyncio.sleep(0.05)
+
+    assert len(verify_calls) == 2
+
+
 async def test_successful_logins_are_not_counted(database_url: str, analyst: RandomApiUser) -> None:
     app = protected_app(database_url, auth_failure_limit_per_username="2/minute")
     async with lifespan_of(app), client_from(app) as client:
@@ -285,10 +326,10 @@ async def test_login_throttle_survives_an_unreachable_storage(
     app = protected_app(
         database_url,
         rate_limit_storage_uri="redis://127.0.0.1:1/0",
-        auth_failure_limit_per_username="2/minute",
+        auth_failure_limit_per_username="3/minute",
     )
     async with lifespan_of(app), client_from(app) as client:
-        ok = await client.get(WHOAMI, auth=analyst.auth)
+        ok = await client.get(WHOAMI, auth=analyst.auth)  # a bcrypt check too: one of the three
         failures = [
             (await client.get(WHOAMI, auth=(analyst.username, "guess"))).status_code for _ in range(3)
         ]
@@ -341,17 +382,39 @@ class FakeClock:
         return self.now
 
 
-def test_cache_entries_expire_after_the_ttl() -> None:
+def test_cache_entries_expire_within_the_ttl_spread_out_and_are_renewed_ahead() -> None:
+    clock = FakeClock()
+    cache = VerificationCache(ttl_seconds=60, max_entries=100, clock=clock)
+    keys = [cache.key(f"user-{i}", "secret-password") for i in range(50)]
+    for index, key in enumerate(keys):
+        cache.put(key, user_id=index, password_hash="$2b$04$hash")
+    entries = [cache.get(key) for key in keys]
+    assert all(entry is not None for entry in entries)
+    lifetimes = sorted(entry.expires_at - clock.now for entry in entries if entry is not None)
+
+    clock.now += 30  # under 80 % of the shortest life (48 s): live, and not yet due for renewal
+    fresh = [cache.get(key) for key in keys]
+    fresh_due = [entry is not None and cache.due_for_renewal(entry) for entry in fresh]
+    clock.now += 31  # past the longest life (60 s)
+    expired = [cache.get(key) for key in keys]
+
+    assert 48 <= lifetimes[0] < lifetimes[-1] <= 60  # made together, they do not expire together
+    assert all(entry is not None for entry in fresh)
+    assert fresh_due == [False] * 50
+    assert expired == [None] * 50
+    assert len(cache) == 0
+
+
+def test_an_entry_in_the_last_fifth_of_its_life_is_due_for_renewal() -> None:
     clock = FakeClock()
     cache = VerificationCache(ttl_seconds=60, max_entries=10, clock=clock)
     key = cache.key("ana", "secret-password")
     cache.put(key, user_id=1, password_hash="$2b$04$hash")
+    entry = cache.get(key)
+    assert entry is not None
 
-    clock.now += 59
-    assert cache.get(key) is not None
-    clock.now += 2
-    assert cache.get(key) is None
-    assert len(cache) == 0
+    clock.now += (entry.expires_at - clock.now) * 0.81
+    assert cache.due_for_renewal(entry)
 
 
 def test_cache_is_bounded_least_recently_used_first() -> None:

@@ -259,3 +259,19 @@ async def test_openapi_documents_the_route_and_basic_scheme(client: httpx.AsyncC
         "as HTTP Basic credentials.",
     }
     assert spec["paths"]["/test/whoami"]["get"]["security"] == [{"HTTPBasic": []}]
+
+
+async def test_a_body_over_the_limit_is_413_before_it_is_read(client: httpx.AsyncClient) -> None:
+    huge = json.dumps(body(padding="x" * 5_000_000))
+    declared = await client.post(REGISTER, content=huge, headers={"content-type": "application/json"})
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536].encode()
+
+    streamed = await client.post(REGISTER, content=chunks(), headers={"content-type": "application/json"})
+    small = await client.post(REGISTER, json=body())
+
+    assert declared.status_code == streamed.status_code == 413
+    assert "larger than 65536 bytes" in declared.json()["detail"]
+    assert small.status_code == 201

@@ -68,3 +68,37 @@ def test_bad_configuration_exits_2_naming_the_variable(database_url: str) -> Non
 
     assert result.returncode == 2
     assert "API_PORT" in result.stderr
+
+
+def test_the_management_port_serves_the_internals_and_the_public_port_does_not(database_url: str) -> None:
+    public, management = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "API_PORT": str(public),
+        "API_MANAGEMENT_PORT": str(management),
+        "LOG_FORMAT": "json",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "parley_api"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        _wait_ready(f"http://127.0.0.1:{management}/ready", time.monotonic() + 30)
+        on_management = {path: httpx.get(f"http://127.0.0.1:{management}{path}", timeout=5) for path in PATHS}
+        on_public = {path: httpx.get(f"http://127.0.0.1:{public}{path}", timeout=5) for path in PATHS}
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    internal = ["/health", "/ready", "/metrics", "/docs", "/openapi.json"]
+    public_paths = ["/", "/api/v1/stats?period=day"]
+    assert {p: on_management[p].status_code for p in internal} == dict.fromkeys(internal, 200)
+    assert {p: on_public[p].status_code for p in internal} == dict.fromkeys(internal, 404)
+    assert {p: on_management[p].status_code for p in public_paths} == dict.fromkeys(public_paths, 404)
+    assert on_public["/"].status_code == 200  # the dashboard
+    assert on_public["/api/v1/stats?period=day"].status_code == 401  # the public API, behind Basic auth
+    assert "http_requests_total" in on_management["/metrics"].text
+    assert exit_code == 0
+
+
+PATHS = ["/health", "/ready", "/metrics", "/docs", "/openapi.json", "/", "/api/v1/stats?period=day"]

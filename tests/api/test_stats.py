@@ -96,6 +96,13 @@ async def test_bad_parameters_are_422_with_a_reason(
     assert reason in json.dumps(response.json()["detail"])
 
 
+async def test_a_repeated_period_is_422_not_the_last_one_silently(stats_client: httpx.AsyncClient) -> None:
+    response = await stats_client.get("/api/v1/stats?period=day&period=week", auth=AUTH)
+
+    assert response.status_code == 422
+    assert "more than once: period" in response.json()["detail"]
+
+
 @pytest.mark.parametrize(("period", "points"), [("day", 24), ("week", 7), ("month", 30)])
 async def test_empty_database_keeps_the_contract(
     stats_client: httpx.AsyncClient, period: str, points: int

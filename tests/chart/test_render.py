@@ -98,15 +98,18 @@ def test_service_account_token_only_where_needed(render: RenderFn, values: tuple
 
 
 def test_probes_point_at_each_services_endpoints(render: RenderFn) -> None:
-    """API and bot: startup+liveness on /health, readiness on /ready; operator: kopf's /healthz."""
+    """API and bot: startup+liveness on /health, readiness on /ready — the API's on its management port,
+    which no Ingress routes; operator: kopf's /healthz."""
     rendered = render()
     expected = {
-        "parley-api": ("http", 8000, "/health", "/ready"),
-        "parley-bot": ("http", 8080, "/health", "/ready"),
+        "parley-api": ("management", {"http": 8000, "management": 9090}, "/health", "/ready"),
+        "parley-bot": ("http", {"http": 8080}, "/health", "/ready"),
     }
-    for name, (port_name, port, live, ready) in expected.items():
+    for name, (port_name, ports, live, ready) in expected.items():
         (container,) = containers(rendered.get("Deployment", name))
-        assert container["ports"] == [{"name": port_name, "containerPort": port, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": name_, "containerPort": number, "protocol": "TCP"} for name_, number in ports.items()
+        ]
         assert container["startupProbe"]["httpGet"] == {"path": live, "port": port_name}
         assert container["livenessProbe"]["httpGet"] == {"path": live, "port": port_name}
         assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": port_name}
@@ -391,7 +394,7 @@ def test_service_monitors_only_with_the_api_or_forced(render: RenderFn) -> None:
     with_api = render(api_versions=[MONITORING], sets=["metrics.serviceMonitor.labels.release=kps"])
     monitors = {m["metadata"]["name"]: m for m in with_api.of_kind("ServiceMonitor")}
     assert set(monitors) == {"parley-api", "parley-bot", "parley-operator", "parley-postgresql"}
-    assert monitors["parley-api"]["spec"]["endpoints"][0]["port"] == "http"
+    assert monitors["parley-api"]["spec"]["endpoints"][0]["port"] == "management"  # not the Ingress port
     assert monitors["parley-operator"]["spec"]["endpoints"][0]["port"] == "metrics"
     for monitor in monitors.values():
         assert monitor["metadata"]["labels"]["release"] == "kps"
@@ -469,7 +472,7 @@ def test_helm_test_pod_checks_ready(render: RenderFn) -> None:
     pod = render().get("Pod", "parley-tests-api-ready")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     (container,) = pod["spec"]["containers"]
-    assert "http://parley-api:8000/ready" in container["command"][-1]
+    assert "http://parley-api:9090/ready" in container["command"][-1]  # the management port
 
 
 def test_schema_refuses_unknown_keys(render_error: FailFn) -> None:

@@ -2,13 +2,17 @@
 
 Every request reads the account row (one lookup on the unique username index, on an autocommit
 connection that is returned before any bcrypt work), so a disabled account or a changed password
-takes effect on the very next request. bcrypt runs in a worker thread, and only when the
-verification cache has no live entry for this exact credential and row.
+takes effect on the very next request. bcrypt runs only when the verification cache has no live
+entry for this exact credential and row, after the check was reserved in the throttle, on a
+bounded executor of its own (BCRYPT_CONCURRENCY threads, so a burst of checks cannot take every
+thread the process has); concurrent requests with the same credential share one check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,11 +48,27 @@ class InvalidCredentialsError(Exception):
 class Authenticator:
     """One per app: the verification cache, the failed-login throttle and the bcrypt cost."""
 
-    def __init__(self, *, cache: VerificationCache, throttle: LoginThrottle, bcrypt_rounds: int) -> None:
+    def __init__(
+        self,
+        *,
+        cache: VerificationCache,
+        throttle: LoginThrottle,
+        bcrypt_rounds: int,
+        bcrypt_concurrency: int = 2,
+    ) -> None:
         self.cache = cache
         self.throttle = throttle
         self._bcrypt_rounds = bcrypt_rounds
         self._dummy_hash: str | None = None
+        self._bcrypt = ThreadPoolExecutor(max_workers=bcrypt_concurrency, thread_name_prefix="bcrypt")
+        # Checks in progress, by credential and row: later requests with the same credential wait
+        # for the first one's result instead of running bcrypt again.
+        self._checks: dict[tuple[bytes, bytes], asyncio.Future[bool]] = {}
+        self._renewals: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
+
+    def close(self) -> None:
+        """Stop the bcrypt threads (the app's shutdown)."""
+        self._bcrypt.shutdown(wait=False, cancel_futures=True)
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> Authenticator:
@@ -64,6 +84,7 @@ class Authenticator:
                 per_address=settings.auth_failure_limit_per_address,
             ),
             bcrypt_rounds=settings.bcrypt_rounds,
+            bcrypt_concurrency=settings.bcrypt_concurrency,
         )
 
     async def authenticate(
@@ -71,13 +92,14 @@ class Authenticator:
     ) -> AuthenticatedUser:
         """The account these credentials belong to; raises LoginThrottledError or InvalidCredentialsError."""
         await self.throttle.check(credentials.username, address)
-        user = await self._verify(engine, credentials)
+        user = await self._verify(engine, credentials, address=address)
         if user is None:
-            await self.throttle.record_failure(credentials.username, address)
             raise InvalidCredentialsError
         return user
 
-    async def _verify(self, engine: AsyncEngine, credentials: BasicCredentials) -> AuthenticatedUser | None:
+    async def _verify(
+        self, engine: AsyncEngine, credentials: BasicCredentials, *, address: str
+    ) -> AuthenticatedUser | None:
         username, password = credentials.username, credentials.password
         if len(username) > MAX_USERNAME_CHARS or len(password.encode("utf-8", "surrogatepass")) > (
             passwords.MAX_PASSWORD_BYTES
@@ -85,32 +107,78 @@ class Authenticator:
             log.info("auth_failed", reason="implausible credentials")
             return None
         key = self.cache.key(username, password)
-        cached = self.cache.get(key)
         record = await _load(engine, username)
+        cached = self.cache.get(key)  # after the load: a check that ended meanwhile counts
         if cached is not None:
             if (
                 record is not None
                 and record.is_active
                 and self.cache.matches(cached, user_id=record.id, password_hash=record.password_hash)
             ):
+                if self.cache.due_for_renewal(cached):
+                    self._renew_soon(key, password, record)
                 return AuthenticatedUser(id=record.id, username=record.username)
             self.cache.discard(key)
         if record is None:
             # Spend the same bcrypt time as for a real account, so timing does not reveal usernames.
-            await passwords.verify_password_async(password, await self._dummy())
+            await self.throttle.reserve(username, address)
+            await passwords.verify_password_async(password, await self._dummy(), executor=self._bcrypt)
             log.info("auth_failed", reason="unknown username")
             return None
-        matched = await passwords.verify_password_async(password, record.password_hash)
+        matched = await self._shared_check(key, password, record.password_hash, username, address)
         if not matched or not record.is_active:
             log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
             return None
         self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
         return AuthenticatedUser(id=record.id, username=record.username)
 
+    def _renew_soon(self, key: bytes, password: str, record: ApiUserRecord) -> None:
+        """Check a cached credential again in the background, so its entry is renewed before it
+        expires and no request has to wait for bcrypt (one renewal per credential at a time)."""
+        check_key = (key, self.cache.tag(record.password_hash))
+        if check_key in self._checks or check_key in self._renewals:
+            return
+
+        async def renew() -> None:
+            try:
+                if await passwords.verify_password_async(
+                    password, record.password_hash, executor=self._bcrypt
+                ):
+                    self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
+            except Exception as exc:  # the entry then simply expires; the next request checks again
+                log.warning("auth_cache_renewal_failed", error=type(exc).__name__)
+            finally:
+                self._renewals.pop(check_key, None)
+
+        self._renewals[check_key] = asyncio.get_running_loop().create_task(renew())
+
+    async def _shared_check(
+        self, key: bytes, password: str, password_hash: str, username: str, address: str
+    ) -> bool:
+        """One bcrypt check per credential and row at a time; the first request reserves and runs it."""
+        check_key = (key, self.cache.tag(password_hash))
+        running = self._checks.get(check_key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._checks[check_key] = future
+        try:
+            await self.throttle.reserve(username, address)
+            matched = await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            raise
+        else:
+            future.set_result(matched)
+            return matched
+        finally:
+            self._checks.pop(check_key, None)
+
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = await passwords.hash_password_async(
-                secrets.token_urlsafe(16), rounds=self._bcrypt_rounds
+                secrets.token_urlsafe(16), rounds=self._bcrypt_rounds, executor=self._bcrypt
             )
         return self._dummy_hash
 

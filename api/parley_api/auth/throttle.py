@@ -1,9 +1,13 @@
-"""Failed-login throttling per username and per client address (limits, moving window).
+"""Login throttling per username and per client address (limits, moving window).
 
-Only failures are counted. Once a username or an address has used its budget, every further
-attempt for it is refused with 429 *before* the password is looked at, so guessing cannot go on
-at any speed, not even against the verification cache. The counters live in the same storage as
-the rate limiter (RATE_LIMIT_STORAGE_URI), so with Redis the budget is shared by all replicas.
+What is counted is a password check that reaches bcrypt: a credential the verification cache
+already knows costs nothing. The check is *reserved* before bcrypt runs — one atomic
+test-and-count in the storage — so forty parallel guesses against a budget of five get five
+bcrypt checks and thirty-five 429s, never forty checks recorded afterwards. Once a username or an
+address has used its budget, every further attempt for it is refused with 429 before the password
+is looked at, so guessing cannot go on at any speed, not even against the cache. The counters live
+in the same storage as the rate limiter (RATE_LIMIT_STORAGE_URI), so with Redis the budget is shared
+by all replicas.
 """
 
 from __future__ import annotations
@@ -88,10 +92,13 @@ class LoginThrottle:
                 stats = await self._run(partial(_window_stats, item=item, keys=keys))
                 raise LoginThrottledError(max(1, math.ceil(stats.reset_time - time.time())), scope)
 
-    async def record_failure(self, username: str, address: str) -> None:
-        """Count one failed login against the username and the address."""
-        for _, item, keys in self._buckets(username, address):
-            await self._run(partial(_hit, item=item, keys=keys))
+    async def reserve(self, username: str, address: str) -> None:
+        """Count one password check against the username and the address before it runs; raise
+        LoginThrottledError (counting nothing further) when either budget is used up."""
+        for scope, item, keys in self._buckets(username, address):
+            if not await self._run(partial(_hit, item=item, keys=keys)):
+                stats = await self._run(partial(_window_stats, item=item, keys=keys))
+                raise LoginThrottledError(max(1, math.ceil(stats.reset_time - time.time())), scope)
 
 
 def _test(limiter: MovingWindowRateLimiter, *, item: RateLimitItem, keys: tuple[str, ...]) -> bool:

@@ -21,18 +21,24 @@ ALLOWED_PARAMETERS = frozenset({"period"})
 
 
 def reject_unknown_parameters(request: Request) -> None:
-    """A misspelt parameter is an error, not something silently ignored."""
+    """A misspelt or repeated parameter is an error, not something silently ignored or overridden."""
     unknown = sorted(set(request.query_params) - ALLOWED_PARAMETERS)
     if unknown:
         raise HTTPException(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"unknown query parameter(s): {', '.join(unknown)}; allowed: period",
         )
+    repeated = sorted(name for name in ALLOWED_PARAMETERS if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"query parameter(s) given more than once: {', '.join(repeated)}; give each once",
+        )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTHENTICATED_RESPONSES,
-    422: {"description": "Missing or unknown `period`, or an unknown query parameter."},
+    422: {"description": "Missing, unknown or repeated `period`, or an unknown query parameter."},
     503: {
         "model": ErrorPublic,
         "description": "Database unavailable or its pool exhausted; retry after `Retry-After` seconds.",

@@ -453,6 +453,19 @@ from:
 {{- end }}
 {{- end -}}
 
+{{/* parley.networkPolicy.managementFrom: Prometheus' namespace and the helm test pod (or any, without a selector). */}}
+{{- define "parley.networkPolicy.managementFrom" -}}
+{{- if .Values.networkPolicy.metricsNamespaceSelector }}
+from:
+  - namespaceSelector:
+      matchLabels:
+        {{- toYaml .Values.networkPolicy.metricsNamespaceSelector | nindent 8 }}
+  - podSelector:
+      matchLabels:
+        {{- include "parley.selectorLabels" (dict "context" . "component" "tests") | nindent 8 }}
+{{- end }}
+{{- end -}}
+
 {{/* parley.networkPolicy.publicFrom: the peers allowed to reach a public port (any, or the ingress controller's namespace). */}}
 {{- define "parley.networkPolicy.publicFrom" -}}
 {{- if not .Values.networkPolicy.allowExternal }}

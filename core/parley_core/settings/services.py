@@ -20,12 +20,25 @@ class ApiSettings(ParleySettings):
 
     api_host: str = Field(default="127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP port of the API and dashboard.")
+    api_management_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of /health, /ready, /metrics and the OpenAPI documentation (/docs, /redoc); "
+        "when set, API_PORT no longer serves them, so an Ingress to API_PORT exposes only the dashboard "
+        "and the public API. Unset: API_PORT serves everything (local runs). The chart sets 9090.",
+    )
     admin_registration_token: SecretStr | None = Field(
         default=None,
         description="Token for POST /api/v1/auth/register; unset turns registration off.",
     )
     ready_db_timeout_seconds: float = Field(
         default=2.0, gt=0, description="How long /ready and /health wait for the database."
+    )
+    api_max_body_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="Largest request body accepted; a larger one is refused with 413 before it is read.",
     )
     shutdown_delay_seconds: float = Field(
         default=0.0,
@@ -94,10 +107,19 @@ class ApiSettings(ParleySettings):
     )
     auth_failure_limit_per_username: str = Field(
         default="5/minute",
-        description="Failed Basic logins allowed per username before 429 (every attempt for it is refused).",
+        description="Password checks (bcrypt) allowed per username before 429 — every attempt for it is "
+        "then refused; a credential the verification cache knows costs none. Reserved before the check, "
+        "so parallel guesses cannot exceed it.",
     )
     auth_failure_limit_per_address: str = Field(
-        default="20/minute", description="Failed Basic logins allowed per client address before 429."
+        default="20/minute", description="Password checks (bcrypt) allowed per client address before 429."
+    )
+    bcrypt_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="bcrypt checks run at once (each takes a core for ~0.25 s at cost 12); more wait "
+        "in line.",
     )
     auth_cache_ttl_seconds: float = Field(
         default=60.0,
@@ -165,6 +187,12 @@ class ApiSettings(ParleySettings):
                 "CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS=true: browsers refuse "
                 "credentialed responses for any origin; list the dashboard origins instead"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _management_port_is_another_port(self) -> Self:
+        if self.api_management_port == self.api_port:
+            raise ValueError("API_MANAGEMENT_PORT must differ from API_PORT (or be unset)")
         return self
 
     @property

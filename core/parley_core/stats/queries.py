@@ -208,6 +208,9 @@ def advance_window_query(window: Window) -> StatsQuery[bool]:
     )  # fmt: skip
 
 
+# The kept totals count every bucket from the window's start on — also one stamped after the end (a
+# writer whose clock runs ahead) — so the days and the last activity of a user do the same: a user whose
+# only messages lie ahead still has a last activity, never none.
 _TOP_FROM_TOTALS = """
     SELECT t.user_id, t.total, d.days, d.last_activity
       FROM (SELECT user_id, total FROM stats_window_totals
@@ -215,7 +218,8 @@ _TOP_FROM_TOTALS = """
      CROSS JOIN LATERAL (
        SELECT count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days, max(last_at) AS last_activity
          FROM stats_user_buckets
-        WHERE granularity = :g AND user_id = t.user_id AND bucket >= :start AND bucket < :end) AS d
+        WHERE granularity = :g AND user_id = t.user_id AND bucket >= :start) AS d
+     WHERE d.last_activity IS NOT NULL
      ORDER BY t.total DESC, t.user_id
 """
 
