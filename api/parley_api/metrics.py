@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -52,6 +52,8 @@ class ApiMetrics:
     registry: CollectorRegistry
     query_duration: Histogram
     stats_requests: Counter
+    database_up: Gauge
+    ready: Gauge
     engine_ref: list[AsyncEngine]
 
     def watch_engine(self, engine: AsyncEngine) -> None:
@@ -77,6 +79,16 @@ def create_metrics() -> ApiMetrics:
             "stats_api_requests_total",
             "Requests to the stats API by period and outcome",
             ["period", "status"],
+            registry=registry,
+        ),
+        database_up=Gauge(
+            "database_up",
+            "1 while SELECT 1 answers within READY_DB_TIMEOUT_SECONDS (checked every 15 s), else 0",
+            registry=registry,
+        ),
+        ready=Gauge(
+            "api_ready",
+            "1 when the last /ready check passed (database up at the schema head, not draining), else 0",
             registry=registry,
         ),
         engine_ref=engine_ref,

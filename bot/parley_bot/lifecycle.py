@@ -56,10 +56,12 @@ class Lifecycle:
     def database_failed(self) -> None:
         """A statement failed because the database was unavailable."""
         self.database_available = False
+        metrics.DATABASE_UP.set(0)
 
     def database_ok(self) -> None:
         """A statement worked."""
         self.database_available = True
+        metrics.DATABASE_UP.set(1)
 
     async def wait_idle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for in-flight updates; returns how many were still running."""

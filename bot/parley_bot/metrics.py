@@ -75,6 +75,27 @@ BOT_LAST_SUCCESSFUL_POLL = Gauge(
     "bot_update_loop_last_success_timestamp_seconds",
     "Unix time of the last successful getUpdates call (polling mode; stays 0 in webhook mode).",
 )
+DATABASE_UP = Gauge(
+    "database_up",
+    "1 while this process's statements reach PostgreSQL, 0 from a failure for lack of the database "
+    "until the next statement that works (heartbeats run every BOT_HEARTBEAT_SECONDS).",
+)
+WEBHOOK_PENDING_UPDATES = Gauge(
+    "bot_webhook_pending_updates",
+    "Updates Telegram holds for the webhook, as getWebhookInfo reports (webhook mode only).",
+)
+WEBHOOK_LAST_ERROR = Gauge(
+    "bot_webhook_last_error_timestamp_seconds",
+    "Unix time of Telegram's last failed delivery to the webhook (getWebhookInfo; 0: none reported).",
+)
+WEBHOOK_REGISTERED = Gauge(
+    "bot_webhook_registered",
+    "1 while getWebhookInfo reports this bot's webhook URL, 0 when another URL (or none) is set.",
+)
+WEBHOOK_LAST_RECEIVED = Gauge(
+    "bot_webhook_last_received_timestamp_seconds",
+    "Unix time this process last accepted an update from the webhook (its start until the first one).",
+)
 TELEGRAM_RETRY_AFTER = Counter(
     "telegram_flood_waits_total",
     "429 answers from Telegram honoured by waiting retry_after, by method.",

@@ -31,7 +31,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.health import create_health_app
-from parley_bot.intake import Acceptance, PollingIntake, add_webhook_route
+from parley_bot.intake import Acceptance, PollingIntake, WebhookWatch, add_webhook_route
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
 from parley_bot.services.recovery import Recovery
@@ -116,7 +116,14 @@ async def _webhook(*, dp: Dispatcher, bot: Bot, settings: BotSettings, lifecycle
     )
     await _announce_commands(bot)
     log.info("webhook_set", path=settings.telegram_webhook_path)
-    await lifecycle.stop_requested.wait()
+    watch = WebhookWatch(
+        bot, url=settings.telegram_webhook_url, interval=settings.telegram_webhook_check_seconds
+    )
+    watch.start()
+    try:
+        await lifecycle.stop_requested.wait()
+    finally:
+        await watch.stop()
     # The webhook stays registered: other replicas keep serving it.
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -111,3 +113,36 @@ async def test_database_errors_in_routes_become_503(api_app: FastAPI) -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json() == {"detail": "database unavailable, retry later"}
+
+
+def _sample(metrics_text: str, name: str) -> float:
+    """The value of an unlabelled sample in a Prometheus text exposition."""
+    [line] = [line for line in metrics_text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
+async def test_database_up_and_ready_gauges_follow_the_database(client: httpx.AsyncClient) -> None:
+    """The alerts' own signals: database_up from the background probe, api_ready from /ready."""
+    for _ in range(50):  # no /ready call yet: only the background probe can set it
+        body = (await client.get("/metrics")).text
+        if "database_up 1.0" in body:
+            break
+        await asyncio.sleep(0.1)
+    assert _sample(body, "database_up") == 1
+    assert _sample(body, "api_ready") == 0  # nothing has checked readiness yet
+    await client.get("/ready")
+    assert _sample((await client.get("/metrics")).text, "api_ready") == 1
+
+
+async def test_database_down_sets_the_gauges_to_zero() -> None:
+    """An unreachable database: the probe reports it before any probe request comes in."""
+    app = create_app(make_settings(UNREACHABLE, db_connect_timeout=1, ready_db_timeout_seconds=1))
+    async with running_client(app) as client:
+        for _ in range(50):
+            body = (await client.get("/metrics")).text
+            if "database_up 0.0" in body:
+                break
+            await asyncio.sleep(0.1)
+        assert _sample(body, "database_up") == 0
+        await client.get("/ready")
+        assert _sample((await client.get("/metrics")).text, "api_ready") == 0

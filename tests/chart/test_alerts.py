@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import MONITORING, REPO, RenderFn
+from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
 
 pytestmark = pytest.mark.kube
 
@@ -27,12 +27,21 @@ EXPECTED_ALERTS = {
     "ParleyOperatorReconcileErrors",
     "ParleyDbPoolSaturation",
     "ParleyDatabaseDown",
+    "ParleyServiceTargetsDown",
+    "ParleyApiUnavailable",
+    "ParleyBotWebhookNotReceiving",
 }
+PRODUCTION = str(CHART / "values-production.yaml")
+# Cases about the bundled PostgreSQL's exporter: production uses a managed database without one.
+BUNDLED_ONLY = "(bundled exporter)"
 
 
-def rule_groups(render: RenderFn, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def rule_groups(
+    render: RenderFn, sets: tuple[str, ...] = (), values: tuple[str, ...] = ("dev",)
+) -> list[dict[str, Any]]:
     """The rendered PrometheusRule's groups (release parley in namespace parley)."""
-    rule = render(api_versions=[MONITORING], sets=list(sets)).get("PrometheusRule", "parley")
+    rendered = render(values=list(values), api_versions=[MONITORING], sets=list(sets))
+    rule = rendered.get("PrometheusRule", "parley")
     groups: list[dict[str, Any]] = rule["spec"]["groups"]
     return groups
 
@@ -97,22 +106,41 @@ def test_burn_rate_alert_is_multi_window(render: RenderFn) -> None:
         )
 
 
-@pytest.fixture
-def rules_dir(render: RenderFn, tmp_path: Path) -> Path:
-    """The rendered groups and the promtool unit tests side by side.
+def production_cases(cases: dict[str, Any], extra_labels: dict[str, str]) -> dict[str, Any]:
+    """The promtool cases as they apply to the production render: its additionalAlertLabels on
+    every expected alert, and no case about the bundled PostgreSQL's exporter."""
+    kept = [case for case in cases["tests"] if BUNDLED_ONLY not in case["name"]]
+    for case in kept:
+        for check in case.get("alert_rule_test", []):
+            for alert in check["exp_alerts"]:
+                alert["exp_labels"] = {**alert["exp_labels"], **extra_labels}
+    return {**cases, "tests": kept}
+
+
+@pytest.fixture(params=["default", "production"])
+def rules_dir(request: pytest.FixtureRequest, render: RenderFn, tmp_path: Path) -> Path:
+    """The rendered groups and the promtool unit tests side by side, for the default values and
+    for values-production.yaml (a managed database, webhook mode, extra alert labels).
 
     rules-full.yaml is the rule file as rendered; rules.yaml is the same without annotations, so
     alerts_test.yaml states labels only (promtool compares annotations exactly);
     annotations_test.yaml checks the rendered annotations of one alert on the full file.
     """
-    groups = rule_groups(render)
+    production = request.param == "production"
+    tmp_path = tmp_path / request.param
+    tmp_path.mkdir()
+    groups = rule_groups(render, values=(PRODUCTION,) if production else ("dev",))
     (tmp_path / "rules-full.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
     for group in groups:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    for name in ("alerts_test.yaml", "annotations_test.yaml"):
-        shutil.copy(PROMTOOL_DIR / name, tmp_path / name)
+    cases = yaml.safe_load((PROMTOOL_DIR / "alerts_test.yaml").read_text())
+    if production:
+        extra = yaml.safe_load(Path(PRODUCTION).read_text())["metrics"]["prometheusRule"]
+        cases = production_cases(cases, extra.get("additionalAlertLabels") or {})
+    (tmp_path / "alerts_test.yaml").write_text(yaml.safe_dump(cases, sort_keys=False))
+    shutil.copy(PROMTOOL_DIR / "annotations_test.yaml", tmp_path / "annotations_test.yaml")
     return tmp_path
 
 
@@ -125,7 +153,7 @@ def test_promtool_check_rules(promtool_bin: Path, rules_dir: Path) -> None:
 
 def test_promtool_test_rules_every_alert_fires_and_stays_quiet(promtool_bin: Path, rules_dir: Path) -> None:
     """promtool's unit tests pass, with a firing and a quiet case for every alert."""
-    cases = yaml.safe_load((PROMTOOL_DIR / "alerts_test.yaml").read_text())["tests"]
+    cases = yaml.safe_load((rules_dir / "alerts_test.yaml").read_text())["tests"]
     firing: set[str] = set()
     quiet: set[str] = set()
     for case in cases:
@@ -140,6 +168,8 @@ def test_promtool_test_rules_every_alert_fires_and_stays_quiet(promtool_bin: Pat
 
 def test_promtool_alert_annotations_render(promtool_bin: Path, rules_dir: Path) -> None:
     """Summary, description (with the value humanized) and runbook_url as Alertmanager receives them."""
+    if rules_dir.name == "production":
+        pytest.skip("annotations are checked on the default render")
     result = promtool(promtool_bin, "test", "rules", "annotations_test.yaml", cwd=rules_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -17,6 +17,7 @@ EXTERNAL = {
     "up",  # Prometheus, per scrape target
     "process_start_time_seconds",  # prometheus_client's process collector (bot and operator registries)
     "pg_up",  # the postgres_exporter sidecar of the chart's PostgreSQL
+    "kube_deployment_status_replicas_available",  # kube-state-metrics (kube-prometheus-stack)
 }
 # The seed's names (DESIGN.md) the dashboard must show.
 SEED = {

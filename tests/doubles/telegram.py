@@ -168,6 +168,8 @@ class TelegramDouble:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     webhook_url: str = ""
     webhook_secret: str | None = None
+    webhook_pending: int = 0  # what getWebhookInfo reports waiting (scripted by tests)
+    webhook_last_error: tuple[int, str] | None = None  # (Unix time, message) of the last failed POST
     url: str = ""
     record_calls: bool = True
     control_plane: bool = False
@@ -320,11 +322,18 @@ class TelegramDouble:
         token = secret if secret is not None else self.webhook_secret
         if token:
             headers["X-Telegram-Bot-Api-Secret-Token"] = token
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(self.webhook_url, json=body, headers=headers) as response,
-        ):
-            return response.status
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(self.webhook_url, json=body, headers=headers) as response,
+            ):
+                status = response.status
+        except aiohttp.ClientConnectionError:
+            self.webhook_last_error = (int(time.time()), "Connection refused")
+            raise
+        if not 200 <= status < 300:  # Telegram's wording in getWebhookInfo.last_error_message
+            self.webhook_last_error = (int(time.time()), f"Wrong response from the webhook: {status}")
+        return status
 
     # ---- server ----------------------------------------------------------------------------
 
@@ -460,6 +469,16 @@ class TelegramDouble:
         self.webhook_secret = str(secret) if secret is not None else None
         return True
 
+    async def _get_webhook_info(self, _params: dict[str, Any]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": self.webhook_pending if self.webhook_url else len(self.updates),
+        }
+        if self.webhook_url and self.webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        return info
+
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self.webhook_url = ""
         self.webhook_secret = None
@@ -585,6 +604,7 @@ _METHODS: dict[str, _Handler] = {
     "getupdates": TelegramDouble._get_updates,
     "setwebhook": TelegramDouble._set_webhook,
     "deletewebhook": TelegramDouble._delete_webhook,
+    "getwebhookinfo": TelegramDouble._get_webhook_info,
     "setmycommands": TelegramDouble._set_my_commands,
     "sendchataction": TelegramDouble._send_chat_action,
     "sendmessage": TelegramDouble._send_message,

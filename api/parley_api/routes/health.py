@@ -117,6 +117,8 @@ async def ready(state: StateDep, response: Response) -> ReadinessPublic:
         reasons.append("shutting down")
     if reasons:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    state.metrics.ready.set(0 if reasons else 1)
+    state.metrics.database_up.set(1 if db_up else 0)
     return ReadinessPublic(
         status="not_ready" if reasons else "ready",
         database="up" if db_up else "down",

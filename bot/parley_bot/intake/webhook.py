@@ -18,6 +18,7 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
+from parley_bot import metrics
 from parley_bot.intake.acceptance import Acceptance, settle_when_done
 from parley_bot.lifecycle import Lifecycle
 from parley_core.logging import get_logger
@@ -55,6 +56,7 @@ def add_webhook_route(
         lifecycle.track(task)
         settle_when_done(task, acceptance)
         if await acceptance.wait(ACCEPT_TIMEOUT_SECONDS):
+            metrics.WEBHOOK_LAST_RECEIVED.set_to_current_time()
             return web.json_response({})
         log.warning("webhook_update_not_accepted", update_id=update.update_id)
         return web.Response(status=503, text="not stored yet; deliver it again")

@@ -253,6 +253,12 @@ class BotSettings(ParleySettings):
         default=None,
         description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; required in webhook mode.",
     )
+    telegram_webhook_check_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each replica asks Telegram (getWebhookInfo) how many updates wait for "
+        "the webhook and when a delivery last failed (webhook mode; exported for alerting).",
+    )
     telegram_polling_timeout_seconds: int = Field(
         default=10, ge=0, le=50, description="Long-polling wait of one getUpdates call."
     )
