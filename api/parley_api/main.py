@@ -8,6 +8,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from parley_api.api_docs import install_docs
 from parley_api.auth import install_authentication
 from parley_api.body_limit import BodySizeLimit
 from parley_api.cors import install_cors
@@ -53,6 +54,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version=version("parley-api"),
         summary="Stats API and dashboard of the Parley Telegram assistant",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_docs: vendored assets, no CDN
+        redoc_url=None,
     )
     register_error_handlers(app)
     install_rate_limiting(app, settings)
@@ -62,6 +65,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(stats.router)
     app.include_router(dashboard_router)
+    install_docs(app)
     install_cors(app, settings)  # so it wraps every response, errors included
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     # Outermost: a path served on the other port is not found here, whatever the route table says.
