@@ -14,8 +14,17 @@ LOAD_SECONDS ?= 30
 
 .PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load
 
+# Variables a `## ` text may name as $(NAME): `make help` shows their values (`make help USERS=50` too).
+HELP_VARS := COVERAGE_MIN USERS MESSAGES DAYS LOAD_USERS LOAD_SECONDS
+
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | $(foreach v,$(HELP_VARS),$(v)='$($(v))') awk -F ':.*## ' ' \
+	  { name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+	  END { for (i = 1; i <= NR; i++) { t = text[i]; out = ""; \
+	    while (match(t, /\$$\([A-Z_]+\)/)) { v = substr(t, RSTART + 2, RLENGTH - 3); \
+	      out = out substr(t, 1, RSTART - 1) ((v in ENVIRON) ? ENVIRON[v] : substr(t, RSTART, RLENGTH)); \
+	      t = substr(t, RSTART + RLENGTH) } \
+	    printf "  make %-" width "s  %s\n", name[i], out t } }'
 
 .venv/.synced: uv.lock pyproject.toml core/pyproject.toml api/pyproject.toml bot/pyproject.toml operator/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv from PyPI"; python3 -m pip install --quiet uv; }
@@ -43,13 +52,13 @@ fmt: .venv/.synced ## Format and auto-fix with ruff
 migrate: .venv/.synced ## Apply migrations to DATABASE_URL (or DB_*) with Alembic
 	$(UV) run --frozen alembic upgrade head
 
-seed-demo: .venv/.synced ## Demo data: USERS=2000 MESSAGES=100000 DAYS=90 (REPLACE=1 replaces existing data)
+seed-demo: .venv/.synced ## Demo data: USERS=$(USERS) MESSAGES=$(MESSAGES) DAYS=$(DAYS) (REPLACE=1 replaces existing data)
 	$(UV) run --frozen python -m tools.seed_demo --users $(USERS) --messages $(MESSAGES) --days $(DAYS) $(if $(REPLACE),--replace)
 
 bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates -> bench/results/api.json
 	$(UV) run --frozen python -m bench.api
 
-load: .venv/.synced ## Locust: API (LOAD_USERS=20) and bot (50 Telegram users) for LOAD_SECONDS=30 each -> bench/results/load.json
+load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> bench/results/load.json
 	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
 # `make test` builds the control-plane tools when Go is there; without Go the tests that need them skip
