@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -13,6 +15,7 @@ from parley_api.auth import install_authentication
 from parley_api.body_limit import BodySizeLimit
 from parley_api.cors import install_cors
 from parley_api.dashboard import router as dashboard_router
+from parley_api.database_probe import probe_database_forever
 from parley_api.errors import register_error_handlers
 from parley_api.management import ManagementPortGate
 from parley_api.metrics import create_metrics, install_metrics
@@ -38,11 +41,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), metrics=metrics
         )
         app.state.parley = state
+        probe = asyncio.create_task(
+            probe_database_forever(
+                engine, metrics.database_up, timeout=settings.ready_db_timeout_seconds
+            ),
+            name="database-probe",
+        )
         log.info("api_started", environment=settings.environment)
         try:
             yield
         finally:
             state.draining = True
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
             log.info("api_stopping", step="closing database pool")
             await engine.dispose()
             app.state.authenticator.close()

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.kube
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "Pod")
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what a container must listen on
 VALUE_SETS = [("dev",), ("webhook",), ("external-db",), (str(CHART / "values-production.yaml"),)]
+# The defaults are environment=production with NetworkPolicies: the API server's addresses are required.
+API_SERVER = "networkPolicy.kubeAPIServer.cidrs={10.0.0.1/32}"
 
 
 def workloads(rendered: Rendered) -> list[dict[str, Any]]:
@@ -46,7 +48,7 @@ def test_helm_lint_strict(helm_bin: Path, values: list[str]) -> None:
     for name in values:
         args += ["--values", Path(__file__).parent / "values" / f"{name}.yaml"]
     if not values:
-        args += ["--set", "secrets.existingSecret=parley-secrets"]
+        args += ["--set", "secrets.existingSecret=parley-secrets", "--set", API_SERVER]
     result = helm(helm_bin, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
@@ -228,7 +230,9 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
     }
     assert verbs[("parley.dev", "apiusers")] == {"get", "list", "watch", "patch"}
     assert verbs[("parley.dev", "apiusers/status")] == {"patch"}
-    assert verbs[("", "secrets")] == {"get", "list", "watch"}
+    assert verbs[("", "secrets")] == {"list", "watch"}  # label mode: no get on any Secret
+    (secret_rule,) = [rule for rule in rules if "secrets" in rule["resources"]]
+    assert "resourceNames" not in secret_rule  # RBAC cannot filter by label: the operator does
     assert verbs[("", "events")] == {"create"}
     assert all("*" not in v for v in verbs.values())
     # The same rules as the operator's own least-privilege manifest (docs/operator.md#rbac).
@@ -236,6 +240,84 @@ def test_operator_single_replica_recreate_own_account(render: RenderFn) -> None:
     (role,) = [d for d in manifests if d and d["kind"] == "Role"]
     assert rules == role["rules"]
     assert rendered.get("ConfigMap", "parley-operator")["data"]["OPERATOR_NAMESPACES"] == "parley"
+    data = rendered.get("ConfigMap", "parley-operator")["data"]
+    assert data["OPERATOR_SECRET_LABEL_SELECTOR"] == "parley.dev/apiuser-password=true"
+    assert "OPERATOR_SECRET_NAMES" not in data
+
+
+def secret_rules(rendered: Rendered, kind: str = "Role") -> list[dict[str, Any]]:
+    """The rules about Secrets in each rendered Role (or ClusterRole)."""
+    return [
+        rule for role in rendered.of_kind(kind) for rule in role["rules"] if "secrets" in rule["resources"]
+    ]
+
+
+def test_operator_named_secrets_are_resource_names_with_get_only(render: RenderFn) -> None:
+    """operator.secrets.names: get on exactly those Secrets, in every Role or the ClusterRole; the
+    operator is told the names (named mode) and no label selector."""
+    names = "operator.secrets.names={parley-apiuser-passwords,analyst-password}"
+    named = render(values=["dev", "external-db"], sets=[names, "operator.secrets.pollSeconds=10"])
+    expected = {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["parley-apiuser-passwords", "analyst-password"],
+        "verbs": ["get"],
+    }
+    assert secret_rules(named) == [expected, expected]  # one Role per watched namespace
+    data = named.get("ConfigMap", "parley-operator")["data"]
+    assert data["OPERATOR_SECRET_NAMES"] == "parley-apiuser-passwords,analyst-password"
+    assert data["OPERATOR_SECRET_POLL_SECONDS"] == "10"
+    assert "OPERATOR_SECRET_LABEL_SELECTOR" not in data
+    wide = render(sets=[names, "operator.clusterWide=true"])
+    assert secret_rules(wide, "ClusterRole") == [expected]
+    production = render(values=[str(CHART / "values-production.yaml")])
+    assert secret_rules(production) == [expected | {"resourceNames": ["parley-apiuser-passwords"]}]
+    custom = render(sets=[r"operator.secrets.labelSelector=team=dashboards\,parley.dev/pw"])
+    assert custom.get("ConfigMap", "parley-operator")["data"]["OPERATOR_SECRET_LABEL_SELECTOR"] == (
+        "team=dashboards,parley.dev/pw"
+    )
+
+
+@pytest.mark.parametrize("selector", ["a!=b", "!a", "a in (b)", "a=b c"])
+def test_a_selector_that_matches_unlabelled_secrets_is_refused(render_error: FailFn, selector: str) -> None:
+    """The schema accepts only key=value and key terms: each term must require a label."""
+    assert "/operator/secrets/labelSelector" in render_error(
+        sets=[f"operator.secrets.labelSelector={selector}"]
+    )
+
+
+def test_production_needs_the_api_servers_cidrs(
+    render: RenderFn, render_error: FailFn, tmp_path: Path
+) -> None:
+    """environment=production with NetworkPolicies: an empty kubeAPIServer.cidrs fails, saying how to find
+    the addresses; the profile's placeholder renders the operator's egress to exactly that CIDR."""
+    open_egress = tmp_path / "open-egress.yaml"
+    open_egress.write_text("networkPolicy:\n  kubeAPIServer:\n    cidrs: []\n")
+    production = str(CHART / "values-production.yaml")
+
+    stderr = render_error(values=[production, str(open_egress)])
+
+    assert "PARLEY VALUES ERROR" in stderr
+    assert (
+        "environment=production with networkPolicy.enabled needs networkPolicy.kubeAPIServer.cidrs" in stderr
+    )
+    assert "any address on ports 443, 6443" in stderr
+    assert (
+        "kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes "
+        "-o jsonpath='{.items[*].endpoints[*].addresses}'"
+    ) in stderr
+    assert "<address>/32" in stderr
+    # Not outside production, nor without NetworkPolicies.
+    render(values=["dev", str(open_egress)])
+    render(values=[production, str(open_egress)], sets=["networkPolicy.enabled=false"])
+    policy = render(values=[production]).get("NetworkPolicy", "parley-operator")["spec"]
+    api_server = [rule for rule in policy["egress"] if {"port": 6443, "protocol": "TCP"} in rule["ports"]]
+    assert api_server == [
+        {
+            "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}],
+            "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
+        }
+    ]
 
 
 def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
@@ -328,6 +410,45 @@ def test_external_database_and_vault(render: RenderFn) -> None:
     assert "parley-secrets" not in rendered.names("Secret")
     job_env = env_of(containers(rendered.get("Job", "parley-migrations"))[0])
     assert job_env["VAULT_ROLE"] == "parley-migrations"
+
+
+def test_database_password_only_in_vault(render: RenderFn) -> None:
+    """database.passwordFromVault (production): no Secret, no env var carries the password; every pod
+    and the migrations Job get their Vault role instead."""
+    rendered = render(values=[str(CHART / "values-production.yaml")])
+    for secret in rendered.of_kind("Secret"):
+        assert not {"db_password", "password"} & set(secret.get("data") or {}), secret["metadata"]["name"]
+    for workload in workloads(rendered):
+        for container in containers(workload):
+            env = env_of(container)
+            assert "DB_PASSWORD" not in env, workload["metadata"]["name"]
+            assert "DATABASE_URL" not in env, workload["metadata"]["name"]
+    for kind, name in [("Deployment", f"parley-{c}") for c in ("api", "bot", "operator")] + [
+        ("Job", "parley-migrations")
+    ]:
+        assert env_of(containers(rendered.get(kind, name))[0])["VAULT_ROLE"] == name
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["database.passwordFromVault=true", "vault.enabled=false", "database.password="],
+            "database.passwordFromVault=true needs vault.enabled=true",
+        ),
+        (
+            ["database.passwordFromVault=true", "postgresql.enabled=true"],
+            "database.passwordFromVault=true is for an external database",
+        ),
+        (
+            ["database.passwordFromVault=false", "database.existingSecret=", "database.password="],
+            "needs its password: database.passwordFromVault=true",
+        ),
+    ],
+)
+def test_database_password_source_is_validated(render_error: FailFn, sets: list[str], message: str) -> None:
+    """Contradicting or missing password sources fail the render with a message saying what to set."""
+    assert message in render_error(values=["dev", "external-db"], sets=sets)
 
 
 def test_secrets_without_vault(render: RenderFn) -> None:
@@ -436,7 +557,8 @@ def test_network_policies(render: RenderFn) -> None:
     """Egress: DNS, PostgreSQL, Vault; 443 for the bot only; the API server's ports for the operator only."""
     rendered = render(values=["dev", "external-db"])
     policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
-    assert set(policies) == {"parley-api", "parley-bot", "parley-operator", "parley-migrations"}
+    components = {"api", "bot", "operator", "migrations", "tests"}
+    assert set(policies) == {f"parley-{component}" for component in components}
 
     def ports(spec: dict[str, Any]) -> set[int]:
         return {p["port"] for rule in spec["egress"] for p in rule.get("ports", [])}
@@ -446,6 +568,7 @@ def test_network_policies(render: RenderFn) -> None:
     assert ports(policies["parley-migrations"]) == base
     assert ports(policies["parley-bot"]) == base | {443}
     assert ports(policies["parley-operator"]) == base | {443, 6443}
+    assert ports(policies["parley-tests"]) == {53, 9090}  # `helm test`: DNS and the API's management port
     for spec in policies.values():
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
         for rule in spec["egress"]:
@@ -506,6 +629,10 @@ def test_schema_refuses_unknown_keys(render_error: FailFn) -> None:
             ["operator.clusterWide=true", "operator.watchNamespaces={a}"],
             "leave operator.watchNamespaces empty",
         ),
+        (
+            ["operator.secrets.labelSelector="],
+            "operator.secrets: set labelSelector (label mode, e.g. parley.dev/apiuser-password=true)",
+        ),
     ],
 )
 def test_validate_values_messages(render_error: FailFn, sets: list[str], message: str) -> None:
@@ -517,5 +644,5 @@ def test_validate_values_messages(render_error: FailFn, sets: list[str], message
 
 def test_bot_can_be_disabled(render: RenderFn) -> None:
     """bot.enabled=false renders no bot objects and needs no bot secrets."""
-    rendered = render(values=[], sets=["bot.enabled=false"], api_versions=[MONITORING])
+    rendered = render(values=[], sets=["bot.enabled=false", API_SERVER], api_versions=[MONITORING])
     assert not [o for o in rendered.objects if o["metadata"]["name"].startswith("parley-bot")]

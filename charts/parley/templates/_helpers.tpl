@@ -177,13 +177,20 @@ DB_STATEMENT_TIMEOUT_MS: {{ .Values.database.statementTimeoutMs | quote }}
 PARLEY_MIGRATIONS_DIR: "/app/migrations"
 {{- end -}}
 
-{{/* parley.env.dbPassword: the DB_PASSWORD variable from the database Secret. */}}
+{{/* parley.database.passwordFromVault: "true" when every service reads DB_PASSWORD from its Vault secret (no Kubernetes Secret holds it). */}}
+{{- define "parley.database.passwordFromVault" -}}
+{{- if and .Values.vault.enabled .Values.database.passwordFromVault (not .Values.postgresql.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{/* parley.env.dbPassword: the DB_PASSWORD variable from the database Secret (nothing when Vault provides it). */}}
 {{- define "parley.env.dbPassword" -}}
+{{- if not (include "parley.database.passwordFromVault" .) -}}
 - name: DB_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "parley.database.secretName" . }}
       key: {{ include "parley.database.secretKey" . }}
+{{- end -}}
 {{- end -}}
 
 {{/* parley.env.secret: one variable from the services' Secret unless Vault provides it; (dict "context" $ "name" "LLM_API_KEY" "key" "llm_api_key" "optional" bool). */}}
@@ -321,8 +328,14 @@ podAntiAffinity:
 {{- if and (not .Values.postgresql.enabled) (not .Values.database.host) -}}
 {{- $errors = append $errors "postgresql.enabled=false (external database) needs database.host" -}}
 {{- end -}}
-{{- if and (not .Values.postgresql.enabled) (not .Values.database.existingSecret) (not .Values.database.password) -}}
-{{- $errors = append $errors "postgresql.enabled=false (external database) needs database.existingSecret (or, for development, database.password)" -}}
+{{- if and (not .Values.postgresql.enabled) (not .Values.database.existingSecret) (not .Values.database.password) (not .Values.database.passwordFromVault) -}}
+{{- $errors = append $errors "postgresql.enabled=false (external database) needs its password: database.passwordFromVault=true (key db_password in each service's Vault secret), database.existingSecret, or for development database.password" -}}
+{{- end -}}
+{{- if and .Values.database.passwordFromVault (not .Values.vault.enabled) -}}
+{{- $errors = append $errors "database.passwordFromVault=true needs vault.enabled=true (and key db_password in the Vault secrets of api, bot, operator and migrations)" -}}
+{{- end -}}
+{{- if and .Values.database.passwordFromVault .Values.postgresql.enabled -}}
+{{- $errors = append $errors "database.passwordFromVault=true is for an external database: the bundled PostgreSQL reads its password from a Kubernetes Secret (set postgresql.enabled=false, or database.passwordFromVault=false)" -}}
 {{- end -}}
 {{- if and .Values.vault.enabled (not .Values.vault.address) -}}
 {{- $errors = append $errors "vault.enabled=true needs vault.address (VAULT_ADDR), e.g. https://vault.vault.svc:8200" -}}
@@ -358,6 +371,12 @@ podAntiAffinity:
 {{- if and .Values.operator.clusterWide .Values.operator.watchNamespaces -}}
 {{- $errors = append $errors "operator.clusterWide=true watches every namespace: leave operator.watchNamespaces empty" -}}
 {{- end -}}
+{{- if and .Values.operator.enabled (not .Values.operator.secrets.names) (not .Values.operator.secrets.labelSelector) -}}
+{{- $errors = append $errors "operator.secrets: set labelSelector (label mode, e.g. parley.dev/apiuser-password=true) or names (named mode); the operator never reads every Secret" -}}
+{{- end -}}
+{{- if and .Values.operator.enabled .Values.networkPolicy.enabled (eq .Values.environment "production") (not .Values.networkPolicy.kubeAPIServer.cidrs) -}}
+{{- $errors = append $errors (printf "environment=production with networkPolicy.enabled needs networkPolicy.kubeAPIServer.cidrs, or the operator may reach any address on ports %v. List the API server's endpoint addresses (NetworkPolicies see them, not the kubernetes Service IP) with `kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes -o jsonpath='{.items[*].endpoints[*].addresses}'` and set each as <address>/32; check networkPolicy.kubeAPIServer.ports against `-o jsonpath='{.items[*].ports[*].port}'`" (join ", " .Values.networkPolicy.kubeAPIServer.ports)) -}}
+{{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nPARLEY VALUES ERROR:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
@@ -378,10 +397,18 @@ podAntiAffinity:
 - apiGroups: ["parley.dev"]
   resources: ["apiusers/status"]
   verbs: ["patch"]
-# The password Secrets ApiUsers reference (read only; only referenced ones are acted on).
+{{- if .Values.operator.secrets.names }}
+# Named mode: get on exactly these Secrets, enforced by the API server (no list/watch: it polls them).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  resourceNames: {{ toJson .Values.operator.secrets.names }}
+  verbs: ["get"]
+{{- else }}
+# Label mode: the labelled list and watch (RBAC cannot filter by label: the operator does; no get).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 # Events on ApiUsers (transitions of the Ready condition).
 - apiGroups: [""]
   resources: ["events"]
