@@ -646,3 +646,11 @@ def test_bot_can_be_disabled(render: RenderFn) -> None:
     """bot.enabled=false renders no bot objects and needs no bot secrets."""
     rendered = render(values=[], sets=["bot.enabled=false", API_SERVER], api_versions=[MONITORING])
     assert not [o for o in rendered.objects if o["metadata"]["name"].startswith("parley-bot")]
+
+
+def test_production_memory_requests_equal_limits(render: RenderFn) -> None:
+    """values-production.yaml: the API's and the bot's memory is reserved as much as it may use."""
+    rendered = render(values=[str(CHART / "values-production.yaml")])
+    for name in ("parley-api", "parley-bot"):
+        resources = containers(rendered.get("Deployment", name))[0]["resources"]
+        assert resources["requests"]["memory"] == resources["limits"]["memory"], name
