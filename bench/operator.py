@@ -165,11 +165,11 @@ def postgres(workdir: Path) -> Iterator[LocalPostgres]:
 
 
 def secret_body(name: str, password: str) -> dict[str, Any]:
-    """A Secret holding ``password``."""
+    """A Secret holding ``password``, labelled for the operator's default (label) mode."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {"parley.dev/apiuser-password": "true"}},
         "data": {"password": base64.b64encode(password.encode()).decode()},
     }
 

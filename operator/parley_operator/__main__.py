@@ -35,7 +35,8 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     configured.watching.connect_timeout = settings.operator_watch_connect_timeout_seconds
     configured.networking.request_timeout = settings.operator_kube_timeout_seconds * 3
     configured.networking.connect_timeout = settings.operator_kube_timeout_seconds
-    if settings.operator_secret_label_selector:
+    if not settings.operator_secret_names:
+        # Label mode: the Secret watch carries only labelled Secrets (named mode has no Secret watch).
         configured.watching.label_selectors["", "v1", "secrets"] = settings.operator_secret_label_selector
     # The operator posts its own Events on transitions; kopf's per-handler "succeeded" ones are noise.
     configured.posting.level = logging.WARNING

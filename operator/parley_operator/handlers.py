@@ -25,6 +25,7 @@ from parley_operator.model import (
 )
 from parley_operator.reconcile import DatabaseUnavailableError
 from parley_operator.runtime import Runtime, runtime
+from parley_operator.sources import SourceError
 from parley_operator.status import Outcome, Reason, is_transition, status_patch
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -177,6 +178,29 @@ def is_referenced(
     return (namespace, name) in apiusers_by_secret
 
 
+async def _stamp(rt: Runtime, namespace: str | None, apiuser: str, secret: str, version: str) -> None:
+    """Write ``version`` into the ApiUser's parley.dev/secret-version: its update handler then syncs."""
+    try:
+        await asyncio.to_thread(
+            rt.custom_api.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            apiuser,
+            {"metadata": {"annotations": {SECRET_VERSION_ANNOTATION: version}}},
+            _request_timeout=rt.settings.operator_kube_timeout_seconds,
+        )
+    except Exception as exc:  # the next resync syncs it anyway
+        log.warning(
+            "apiuser_mark_failed",
+            namespace=namespace,
+            name=apiuser,
+            secret=secret,
+            error=exc.__class__.__name__,
+        )
+
+
 async def secret_changed(
     *,
     event: kopf.RawEvent,
@@ -187,11 +211,11 @@ async def secret_changed(
     apiusers_by_secret: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
-    """A referenced Secret changed: stamp its version on each ApiUser that reads it.
+    """Label mode: a referenced, labelled Secret changed: stamp its version on each ApiUser that reads it.
 
     The annotation change wakes that ApiUser's update handler, so a rotation is synced by the same
     serialized and retried path as a spec change. The initial listing (type None) is left to the
-    resume handlers.
+    resume handlers. A Secret that loses its label arrives as DELETED (it left the labelled watch).
     """
     kind = event.get("type")
     if kind is None:
@@ -201,27 +225,42 @@ async def secret_changed(
         "deleted" if kind == "DELETED" else f"{body.metadata.uid}/{body.metadata.get('resourceVersion')}"
     )
     for apiuser, stamped in list(apiusers_by_secret.get((namespace, name), [])):
-        if stamped == version:
-            continue
-        try:
-            await asyncio.to_thread(
-                rt.custom_api.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                apiuser,
-                {"metadata": {"annotations": {SECRET_VERSION_ANNOTATION: version}}},
-                _request_timeout=rt.settings.operator_kube_timeout_seconds,
-            )
-        except Exception as exc:  # the next resync syncs it anyway
-            log.warning(
-                "apiuser_mark_failed",
-                namespace=namespace,
-                name=apiuser,
-                secret=name,
-                error=exc.__class__.__name__,
-            )
+        if stamped != version:
+            await _stamp(rt, namespace, apiuser, name, version)
+
+
+async def secret_poll(
+    *,
+    namespace: str | None,
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    annotations: Mapping[str, str],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Named mode (no Secret watch): GET the ApiUser's Secret and stamp a version the row lacks.
+
+    Nothing is stamped while the status already holds this Secret version (the row is in step) or the
+    annotation already names it (its sync ran and failed for another reason: the resync retries it).
+    """
+    ref = spec.get("passwordSecretRef")
+    if not isinstance(ref, Mapping) or not ref.get("name") or not namespace:
+        return
+    rt = runtime(memo)
+    secret_name = str(ref["name"])
+    try:
+        found = await rt.reconciler.sources.secrets.get(namespace, secret_name)
+    except SourceError:
+        return  # not allowed, or the API is down: the sync reports it
+    if found is None:
+        version = "deleted"
+    else:
+        version = f"{found.uid}/{found.resource_version}"
+        if str(status.get("fingerprint") or "").startswith(f"secret:{found.uid}@{found.resource_version}#"):
+            return
+    if annotations.get(SECRET_VERSION_ANNOTATION) != version:
+        await _stamp(rt, namespace, name, secret_name, version)
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
@@ -231,7 +270,6 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(startup)
     kopf.on.cleanup(registry=registry)(cleanup)
-    kopf.index(*RESOURCE, registry=registry)(apiusers_by_secret)
     kopf.index(*RESOURCE, registry=registry)(apiuser_uids)
     kopf.on.create(*RESOURCE, registry=registry)(apiuser_created)
     kopf.on.update(*RESOURCE, registry=registry)(apiuser_updated)
@@ -239,6 +277,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.on.delete(*RESOURCE, registry=registry)(apiuser_deleted)
     resync = settings.operator_resync_seconds
     kopf.timer(*RESOURCE, interval=resync, initial_delay=resync, registry=registry)(apiuser_resync)
+    if settings.operator_secret_names:
+        # Named mode: a watch cannot be limited to several names (and the Role grants get only), so
+        # each ApiUser's Secret is polled.
+        poll = settings.operator_secret_poll_seconds
+        kopf.timer(*RESOURCE, interval=poll, initial_delay=poll, registry=registry)(secret_poll)
+        return
+    # Label mode: a watch of the labelled Secrets (kopf applies OPERATOR_SECRET_LABEL_SELECTOR).
+    kopf.index(*RESOURCE, registry=registry)(apiusers_by_secret)
     # kopf passes indexes as extra keyword arguments, which its callback protocols do not list.
     kopf.on.event("", "v1", "secrets", when=cast(Any, is_referenced), registry=registry)(
         cast(Any, secret_changed)

@@ -17,7 +17,13 @@ from parley_core.vault import VaultSettings
 from parley_operator import metrics
 from parley_operator.model import Target
 from parley_operator.reconcile import Hasher, OwnerAlive, Reconciler
-from parley_operator.sources import KubeSecrets, PasswordSources, VaultPasswords
+from parley_operator.sources import (
+    LabelledSecrets,
+    NamedSecrets,
+    PasswordSources,
+    SecretGetter,
+    VaultPasswords,
+)
 from parley_operator.status import Outcome
 
 
@@ -49,10 +55,14 @@ class Runtime:
         from kubernetes import client  # noqa: PLC0415
 
         api = kube_api_client()
-        sources = PasswordSources(
-            secrets=KubeSecrets(client.CoreV1Api(api), timeout=settings.operator_kube_timeout_seconds),
-            vault=VaultPasswords(VaultSettings()),
-        )
+        core = client.CoreV1Api(api)
+        timeout = settings.operator_kube_timeout_seconds
+        secrets: SecretGetter
+        if settings.operator_secret_names:
+            secrets = NamedSecrets(core, settings.operator_secret_names, timeout=timeout)
+        else:
+            secrets = LabelledSecrets(core, settings.operator_secret_label_selector, timeout=timeout)
+        sources = PasswordSources(secrets=secrets, vault=VaultPasswords(VaultSettings()))
         hasher = Hasher(
             rounds=settings.bcrypt_rounds,
             concurrency=settings.operator_hash_concurrency,

@@ -16,6 +16,8 @@ class Reason(enum.StrEnum):
 
     SYNCED = "Synced"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
+    SECRET_NOT_LABELLED = "SecretNotLabelled"  # noqa: S105
+    SECRET_NOT_ALLOWED = "SecretNotAllowed"  # noqa: S105
     KEY_NOT_FOUND = "KeyNotFound"
     PASSWORD_REJECTED = "PasswordRejected"  # noqa: S105
     CONFLICT = "Conflict"

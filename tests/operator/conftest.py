@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "charts" / "parley" / "crds" / "apiuser.yaml"
 GROUP, VERSION, PLURAL = "parley.dev", "v1alpha1", "apiusers"
 DEADLINE = 60.0  # generous: a polling deadline, never a timed assertion
+# The label an operator in label mode (the default) requires on password Secrets.
+PASSWORD_LABEL = {"parley.dev/apiuser-password": "true"}
 
 T = TypeVar("T")
 
@@ -118,8 +120,8 @@ class Cluster:
         return list((yaml.safe_load(result.stdout) or {}).get("items") or [])
 
 
-def secret(name: str, password: str, key: str = "password", **labels: str) -> dict[str, Any]:
-    """A Secret manifest holding ``password`` under ``key``."""
+def secret(name: str, password: str, key: str = "password", *, labelled: bool = True) -> dict[str, Any]:
+    """A Secret manifest holding ``password`` under ``key``, with the label the operator requires."""
     manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -127,8 +129,8 @@ def secret(name: str, password: str, key: str = "password", **labels: str) -> di
         "type": "Opaque",
         "data": {key: base64.b64encode(password.encode()).decode()},
     }
-    if labels:
-        manifest["metadata"]["labels"] = labels
+    if labelled:
+        manifest["metadata"]["labels"] = dict(PASSWORD_LABEL)
     return manifest
 
 

@@ -266,6 +266,30 @@ async def test_missing_secret_key_and_weak_password_are_reported_and_leave_the_r
     _assert_no_password(cluster, operator, "alice", ALICE_PW, "Zq9x!kv")
 
 
+async def test_a_secret_without_the_label_is_never_read_and_nothing_stored_is_lost(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW, labelled=False), apiuser("alice", "alice"))
+    condition = cluster.wait_ready("alice", status="False", reason="SecretNotLabelled")
+    assert (
+        f"kubectl -n {cluster.namespace} label secret alice-password parley.dev/apiuser-password=true"
+        in (condition["message"])
+    )
+    assert await row_of(engine, "alice") is None
+
+    cluster.kubectl("label", "secret", "alice-password", "parley.dev/apiuser-password=true")
+    cluster.wait_ready("alice", reason="Synced")
+    good = await wait_row(engine, "alice", lambda row: verify_password(ALICE_PW, row.password_hash))
+    fingerprint = (cluster.apiuser("alice") or {})["status"]["fingerprint"]
+
+    cluster.kubectl("label", "secret", "alice-password", "parley.dev/apiuser-password-")
+    cluster.wait_ready("alice", status="False", reason="SecretNotLabelled")
+    assert await row_of(engine, "alice") == good  # an unlabelled Secret never clears or changes the row
+    assert (cluster.apiuser("alice") or {})["status"]["fingerprint"] == fingerprint
+    assert any(e["reason"] == "SecretNotLabelled" for e in cluster.events("alice"))
+    _assert_no_password(cluster, operator, "alice", ALICE_PW)
+
+
 def test_bad_specs_are_rejected_by_the_api_server(cluster: Cluster) -> None:
     both = apiuser("both", "both-sources")
     both["spec"]["vault"] = {"path": "parley/x", "key": "password"}
@@ -445,7 +469,9 @@ async def test_the_documented_rbac_is_enough(
     operator = start_operator(database_url, KUBECONFIG=str(kubeconfig), OPERATOR_RESYNC_SECONDS="5")
 
     cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice"))
+    cluster.apply(secret("bob-password", ALICE_PW, labelled=False), apiuser("bob", "bob"))
     cluster.wait_ready("alice")
+    cluster.wait_ready("bob", status="False", reason="SecretNotLabelled")  # list and watch only: no get
     cluster.apply(secret("alice-password", ALICE_PW2))
     await wait_row(engine, "alice", lambda row: verify_password(ALICE_PW2, row.password_hash))
     assert any(event["reason"] == "Synced" for event in cluster.events("alice"))

@@ -29,11 +29,13 @@ from parley_operator.model import InvalidSpecError, SecretRef, Target, VaultRef,
 from parley_operator.reconcile import Hasher, Reconciler, row_fingerprint
 from parley_operator.runtime import Runtime, runtime
 from parley_operator.sources import (
-    KubeSecrets,
+    LabelledSecrets,
+    NamedSecrets,
     PasswordSources,
     SecretSnapshot,
     SourceError,
     VaultPasswords,
+    label_arguments,
     password_from_secret,
     password_problem,
 )
@@ -216,35 +218,111 @@ def test_password_from_secret_reports_missing_keys_and_binary_values() -> None:
 
 
 class FakeCoreApi:
-    """CoreV1Api.read_namespaced_secret that raises what it is told."""
+    """CoreV1Api: read_namespaced_secret and list_namespaced_secret, raising what they are told."""
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
+        self.reads: list[str] = []
 
-    def read_namespaced_secret(self, name: str, namespace: str, **_: Any) -> Any:
-        if self.error is not None:
-            raise self.error
+    def _secret(self, name: str, namespace: str) -> Any:
         from kubernetes import client  # noqa: PLC0415
 
         metadata = client.V1ObjectMeta(name=name, namespace=namespace, uid="u", resource_version="9")
         return client.V1Secret(metadata=metadata, data={"pw": base64.b64encode(PASSWORD.encode()).decode()})
 
+    def read_namespaced_secret(self, name: str, namespace: str, **_: Any) -> Any:
+        self.reads.append(name)
+        if self.error is not None:
+            raise self.error
+        return self._secret(name, namespace)
 
-async def test_kube_secrets_reads_and_classifies_api_errors() -> None:
-    found = await KubeSecrets(FakeCoreApi(), timeout=1).get("ns", "s")
-    missing = await KubeSecrets(FakeCoreApi(ApiException(status=404)), timeout=1).get("ns", "s")
+    def list_namespaced_secret(self, namespace: str, **kwargs: Any) -> Any:
+        from kubernetes import client  # noqa: PLC0415
+
+        self.reads.append(kwargs["field_selector"])
+        if self.error is not None:
+            raise self.error
+        name = kwargs["field_selector"].removeprefix("metadata.name=")
+        return client.V1SecretList(items=[self._secret(name, namespace)])
+
+
+async def test_named_secrets_read_only_the_named_ones_and_classify_api_errors() -> None:
+    core = FakeCoreApi()
+    named = NamedSecrets(core, ["s", "other"], timeout=1)
+    found = await named.get("ns", "s")
+    missing = await NamedSecrets(FakeCoreApi(ApiException(status=404)), ["s"], timeout=1).get("ns", "s")
+    with pytest.raises(SourceError) as refused:
+        await named.get("ns", "database")
 
     assert found is not None
     assert (found.uid, found.resource_version, dict(found.data)) == ("u", "9", {"pw": found.data["pw"]})
     assert missing is None
+    assert (refused.value.reason, refused.value.temporary) == (Reason.SECRET_NOT_ALLOWED, False)
+    assert "(s, other), not ns/database" in refused.value.message
+    assert "operator.secrets.names" in refused.value.message
+    assert core.reads == ["s"]  # a name outside the list is never requested
     for error, text in (
-        (ApiException(status=403), "may not read"),
+        (ApiException(status=403), "may not get Secret ns/s .*resourceNames"),
         (ApiException(status=500), "HTTP 500"),
         (ConnectionRefusedError(), "ConnectionRefusedError"),
     ):
         with pytest.raises(SourceError, match=text) as caught:
-            await KubeSecrets(FakeCoreApi(error), timeout=1).get("ns", "s")
+            await NamedSecrets(FakeCoreApi(error), ["s"], timeout=1).get("ns", "s")
         assert (caught.value.reason, caught.value.temporary) == (Reason.API_UNAVAILABLE, True)
+
+
+async def test_labelled_secrets_list_by_label_and_name_and_classify_api_errors() -> None:
+    core = FakeCoreApi()
+    found = await LabelledSecrets(core, "parley.dev/apiuser-password=true", timeout=1).get("ns", "s")
+
+    assert found is not None
+    assert found.resource_version == "9"
+    assert core.reads == ["metadata.name=s"]  # a labelled list by name, never a GET
+    for error, text in (
+        (ApiException(status=403), "may not list Secrets in ns .*list and watch"),
+        (ApiException(status=500), "HTTP 500"),
+        (TimeoutError(), "TimeoutError"),
+    ):
+        with pytest.raises(SourceError, match=text) as caught:
+            await LabelledSecrets(FakeCoreApi(error), "a=b", timeout=1).get("ns", "s")
+        assert (caught.value.reason, caught.value.temporary) == (Reason.API_UNAVAILABLE, True)
+
+
+@pytest.mark.kube
+async def test_labelled_secrets_never_return_an_unlabelled_secret(kube_api: Any, kube_namespace: str) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    for name, labels in (("labelled", {"parley.dev/apiuser-password": "true"}), ("plain", None)):
+        core.create_namespaced_secret(
+            kube_namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name, labels=labels), string_data={"pw": PASSWORD}
+            ),
+        )
+    secrets = LabelledSecrets(core, "parley.dev/apiuser-password=true", timeout=5)
+    sources = PasswordSources(secrets=secrets, vault=VaultPasswords(VaultSettings(addr=None)))
+
+    found = await secrets.get(kube_namespace, "labelled")
+    with pytest.raises(SourceError) as unlabelled:
+        await secrets.get(kube_namespace, "plain")
+    with pytest.raises(SourceError) as missing:
+        await sources.read(replace(target(), namespace=kube_namespace, secret_ref=SecretRef("nothing", "pw")))
+
+    assert found is not None
+    assert password_from_secret(found, SecretRef("labelled", "pw")).value == PASSWORD
+    assert (unlabelled.value.reason, unlabelled.value.temporary) == (Reason.SECRET_NOT_LABELLED, False)
+    assert unlabelled.value.message == (
+        f"Secret {kube_namespace}/plain lacks the label parley.dev/apiuser-password=true: the operator reads "
+        f"only Secrets that carry it; add it with `kubectl -n {kube_namespace} label secret plain "
+        "parley.dev/apiuser-password=true`"
+    )
+    assert missing.value.reason == Reason.SECRET_NOT_FOUND
+
+
+def test_label_arguments_make_a_secret_match_the_selector() -> None:
+    assert label_arguments("parley.dev/apiuser-password=true") == "parley.dev/apiuser-password=true"
+    assert label_arguments("a==b,team,c=") == "a=b team=true c="
 
 
 @pytest.fixture
@@ -561,12 +639,7 @@ def test_runtime_requires_startup_and_backs_off_exponentially() -> None:
 
 
 def test_kopf_settings_use_parley_names_and_watch_timeouts() -> None:
-    settings = load_settings(
-        OperatorSettings,
-        database_url="x://",
-        operator_namespaces="a, b",
-        operator_secret_label_selector="parley.dev/apiuser=true",
-    )
+    settings = load_settings(OperatorSettings, database_url="x://", operator_namespaces="a, b")
 
     configured = kopf_settings(settings)
 
@@ -577,7 +650,95 @@ def test_kopf_settings_use_parley_names_and_watch_timeouts() -> None:
     assert configured.watching.server_timeout == 60
     assert configured.watching.client_timeout == 90
     assert configured.watching.connect_timeout == 10
-    assert list(configured.watching.label_selectors.values()) == ["parley.dev/apiuser=true"]
+    assert list(configured.watching.label_selectors.values()) == ["parley.dev/apiuser-password=true"]
+
+
+def test_secret_modes_label_by_default_names_when_set() -> None:
+    default = load_settings(OperatorSettings, database_url="x://")
+    custom = load_settings(
+        OperatorSettings, database_url="x://", operator_secret_label_selector=" team=a , parley.dev/pw "
+    )
+    named = load_settings(
+        OperatorSettings,
+        database_url="x://",
+        operator_secret_names="one, two.x",
+        operator_secret_label_selector="",
+    )
+
+    assert (default.operator_secret_label_selector, default.operator_secret_names) == (
+        "parley.dev/apiuser-password=true",
+        [],
+    )
+    assert custom.operator_secret_label_selector == "team=a,parley.dev/pw"
+    assert named.operator_secret_names == ["one", "two.x"]
+    assert list(kopf_settings(named).watching.label_selectors.values()) == []  # no Secret watch at all
+    label_registry, named_registry = kopf.OperatorRegistry(), kopf.OperatorRegistry()
+    handlers.register(label_registry, default)
+    handlers.register(named_registry, named)
+    watched = {str(h.id) for h in label_registry._watching.get_all_handlers()}
+    timers = {str(h.id) for h in named_registry._spawning.get_all_handlers()}
+    assert watched == {"secret_changed"}
+    assert named_registry._watching.get_all_handlers() == []
+    assert timers == {"apiuser_resync", "secret_poll"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"operator_secret_label_selector": ""}, "never reads every Secret"),
+        ({"operator_secret_label_selector": "a!=b"}, "does not require a label"),
+        ({"operator_secret_label_selector": "!a"}, "does not require a label"),
+        ({"operator_secret_label_selector": "a in (b)"}, "does not require a label"),
+        ({"operator_secret_names": "Not_A_Name"}, "is not a Secret name"),
+    ],
+)
+def test_secret_settings_refuse_what_would_read_unmeant_secrets(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Exception, match=message):
+        load_settings(OperatorSettings, database_url="x://", **overrides)
+
+
+class FakeCustomApi:
+    """CustomObjectsApi.patch_namespaced_custom_object, recording the annotations it was given."""
+
+    def __init__(self) -> None:
+        self.stamped: list[tuple[str, str]] = []
+
+    def patch_namespaced_custom_object(self, *args: Any, **_: Any) -> None:
+        name, patch = args[4], args[5]
+        self.stamped.append((name, patch["metadata"]["annotations"]["parley.dev/secret-version"]))
+
+
+async def test_secret_poll_stamps_only_a_version_the_row_lacks() -> None:
+    settings = load_settings(OperatorSettings, database_url="x://", operator_secret_names="alice-pw")
+    secrets = FakeSecrets()
+    secrets.put("alice-pw", PASSWORD)  # uid-alice-pw, resourceVersion 1
+    custom = FakeCustomApi()
+    rt = Runtime(settings=settings, reconciler=reconciler(None, secrets), custom_api=custom)  # type: ignore[arg-type]
+    memo = kopf.Memo(runtime=rt)
+    spec = kopf.Body(cast(kopf.RawBody, body())).spec
+
+    async def poll(status: dict[str, Any], annotations: dict[str, str]) -> None:
+        await handlers.secret_poll(
+            namespace="ns", name="alice", spec=spec, status=status, annotations=annotations, memo=memo
+        )
+
+    await poll({"fingerprint": "secret:uid-alice-pw@1#password"}, {})  # in step: nothing
+    secrets.put("alice-pw", "a-rotated-password")  # resourceVersion 2
+    await poll({"fingerprint": "secret:uid-alice-pw@1#password"}, {})  # rotated: stamp
+    await poll(
+        {"fingerprint": "secret:uid-alice-pw@1#password"}, {"parley.dev/secret-version": "uid-alice-pw/2"}
+    )
+    del secrets.items["ns", "alice-pw"]
+    await poll(
+        {"fingerprint": "secret:uid-alice-pw@2#password"}, {"parley.dev/secret-version": "uid-alice-pw/2"}
+    )
+    await poll({}, {"parley.dev/secret-version": "deleted"})
+    vault = kopf.Body(cast(kopf.RawBody, body(vault={"path": "a", "key": "b"}, passwordSecretRef=None))).spec
+    await handlers.secret_poll(namespace="ns", name="v", spec=vault, status={}, annotations={}, memo=memo)
+
+    assert custom.stamped == [("alice", "uid-alice-pw/2"), ("alice", "deleted")]
 
 
 @pytest.mark.parametrize(

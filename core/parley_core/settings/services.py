@@ -14,6 +14,13 @@ from parley_core.settings.base import ParleySettings
 # What Telegram accepts as a webhook secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
+# The label an operator in label mode requires on password Secrets (docs/operator.md#which-secrets).
+DEFAULT_SECRET_LABEL_SELECTOR = "parley.dev/apiuser-password=true"  # noqa: S105 - a label, not a secret
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+# A selector term that only a labelled object matches: `key`, `key=value`, `key==value`.
+_REQUIRED_LABEL = re.compile(rf"({_DNS_SUBDOMAIN.pattern}/)?{_LABEL_NAME}(==?({_LABEL_NAME})?)?")
+
 
 class ApiSettings(ParleySettings):
     """The stats API and dashboard (parley_api)."""
@@ -504,19 +511,54 @@ class OperatorSettings(ParleySettings):
     operator_watch_connect_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout to open a watch connection."
     )
-    operator_secret_label_selector: str | None = Field(
-        default=None,
-        description="Server-side label selector of the Secret watch, e.g. `parley.dev/apiuser=true`; unset "
-        "watches every Secret (filtered to referenced ones in the operator). Set it only when every "
-        "referenced Secret carries the label, or changes of the others wait for the next resync.",
+    operator_secret_label_selector: str = Field(
+        default=DEFAULT_SECRET_LABEL_SELECTOR,
+        description="Label mode (the default): the operator reads passwords only from Secrets with these "
+        "labels, through a labelled list and watch; an ApiUser naming a Secret without them gets "
+        "`Ready=False` reason `SecretNotLabelled`. Only comma-separated `key=value` or `key` terms "
+        "(`!=`, `!key`, `in`, `notin` are refused: some match Secrets without the label). Unused when "
+        "OPERATOR_SECRET_NAMES is set; empty only together with it.",
+    )
+    operator_secret_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Named mode: comma-separated names of the only Secrets the operator reads (in each "
+        "watched namespace), each read by GET, so a Role with `resourceNames` can enforce it; an "
+        "ApiUser naming another Secret gets `Ready=False` reason `SecretNotAllowed`. Set, it replaces "
+        "the label selector and the Secret watch (a watch cannot be limited to several names).",
+    )
+    operator_secret_poll_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="Named mode only: how often each ApiUser's Secret is read to notice a rotation (no "
+        "watch); a changed Secret reaches its row within this time. One Secret GET per ApiUser.",
     )
 
-    @field_validator("operator_namespaces", mode="before")
+    @field_validator("operator_namespaces", "operator_secret_names", mode="before")
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("operator_secret_names")
+    @classmethod
+    def _secret_names_are_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Secret name (a DNS subdomain: a-z, 0-9, '-', '.')")
+        return value
+
+    @field_validator("operator_secret_label_selector")
+    @classmethod
+    def _selector_requires_labels(cls, value: str) -> str:
+        terms = [term.strip() for term in value.split(",")] if value.strip() else []
+        for term in terms:
+            if not _REQUIRED_LABEL.fullmatch(term):
+                raise ValueError(
+                    f"term {term!r} does not require a label: use comma-separated key=value or key terms "
+                    "(e.g. parley.dev/apiuser-password=true), never !=, !key, in or notin"
+                )
+        return ",".join(terms)
 
     @model_validator(mode="after")
     def _watch_timeouts_in_order(self) -> Self:
@@ -526,4 +568,10 @@ class OperatorSettings(ParleySettings):
             )
         if self.operator_retry_max_seconds < self.operator_retry_base_seconds:
             raise ValueError("OPERATOR_RETRY_MAX_SECONDS must be at least OPERATOR_RETRY_BASE_SECONDS")
+        if not self.operator_secret_names and not self.operator_secret_label_selector:
+            raise ValueError(
+                "OPERATOR_SECRET_LABEL_SELECTOR is empty and OPERATOR_SECRET_NAMES unset: the operator "
+                "never reads every Secret; set a label selector (e.g. "
+                f"{DEFAULT_SECRET_LABEL_SELECTOR}) or name the Secrets"
+            )
         return self
