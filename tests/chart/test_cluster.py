@@ -10,8 +10,9 @@ import asyncio
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.chart.conftest import CHART, CRDS_DIR, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
-from tests.support.kube import KubeControlPlane
+from tests.support.kube import SA_ISSUER, KubeControlPlane
 
 pytestmark = pytest.mark.kube
 
 EXAMPLE = REPO / "manifests" / "examples" / "dashboard-user.yaml"
+PASSWORD = "a-long-enough-password"
+NAMED = ["operator.secrets.names={analyst-password}"]  # the chart's named mode
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
@@ -311,12 +314,12 @@ ALLOWED = [
     ("watch", "apiusers.parley.dev"),
     ("patch", "apiusers.parley.dev"),
     ("patch", "apiusers.parley.dev", "--subresource=status"),
-    ("get", "secrets"),
     ("list", "secrets"),
     ("watch", "secrets"),
     ("create", "events"),
 ]
 REFUSED = [
+    ("get", "secrets"),  # label mode reads through the labelled list only
     ("create", "apiusers.parley.dev"),
     ("delete", "apiusers.parley.dev"),
     ("update", "secrets"),
@@ -333,7 +336,7 @@ REFUSED = [
 
 
 def test_operator_token_is_allowed_what_it_needs(release: Release, operator_kubeconfig: Path) -> None:
-    """get/list/watch/patch ApiUsers and their status, read Secrets, post Events — in its namespace."""
+    """get/list/watch/patch ApiUsers and their status, list/watch Secrets, post Events — in its namespace."""
     for verb, resource, *extra in ALLOWED:
         result = as_account(
             release.plane,
@@ -387,10 +390,25 @@ def test_operator_reconciles_with_the_charts_token(
     release: Release, operator_kubeconfig: Path, database_url: str, tmp_path: Path
 ) -> None:
     """`python -m parley_operator` with only the chart's RBAC turns the example ApiUser into a row."""
-    from tests.operator.conftest import OperatorProcess, operator_env, wait_for  # noqa: PLC0415
+    from tests.operator.conftest import Cluster, OperatorProcess, operator_env, wait_for  # noqa: PLC0415
 
     plane = release.plane
     plane.kubectl("apply", "-n", release.namespace, "-f", str(EXAMPLE))
+    unlabelled = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "plain-password"},
+            "stringData": {"password": "a-long-enough-password"},
+        },
+        {
+            "apiVersion": "parley.dev/v1alpha1",
+            "kind": "ApiUser",
+            "metadata": {"name": "plain"},
+            "spec": {"username": "plain", "passwordSecretRef": {"name": "plain-password", "key": "password"}},
+        },
+    ]
+    plane.kubectl("apply", "-n", release.namespace, "-f", "-", input=yaml.safe_dump_all(unlabelled))
     env = operator_env(plane, database_url, release.namespace, KUBECONFIG=str(operator_kubeconfig))
     operator = OperatorProcess(
         env=env,
@@ -412,6 +430,10 @@ def test_operator_reconciles_with_the_charts_token(
 
         condition = wait_for(ready, "the example ApiUser to be Ready with the chart's token")
         assert condition["reason"] == "Synced"
+        refused = Cluster(plane, release.namespace).wait_ready(
+            "plain", status="False", reason="SecretNotLabelled"
+        )
+        assert "label secret plain-password parley.dev/apiuser-password=true" in refused["message"]
 
         async def row() -> tuple[Any, ...] | None:
             engine = create_async_engine(database_url)
@@ -426,6 +448,7 @@ def test_operator_reconciles_with_the_charts_token(
                 await engine.dispose()
 
         assert asyncio.run(row()) == ("analyst", "operator", True)
+        assert asyncio.run(count_rows(database_url, "plain")) == 0
         events = plane.kubectl(
             "get",
             "events",
@@ -443,6 +466,178 @@ def test_operator_reconciles_with_the_charts_token(
     finally:
         code = operator.stop()
         plane.kubectl("delete", "-n", release.namespace, "-f", str(EXAMPLE), "--wait=false", check=False)
+        plane.kubectl("delete", "-n", release.namespace, "apiuser", "plain", "--wait=false", check=False)
+    assert code == 0, operator.log()[-3000:]
+
+
+async def count_rows(database_url: str, username: str) -> int:
+    """How many api_users rows ``username`` has (0 or 1)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT count(*) FROM api_users WHERE username = :u"), {"u": username}
+            )
+            return int(found or 0)
+    finally:
+        await engine.dispose()
+
+
+def apply_operator_rbac(plane: KubeControlPlane, helm_bin: Path, namespace: str, sets: list[str]) -> None:
+    """The chart's operator ServiceAccount, Role and RoleBinding (rendered with ``sets``), applied."""
+    wanted = {"ServiceAccount", "Role", "RoleBinding"}
+    docs = [
+        doc
+        for doc in yaml.safe_load_all(rendered_text(helm_bin, ["dev"], namespace, sets))
+        if doc and doc["kind"] in wanted and doc["metadata"]["name"] == "parley-operator"
+    ]
+    assert {doc["kind"] for doc in docs} == wanted
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def secret_manifest(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Secret with a password key (and ``labels``)."""
+    metadata: dict[str, Any] = {"name": name, "labels": labels or {}}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "stringData": {"password": PASSWORD}}
+
+
+def service_account_token(plane: KubeControlPlane, namespace: str) -> str:
+    """A TokenRequest token of the parley-operator ServiceAccount, as its pod would mount."""
+    from kubernetes import client  # noqa: PLC0415
+
+    with plane.api_client() as api:
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[SA_ISSUER], expiration_seconds=3600)
+        )
+        issued = client.CoreV1Api(api).create_namespaced_service_account_token(
+            "parley-operator", namespace, request
+        )
+    assert issued.status is not None
+    return str(issued.status.token)
+
+
+def secret_names(listing: Any) -> set[str]:
+    """Names of the Secrets in a V1SecretList."""
+    return {item.metadata.name for item in listing.items}
+
+
+def status_of(call: Callable[[], Any]) -> int:
+    """The HTTP status of a kubernetes client call (200 when it succeeds)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    try:
+        call()
+    except ApiException as exc:
+        return int(exc.status)
+    return 200
+
+
+def test_named_mode_token_reads_the_named_secret_and_nothing_else(
+    kube_control_plane: KubeControlPlane, helm_bin: Path
+) -> None:
+    """operator.secrets.names: the API server itself refuses every other Secret (403), and all lists."""
+    from kubernetes import client  # noqa: PLC0415
+
+    plane = kube_control_plane
+    namespace = create_namespace(plane)
+    apply_operator_rbac(plane, helm_bin, namespace, NAMED)
+    secrets = [
+        secret_manifest("analyst-password"),
+        secret_manifest("parley-postgresql"),  # e.g. the database Secret
+        secret_manifest("labelled-password", {"parley.dev/apiuser-password": "true"}),
+    ]
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(secrets))
+
+    with plane.api_client(token=service_account_token(plane, namespace)) as api:
+        core = client.CoreV1Api(api)
+        assert status_of(partial(core.read_namespaced_secret, "analyst-password", namespace)) == 200
+        assert "password" in (core.read_namespaced_secret("analyst-password", namespace).data or {})
+        for other in ("parley-postgresql", "labelled-password", "does-not-exist"):
+            assert status_of(partial(core.read_namespaced_secret, other, namespace)) == 403, other
+        assert status_of(partial(core.list_namespaced_secret, namespace)) == 403
+        by_name = "metadata.name=analyst-password"
+        assert status_of(partial(core.list_namespaced_secret, namespace, field_selector=by_name)) == 403
+        assert status_of(partial(core.read_namespaced_secret, "analyst-password", "default")) == 403
+
+
+def test_label_mode_token_has_no_get_and_rbac_cannot_filter_by_label(
+    kube_control_plane: KubeControlPlane, helm_bin: Path
+) -> None:
+    """The default Role: no get on any Secret; list works — for every Secret, which is why the operator
+    itself refuses unlabelled ones (docs/operator.md#which-secrets-the-operator-reads)."""
+    from kubernetes import client  # noqa: PLC0415
+
+    plane = kube_control_plane
+    namespace = create_namespace(plane)
+    apply_operator_rbac(plane, helm_bin, namespace, [])
+    label = {"parley.dev/apiuser-password": "true"}
+    secrets = [secret_manifest("analyst-password", label), secret_manifest("parley-postgresql")]
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(secrets))
+
+    with plane.api_client(token=service_account_token(plane, namespace)) as api:
+        core = client.CoreV1Api(api)
+        for name in ("analyst-password", "parley-postgresql"):
+            assert status_of(partial(core.read_namespaced_secret, name, namespace)) == 403, name
+        labelled = core.list_namespaced_secret(namespace, label_selector="parley.dev/apiuser-password=true")
+        everything = core.list_namespaced_secret(namespace)
+    assert secret_names(labelled) == {"analyst-password"}
+    assert {"analyst-password", "parley-postgresql"} <= secret_names(everything)
+
+
+@pytest.mark.usefixtures("chart_crds")
+async def test_operator_in_named_mode_with_the_charts_token(
+    kube_control_plane: KubeControlPlane,
+    helm_bin: Path,
+    engine: Any,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """Named mode end to end: the named Secret syncs and rotations arrive by polling; any other Secret
+    is SecretNotAllowed without a request; no 403 ever (the operator never asks for what it may not read)."""
+    from parley_core.passwords import verify_password  # noqa: PLC0415
+    from tests.operator.conftest import Cluster, OperatorProcess, apiuser, operator_env, secret  # noqa: PLC0415
+    from tests.operator.waiting import row_of, wait_row  # noqa: PLC0415
+
+    plane = kube_control_plane
+    namespace = create_namespace(plane)
+    apply_operator_rbac(plane, helm_bin, namespace, NAMED)
+    cluster = Cluster(plane, namespace)
+    kubeconfig = token_kubeconfig(plane, namespace, "parley-operator", tmp_path / "kubeconfig")
+    env = operator_env(
+        plane,
+        database_url,
+        namespace,
+        KUBECONFIG=str(kubeconfig),
+        OPERATOR_SECRET_NAMES="analyst-password",
+        OPERATOR_SECRET_POLL_SECONDS="1",
+    )
+    operator = OperatorProcess(
+        env=env,
+        log_path=tmp_path / "operator.log",
+        metrics_port=int(env["OPERATOR_METRICS_PORT"]),
+        health_port=int(env["OPERATOR_HEALTH_PORT"]),
+    )
+    rotated = "a-rotated-long-password"
+    try:
+        cluster.apply(
+            secret("analyst-password", PASSWORD, labelled=False),  # named mode needs no label
+            apiuser("analyst", "analyst", secret_name="analyst-password"),
+            secret("other-password", PASSWORD),
+            apiuser("other", "other", secret_name="other-password"),
+        )
+        operator.start()
+        cluster.wait_ready("analyst", reason="Synced")
+        refused = cluster.wait_ready("other", status="False", reason="SecretNotAllowed")
+        assert "(analyst-password), not " in refused["message"]
+        assert await row_of(engine, "other") is None
+
+        cluster.apply(secret("analyst-password", rotated, labelled=False))
+        await wait_row(engine, "analyst", lambda row: verify_password(rotated, row.password_hash))
+        log = operator.log()
+        assert [line for line in log.splitlines() if "403" in line or "Forbidden" in line] == []
+    finally:
+        code = operator.stop()
+        cluster.kubectl("delete", "apiuser", "--all", "--wait=false", check=False)
     assert code == 0, operator.log()[-3000:]
 
 
