@@ -55,8 +55,9 @@ migrate: .venv/.synced ## Apply migrations to DATABASE_URL (or DB_*) with Alembi
 seed-demo: .venv/.synced ## Demo data: USERS=$(USERS) MESSAGES=$(MESSAGES) DAYS=$(DAYS) (REPLACE=1 replaces existing data)
 	$(UV) run --frozen python -m tools.seed_demo --users $(USERS) --messages $(MESSAGES) --days $(DAYS) $(if $(REPLACE),--replace)
 
-bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates -> bench/results/api.json
+bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates, then 50 clients on one account across three auth-cache lifetimes -> bench/results/api.json, api_auth.json
 	$(UV) run --frozen python -m bench.api
+	$(UV) run --frozen python -m bench.api_auth
 
 load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> bench/results/load.json
 	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)

@@ -329,13 +329,13 @@ async def test_login_throttle_survives_an_unreachable_storage(
         auth_failure_limit_per_username="3/minute",
     )
     async with lifespan_of(app), client_from(app) as client:
-        ok = await client.get(WHOAMI, auth=analyst.auth)  # a bcrypt check too: one of the three
+        ok = await client.get(WHOAMI, auth=analyst.auth)  # counted, then given back (right password)
         failures = [
-            (await client.get(WHOAMI, auth=(analyst.username, "guess"))).status_code for _ in range(3)
+            (await client.get(WHOAMI, auth=(analyst.username, "guess"))).status_code for _ in range(4)
         ]
 
     assert ok.status_code == 200
-    assert failures == [401, 401, 429]
+    assert failures == [401, 401, 401, 429]
 
 
 async def test_passwords_never_reach_the_logs(
@@ -452,3 +452,18 @@ def test_cache_keys_differ_per_process() -> None:
 
     assert one.key("ana", "pw") != two.key("ana", "pw")
     assert one.key("ana", "pw") != one.key("ana", "pw2")
+
+
+async def test_right_passwords_never_use_up_the_username_budget(
+    database_url: str, analyst: RandomApiUser, verify_calls: list[str]
+) -> None:
+    """With every request a bcrypt check (cache off, or one miss per replica), the right password
+    gives the username's budget back; wrong ones after it are counted from zero."""
+    app = protected_app(database_url, auth_cache_ttl_seconds=0, auth_failure_limit_per_username="2/minute")
+    async with lifespan_of(app), client_from(app) as client:
+        rights = [(await client.get(WHOAMI, auth=analyst.auth)).status_code for _ in range(6)]
+        wrongs = [(await client.get(WHOAMI, auth=(analyst.username, "guess"))).status_code for _ in range(3)]
+
+    assert rights == [200] * 6
+    assert len(verify_calls) == 6 + 2
+    assert wrongs == [401, 401, 429]

@@ -129,6 +129,7 @@ class Authenticator:
         if not matched or not record.is_active:
             log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
             return None
+        await self.throttle.forgive(username)
         self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
         return AuthenticatedUser(id=record.id, username=record.username)
 

@@ -100,6 +100,21 @@ class LoginThrottle:
                 stats = await self._run(partial(_window_stats, item=item, keys=keys))
                 raise LoginThrottledError(max(1, math.ceil(stats.reset_time - time.time())), scope)
 
+    async def forgive(self, username: str) -> None:
+        """The right password was given: forget the username's counted checks.
+
+        Successful checks are counted too (the reservation comes before bcrypt knows the answer),
+        and each replica misses its cache once per credential, more with the cache off: without
+        this, a rollout of eight replicas would lock an account out with its own password. The
+        address budget is kept, so guessing from one place stays bounded."""
+        for scope, item, keys in self._buckets(username, ""):
+            if scope == "username":
+                await self._run(partial(_clear, item=item, keys=keys))
+
+
+def _clear(limiter: MovingWindowRateLimiter, *, item: RateLimitItem, keys: tuple[str, ...]) -> None:
+    limiter.clear(item, *keys)
+
 
 def _test(limiter: MovingWindowRateLimiter, *, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
     return limiter.test(item, *keys)
