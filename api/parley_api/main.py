@@ -42,9 +42,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         app.state.parley = state
         probe = asyncio.create_task(
-            probe_database_forever(
-                engine, metrics.database_up, timeout=settings.ready_db_timeout_seconds
-            ),
+            probe_database_forever(engine, metrics.database_up, timeout=settings.ready_db_timeout_seconds),
             name="database-probe",
         )
         log.info("api_started", environment=settings.environment)
