@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.kube import KubeControlPlane
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "parley"
 VALUES_DIR = Path(__file__).resolve().parent / "values"
@@ -19,6 +22,11 @@ CRDS_DIR = Path(__file__).resolve().parent / "crds"
 RELEASE = "parley"
 NAMESPACE = "parley"
 MONITORING = "monitoring.coreos.com/v1"
+CHART_CRDS = (
+    "apiusers.parley.dev",
+    "servicemonitors.monitoring.coreos.com",
+    "prometheusrules.monitoring.coreos.com",
+)
 
 
 @dataclass(frozen=True)
@@ -127,3 +135,24 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     """A container's env as name -> value (a string) or valueFrom (a dict)."""
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env") or []}
+
+
+def wait_for_served(plane: KubeControlPlane, resource: str) -> None:
+    """Wait until the API server serves ``resource`` (CRD discovery lags behind Established)."""
+    for _ in range(100):
+        if plane.kubectl("get", resource, "-A", check=False).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{resource} is not served")
+
+
+@pytest.fixture(scope="session")
+def chart_crds(kube_control_plane: KubeControlPlane) -> None:
+    """The ApiUser CRD and the Prometheus Operator CRDs (ServiceMonitor, PrometheusRule), established."""
+    files = [CHART / "crds" / "apiuser.yaml", *sorted(CRDS_DIR.glob("*.yaml"))]
+    for path in files:
+        kube_control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    for name in CHART_CRDS:
+        kube_control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    for resource in CHART_CRDS:
+        wait_for_served(kube_control_plane, resource)

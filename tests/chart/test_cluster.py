@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.chart.conftest import CHART, CRDS_DIR, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
+from tests.chart.conftest import CHART, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
 from tests.support.kube import SA_ISSUER, KubeControlPlane
 
 pytestmark = pytest.mark.kube
@@ -34,35 +34,6 @@ RESTRICTED = {
     "pod-security.kubernetes.io/warn": "restricted",
     "pod-security.kubernetes.io/audit": "restricted",
 }
-
-
-def wait_for_served(plane: KubeControlPlane, resource: str) -> None:
-    """Wait until the API server serves ``resource`` (CRD discovery lags behind Established)."""
-    for _ in range(100):
-        if plane.kubectl("get", resource, "-A", check=False).returncode == 0:
-            return
-        subprocess.run(["sleep", "0.2"], check=False)
-    raise AssertionError(f"{resource} is not served")
-
-
-@pytest.fixture(scope="session")
-def chart_crds(kube_control_plane: KubeControlPlane) -> None:
-    """The ApiUser CRD and the Prometheus Operator CRDs (ServiceMonitor, PrometheusRule), established."""
-    files = [CHART / "crds" / "apiuser.yaml", *sorted(CRDS_DIR.glob("*.yaml"))]
-    for path in files:
-        kube_control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    for name in (
-        "apiusers.parley.dev",
-        "servicemonitors.monitoring.coreos.com",
-        "prometheusrules.monitoring.coreos.com",
-    ):
-        kube_control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    for resource in (
-        "apiusers.parley.dev",
-        "servicemonitors.monitoring.coreos.com",
-        "prometheusrules.monitoring.coreos.com",
-    ):
-        wait_for_served(kube_control_plane, resource)
 
 
 def create_namespace(plane: KubeControlPlane, labels: dict[str, str] | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -18,6 +19,8 @@ TOOL_VARS: dict[str, str] = {
     "kubectl": "PARLEY_KUBECTL",
     "helm": "PARLEY_HELM",
     "promtool": "PARLEY_PROMTOOL",
+    "kubeconform": "PARLEY_KUBECONFORM",
+    "kube-score": "PARLEY_KUBE_SCORE",
 }
 
 
@@ -50,7 +53,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def missing_tool(reason: str) -> None:
+def missing_tool(reason: str) -> NoReturn:
     """Skip the test locally, fail it in CI, so CI can never pass without the real tools."""
     message = f"{reason}; {INSTALL_HINT}"
     if in_ci():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned test control-plane tools (kube-apiserver, kubectl, etcd, helm, promtool,
-# vault) into a cache outside the work tree, so tests run against real binaries without a cluster.
+# vault) and the chart checkers (kubeconform, kube-score) into a cache outside the work tree, so
+# tests run against real binaries without a cluster.
 #
 # Usage: tools/envtest/install.sh [--force] [--print-env]
 #   --force      rebuild every tool even when the cache is warm
@@ -19,6 +20,8 @@ PROMETHEUS_MODULE_VERSION=v0.316.0   # Go module version of Prometheus v3.16.0
 PROMTOOL_VERSION=v3.16.0
 VAULT_VERSION=v1.21.1         # github.com/hashicorp/vault: the newest release that builds with published sdk tags
 VAULT_BUILD_DATE=2025-11-18T21:04:32Z   # the tag's commit time: Vault's plugin environment needs a build date
+KUBECONFORM_VERSION=v0.8.0   # github.com/yannh/kubeconform (needs go 1.26)
+KUBE_SCORE_VERSION=v1.20.0    # github.com/zegl/kube-score
 GO_MIN=1.26.7                 # k8s v1.37 needs go 1.26; prometheus v0.316.0 needs 1.26.7
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -159,6 +162,14 @@ build_promtool() {
     -X github.com/prometheus/common/version.Branch=HEAD" \
     "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_MODULE_VERSION}"
 }
+build_kubeconform() {
+  GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w -X main.version=${KUBECONFORM_VERSION#v}" \
+    "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}"
+}
+build_kube_score() {
+  GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w -X main.version=${KUBE_SCORE_VERSION#v}" \
+    "github.com/zegl/kube-score/cmd/kube-score@${KUBE_SCORE_VERSION}"
+}
 
 # ---- main ---------------------------------------------------------------------------------
 mkdir -p "$TOOLS_DIR" || die "cannot create tools cache ${TOOLS_DIR} (set PARLEY_TOOLS_DIR)"
@@ -182,6 +193,10 @@ install_tool promtool "$PROMTOOL_VERSION" PARLEY_PROMTOOL \
 install_tool vault "$VAULT_VERSION" PARLEY_VAULT \
   "$HERE/vault/go.mod" "$HERE/vault/go.sum" "$HERE/vault/main.go" "$VAULT_BUILD_DATE" \
   "$(declare -f build_vault)" -- build_vault
+install_tool kubeconform "$KUBECONFORM_VERSION" PARLEY_KUBECONFORM \
+  "$(declare -f build_kubeconform)" -- build_kubeconform
+install_tool kube-score "$KUBE_SCORE_VERSION" PARLEY_KUBE_SCORE \
+  "$(declare -f build_kube_score)" -- build_kube_score
 
 tmp_env="$(mktemp "${ENV_FILE}.XXXXXX")"
 {
