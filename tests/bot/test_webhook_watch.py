@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
@@ -14,6 +15,18 @@ from tests.doubles.telegram import TelegramDouble
 
 def _gauge(gauge: object) -> float:
     return float(gauge._value.get())  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gauges() -> None:
+    """The gauges are the process's: start each test from what a new process reports."""
+    for gauge in (
+        metrics.WEBHOOK_REGISTERED,
+        metrics.WEBHOOK_PENDING_UPDATES,
+        metrics.WEBHOOK_LAST_ERROR,
+        metrics.WEBHOOK_LAST_RECEIVED,
+    ):
+        gauge.set(0)
 
 
 async def test_webhook_gauges_follow_telegram_and_deliveries(
