@@ -370,8 +370,7 @@ async def run(args: argparse.Namespace) -> int:
     path = write("api", params=params, results=results, goals=goals, postgres=postgres_version)
     say(f"wrote {path}")
     for goal in goals:
-        verdict = "met" if goal.met else "NOT met"
-        say(f"goal {goal.name}: {goal.value:.3f} {goal.op} {goal.target} -> {verdict}")
+        say(f"goal {goal.verdict()}")
     return 0
 
 

@@ -148,8 +148,7 @@ async def run(args: argparse.Namespace) -> int:
         say(f"  t={w['from_s']:>4.0f}s p50={w['p50']:.1f} p95={w['p95']:.1f} max={w['max']:.1f} ms, "
             f"{w['requests_per_second']} req/s, errors {w['errors']}")  # fmt: skip
     for goal in goals:
-        verdict = "met" if goal.met else "NOT met"
-        say(f"goal {goal.name}: {goal.value:.3f} {goal.op} {goal.target} -> {verdict}")
+        say(f"goal {goal.verdict()}")
     return 0
 
 

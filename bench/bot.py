@@ -326,7 +326,7 @@ async def main_async(runs: int) -> int:
     )
     say(f"wrote {path}")
     for goal in goals:
-        say(f"  {goal.name}: {goal.value} {goal.op} {goal.target} -> {'met' if goal.met else 'NOT met'}")
+        say(f"  {goal.verdict()}")
     return 0
 
 

@@ -94,6 +94,14 @@ async def settle(tally: Tally, timeout: float = 60) -> None:
     await asyncio.sleep(1.0)
 
 
+async def restart_and_settle(env: dict[str, str], telegram: TelegramDouble, tally: Tally) -> None:
+    """Start the bot again after a kill, time recovery from its start, wait for every answer."""
+    async with BotProcess(env) as second:
+        await second.start(telegram)
+        tally.recovered_at = time.perf_counter()
+        await settle(tally)
+
+
 class Scenario:
     """A fault; ``run`` returns the run's tally."""
 
@@ -123,10 +131,7 @@ class KillDuringAnswer(Scenario):
             await telegram.wait_for(lambda: len(llm.requests) >= len(USERS))
             await first.kill()
         llm.latency = 0.0
-        async with BotProcess(env) as second:
-            await second.start(telegram)
-            tally.recovered_at = time.perf_counter()
-            await settle(tally)
+        await restart_and_settle(env, telegram, tally)
         return tally
 
 
@@ -148,10 +153,7 @@ class KillDuringStream(KillDuringAnswer):
             await telegram.wait_for(lambda: len({d.chat_id for d in telegram.drafts}) >= len(USERS))
             await first.kill()
         llm.chunk_delay = 0.0
-        async with BotProcess(env) as second:
-            await second.start(telegram)
-            tally.recovered_at = time.perf_counter()
-            await settle(tally)
+        await restart_and_settle(env, telegram, tally)
         return tally
 
 
@@ -170,10 +172,7 @@ class KillAfterStore(Scenario):
             await telegram.wait_for(lambda: telegram.failures_left("sendMessage") == 0, timeout=60)
             await asyncio.sleep(0.5)
             await first.kill()
-        async with BotProcess(env) as second:
-            await second.start(telegram)
-            tally.recovered_at = time.perf_counter()
-            await settle(tally)
+        await restart_and_settle(env, telegram, tally)
         return tally
 
 
@@ -402,7 +401,7 @@ async def main_async(runs: int, only: list[str]) -> int:
     )
     say(f"wrote {path}")
     for goal in goals:
-        say(f"  {goal.name}: {goal.value} {goal.op} {goal.target} -> {'met' if goal.met else 'NOT met'}")
+        say(f"  {goal.verdict()}")
     return 0
 
 

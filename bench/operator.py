@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres=_postgres_version(),
     )
     for goal in goals:
-        say(f"{goal.name}: {goal.value:.3f} {goal.op} {goal.target} -> {'met' if goal.met else 'NOT met'}")
+        say(goal.verdict())
     say(f"wrote {path}")
     return 0
 

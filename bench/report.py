@@ -31,6 +31,10 @@ class Goal:
         """Computed from value, op and target, never set by hand."""
         return self.value <= self.target if self.op == "<=" else self.value >= self.target
 
+    def verdict(self) -> str:
+        """One line for the person waiting: `name: value op target -> met`."""
+        return f"{self.name}: {self.value:.3f} {self.op} {self.target} -> {'met' if self.met else 'NOT met'}"
+
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"name": self.name, "value": round(self.value, 3), "op": self.op, "target": self.target,

@@ -7,13 +7,8 @@ read; a body sent without one (chunked) is counted as it arrives and cut off at 
 
 from __future__ import annotations
 
-import json
-
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-def _too_large_body(limit: int) -> bytes:
-    return json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
 
 
 class BodySizeLimit:
@@ -34,7 +29,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._refuse(send)
+                    await self._refuse(scope, receive, send)
                     return
         received = 0
         too_large = False
@@ -58,21 +53,14 @@ class BodySizeLimit:
                 await send(message)
             elif not refused:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
 
         await self.app(scope, limited_receive, replacing_send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = _too_large_body(self.max_bytes)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes"},
+            status_code=413,
+            headers={"connection": "close"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)

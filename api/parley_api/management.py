@@ -9,15 +9,14 @@ Without it (a laptop, `make run`), one port serves everything.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Served on the management port only (when there is one).
 INTERNAL_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json"})
 INTERNAL_PREFIXES = ("/docs/", "/redoc/")
-_NOT_FOUND = json.dumps({"detail": "Not Found"}).encode()
 
 
 def is_internal(path: str) -> bool:
@@ -39,16 +38,6 @@ class ManagementPortGate:
         server: Any = scope.get("server")
         on_management = bool(server) and server[1] == self.management_port
         if on_management != is_internal(scope["path"]):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 404,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_NOT_FOUND)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _NOT_FOUND})
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
             return
         await self.app(scope, receive, send)

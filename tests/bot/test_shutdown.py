@@ -12,22 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.bot.conftest import rows
 from tests.bot.constants import TEST_USER_ID as USER
 from tests.doubles.llm import LLMDouble
-from tests.doubles.serve import bot_environment
 from tests.doubles.telegram import TelegramDouble
-from tools.localpg import free_port
-
-
-def _env(database_url: str, telegram: TelegramDouble, llm: LLMDouble, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        **bot_environment(telegram, llm),
-        "DATABASE_URL": database_url,
-        "BOT_PORT": str(free_port()),
-        "STREAM_REPLIES": "off",
-        "TELEGRAM_POLLING_TIMEOUT_SECONDS": "1",
-        "LOG_FORMAT": "json",
-        **extra,
-    }
+from tests.support.bot_process import bot_process_environment
 
 
 async def test_sigterm_during_an_in_flight_reply_delivers_it_and_exits_zero(
@@ -38,7 +24,7 @@ async def test_sigterm_during_an_in_flight_reply_delivers_it_and_exits_zero(
         sys.executable,
         "-m",
         "parley_bot",
-        env=_env(database_url, telegram, llm),
+        env=bot_process_environment(database_url, telegram, llm),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -91,7 +77,7 @@ async def test_a_token_telegram_rejects_exits_2_without_a_traceback(
     database_url: str, telegram: TelegramDouble, llm: LLMDouble
 ) -> None:
     revoked = "123456:" + "A" * 35  # well-formed, but not the double's token
-    env = {**_env(database_url, telegram, llm), "TELEGRAM_BOT_TOKEN": revoked}
+    env = {**bot_process_environment(database_url, telegram, llm), "TELEGRAM_BOT_TOKEN": revoked}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

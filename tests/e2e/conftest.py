@@ -7,6 +7,7 @@ Playwright download: `make browser-deps` installs it. Without it the tests skip 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -143,6 +144,29 @@ def _database(server: LocalPostgres, template: str, name: str, *, seed: bool) ->
     return database
 
 
+@contextlib.contextmanager
+def api_process(env: dict[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m parley_api` with ``env``, once ``ready_url`` answers 200; terminated afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley_api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"parley_api did not become ready at {ready_url}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def _serve(server: LocalPostgres, database: str, **env: str) -> Iterator[RunningApi]:
     port = free_port()
     process_env = {
@@ -153,28 +177,9 @@ def _serve(server: LocalPostgres, database: str, **env: str) -> Iterator[Running
         "LOG_LEVEL": "WARNING",
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "parley_api"],
-        env=process_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"parley_api did not become ready on {base}")
-            time.sleep(0.1)
+    with api_process(process_env, f"{base}/ready"):
         yield RunningApi(base_url=base, database=database, server=server)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,14 @@ and record none.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
-from tests.e2e.conftest import ARTIFACTS, DESKTOP
+from tests.e2e.conftest import ARTIFACTS, DESKTOP, api_process
 from tools.localpg import LocalPostgres, free_port
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -44,25 +40,9 @@ def management_api(postgres_server: LocalPostgres, seeded_database: str) -> Iter
         "BCRYPT_ROUNDS": "4",
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "parley_api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     api = ManagementApi(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{management}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{api.management_url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"parley_api did not become ready on {api.management_url}")
-            time.sleep(0.1)
+    with api_process(env, f"{api.management_url}/ready"):
         yield api
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 # Recorded before any script of the page runs: what the Content-Security-Policy refused.
