@@ -22,6 +22,7 @@ from parley_api.metrics import create_metrics, install_metrics
 from parley_api.ratelimit import install_rate_limiting
 from parley_api.routes import auth, health, stats
 from parley_api.state import AppState
+from parley_api.stats.result_cache import StatsResultCache
 from parley_core.db import create_engine, create_sessionmaker
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import ApiSettings
@@ -38,7 +39,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         engine = create_engine(settings, application_name="parley-api")
         metrics.watch_engine(engine)
         state = AppState(
-            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), metrics=metrics
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            metrics=metrics,
+            stats_cache=StatsResultCache(settings.stats_cache_seconds),
         )
         app.state.parley = state
         probe = asyncio.create_task(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley_api.metrics import ApiMetrics
+from parley_api.stats.result_cache import StatsResultCache
 from parley_core.settings import ApiSettings
 
 
@@ -19,6 +20,7 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     metrics: ApiMetrics
+    stats_cache: StatsResultCache
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
 

@@ -67,8 +67,10 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def stats_client(database_url: str, db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(database_url, rate_limit_enabled=False, bcrypt_rounds=4))
-    async with running_client(app) as client:
+    # Figures computed on every request: these tests insert rows between requests (the result
+    # cache has tests of its own below).
+    settings = make_settings(database_url, rate_limit_enabled=False, bcrypt_rounds=4, stats_cache_seconds=0)
+    async with running_client(create_app(settings)) as client:
         yield client
 
 
@@ -171,6 +173,42 @@ async def test_a_new_message_counts_at_once(stats_client: httpx.AsyncClient, db:
     assert after["recent_dialogs"][0]["user_id"] == 42
 
 
+async def test_a_new_message_counts_within_the_cache_window(database_url: str, db: AsyncEngine) -> None:
+    """With the default result cache a new message shows once the period's figures are a window old."""
+    settings = make_settings(database_url, rate_limit_enabled=False, bcrypt_rounds=4, stats_cache_seconds=0.3)
+    async with running_client(create_app(settings)) as client:
+        before = (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+        await _add_message(db, 42, datetime.now(UTC))
+        cached = (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+        await asyncio.sleep(0.35)
+        after = (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+
+    assert cached == before  # within the window: the same figures, generated_at included
+    assert after["summary"]["total_messages"] == before["summary"]["total_messages"] + 1
+
+
+async def test_concurrent_dashboards_share_one_computation(database_url: str, db: AsyncEngine) -> None:
+    """Twenty simultaneous requests for a period run its queries once; another period is its own."""
+    settings = make_settings(database_url, rate_limit_enabled=False, bcrypt_rounds=4, stats_cache_seconds=5)
+    async with running_client(create_app(settings)) as client:
+        await client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)  # warms the auth cache
+        responses = await asyncio.gather(
+            *(client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH) for _ in range(20))
+        )
+        metrics = (await client.get("/metrics")).text
+
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.json()["generated_at"] for response in responses}) == 1
+    summaries = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("database_query_duration_seconds_count") and 'query_name="summary"' in line
+    ]
+    assert summaries
+    assert float(summaries[0].split()[-1]) == 2  # one for week, one for the 20 day requests
+    assert 'stats_api_requests_total{period="day",status="ok"} 20.0' in metrics
+
+
 async def test_previews_can_be_turned_off(database_url: str, db: AsyncEngine) -> None:
     await _add_message(db, 7, datetime.now(UTC), "private words")
     app = create_app(make_settings(database_url, stats_previews_enabled=False, bcrypt_rounds=4))
@@ -187,7 +225,8 @@ async def test_slow_query_is_logged_as_warning(
 ) -> None:
     app = create_app(make_settings(database_url, slow_query_seconds=0.2, bcrypt_rounds=4))
     async with running_client(app) as client:
-        await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)  # warm auth cache
+        # Warm the auth cache with another period: "day" must be computed (not reused) below.
+        await client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)
         async with db.connect() as blocker:
             # Hold a lock the llm_usage query must wait for: a genuinely slow query.
             await blocker.execute(text("LOCK TABLE stats_model_buckets IN ACCESS EXCLUSIVE MODE"))

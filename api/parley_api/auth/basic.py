@@ -21,6 +21,7 @@ from parley_api.auth.cache import VerificationCache
 from parley_api.auth.header import BasicCredentials
 from parley_api.auth.throttle import LoginThrottle
 from parley_api.ratelimit import storage_options
+from parley_api.single_flight import SingleFlight
 from parley_core import passwords
 from parley_core.logging import get_logger
 from parley_core.repositories import api_users
@@ -63,7 +64,7 @@ class Authenticator:
         self._bcrypt = ThreadPoolExecutor(max_workers=bcrypt_concurrency, thread_name_prefix="bcrypt")
         # Checks in progress, by credential and row: later requests with the same credential wait
         # for the first one's result instead of running bcrypt again.
-        self._checks: dict[tuple[bytes, bytes], asyncio.Future[bool]] = {}
+        self._checks: SingleFlight[tuple[bytes, bytes], bool] = SingleFlight()
         self._renewals: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
 
     def close(self) -> None:
@@ -137,7 +138,7 @@ class Authenticator:
         """Check a cached credential again in the background, so its entry is renewed before it
         expires and no request has to wait for bcrypt (one renewal per credential at a time)."""
         check_key = (key, self.cache.tag(record.password_hash))
-        if check_key in self._checks or check_key in self._renewals:
+        if self._checks.running(check_key) or check_key in self._renewals:
             return
 
         async def renew() -> None:
@@ -157,24 +158,12 @@ class Authenticator:
         self, key: bytes, password: str, password_hash: str, username: str, address: str
     ) -> bool:
         """One bcrypt check per credential and row at a time; the first request reserves and runs it."""
-        check_key = (key, self.cache.tag(password_hash))
-        running = self._checks.get(check_key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._checks[check_key] = future
-        try:
+
+        async def check() -> bool:
             await self.throttle.reserve(username, address)
-            matched = await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        else:
-            future.set_result(matched)
-            return matched
-        finally:
-            self._checks.pop(check_key, None)
+            return await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
+
+        return await self._checks.run((key, self.cache.tag(password_hash)), check)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

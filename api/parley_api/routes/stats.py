@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -72,11 +71,12 @@ async def get_stats(
         slow_request_seconds=settings.slow_request_seconds,
         explain=settings.enable_query_analysis,
     )
-    now = datetime.now(UTC)
     outcome = "error"
     try:
         collector = StatsCollector(state.engine, state.metrics, options)
-        figures = await collector.collect(period, now=now, username=user.username)
+        figures, now = await state.stats_cache.get(
+            period, lambda now: collector.collect(period, now=now, username=user.username)
+        )
         outcome = "ok"
     finally:
         state.metrics.stats_requests.labels(period=period.value, status=outcome).inc()

@@ -65,6 +65,14 @@ class ApiSettings(ParleySettings):
     stats_preview_length: int = Field(
         default=120, ge=10, le=1000, description="Characters of a dialog preview before it is cut with …."
     )
+    stats_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long a period's figures are reused: the figures do not depend on who asks, so "
+        "however many dashboards poll, each period is computed at most once per this many seconds "
+        "(and once at a time); a new message shows within it. 0 computes on every request.",
+    )
     slow_query_seconds: float = Field(
         default=0.5, gt=0, description="A stats query slower than this is logged at WARNING."
     )
