@@ -128,6 +128,9 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A question whose turn ended without an answer (models unavailable, waited too long): kept for
+    # the stats, left out of the history the model reads.
+    unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # The Telegram update that carried a user's message (for tracing; de-duplication is
     # `telegram_updates`, because Telegram re-uses update ids after a quiet week).
     telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)

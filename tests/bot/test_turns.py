@@ -69,6 +69,26 @@ async def test_a_paste_telegram_split_into_three_messages_is_one_question(
     assert reply.text == f"read {len(''.join(parts))} characters"
 
 
+async def test_a_question_answered_together_stays_whole_in_the_history(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    """A split paste answered as one question is read back whole by the next turn, not cut to its end."""
+    llm.answer = lambda messages: f"read {len(messages[-1]['content'])} characters"
+    parts = ["a" * 4096, "b" * 4096, "the end"]
+    for part in parts:
+        telegram.send_text(part)
+    await telegram.wait_for_messages(USER, 1)
+    telegram.send_text("and a follow-up")
+    await telegram.wait_for_messages(USER, 2)
+
+    history = [(m["role"], m["content"]) for m in llm.requests[1]["messages"][1:]]
+    assert history == [
+        ("user", "".join(parts)),
+        ("assistant", f"read {len(''.join(parts))} characters"),
+        ("user", "and a follow-up"),
+    ]
+
+
 async def test_an_update_id_reused_after_a_day_is_a_new_message(
     make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
 ) -> None:
@@ -116,8 +136,9 @@ async def test_a_message_that_waited_too_long_is_told_so_instead_of_answered(
     assert reply.text == "Sorry, I could not answer this in time. Please ask again."
     assert reply.reply_to == update["message"]["message_id"]
     assert questions(llm) == ["and a fresh one"]
-    stored = await rows(engine, "SELECT role, content FROM messages ORDER BY created_at")
-    assert [r.role for r in stored] == ["user", "user", "assistant"]  # the stale one stays stored
+    assert [m["role"] for m in llm.requests[0]["messages"]] == ["system", "user"]  # not in the history
+    stored = await rows(engine, "SELECT role, content, unanswered FROM messages ORDER BY created_at")
+    assert [(r.role, r.unanswered) for r in stored] == [("user", True), ("user", False), ("assistant", False)]
 
 
 async def test_a_hanging_primary_with_the_default_timings_leaves_the_fallback_time_to_answer(

@@ -2,10 +2,10 @@
 
 The messages a turn answers are one user message to the model: several messages sent in a row
 are joined as paragraphs, and a long paste that Telegram split into 4096-character messages is
-glued back together. From the history the model sees the questions that were answered and their
-answers: a stored question that got no answer (the models were unavailable, or it waited too long
-and the user was asked to send it again) is left out, so turns always alternate and a question
-the user repeats is not there twice.
+glued back together. The history is read the same way — consecutive user messages were answered
+together — and holds only answered questions: one whose turn ended without an answer (the models
+were unavailable, or it waited too long and the user was asked to send it again) is marked
+`unanswered` when stored and never read back, so a question the user repeats is not there twice.
 """
 
 from __future__ import annotations
@@ -41,14 +41,13 @@ def build_prompt(
 ) -> list[ChatMessage]:
     """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question."""
     earlier = list(history)[-(max_history - 1) :] if max_history > 1 else []
-    answered: list[ChatMessage] = []
-    for index, message in enumerate(earlier):
+    turns: list[ChatMessage] = []
+    for message in earlier:
         role: Role = "assistant" if message.role.value == "assistant" else "user"
-        following = earlier[index + 1] if index + 1 < len(earlier) else None
-        if role == "user" and (following is None or following.role.value != "assistant"):
-            continue  # never answered
-        if answered and answered[-1].role == role:  # several answers to one question (a retry)
-            answered[-1] = ChatMessage(role, join_messages([answered[-1].content, message.content]))
+        if turns and turns[-1].role == role:  # questions answered together, or a retried answer
+            turns[-1] = ChatMessage(role, join_messages([turns[-1].content, message.content]))
             continue
-        answered.append(ChatMessage(role, message.content))
-    return [ChatMessage("system", system_prompt), *answered, ChatMessage("user", join_messages(question))]
+        turns.append(ChatMessage(role, message.content))
+    while turns and turns[-1].role == "user":  # a question still waiting is not history yet
+        turns.pop()
+    return [ChatMessage("system", system_prompt), *turns, ChatMessage("user", join_messages(question))]

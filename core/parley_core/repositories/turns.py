@@ -170,7 +170,7 @@ CROSS JOIN LATERAL (
            array_agg(h.content ORDER BY h.created_at) AS contents
     FROM (
         SELECT m.role, m.content, m.created_at FROM messages m
-        WHERE m.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL
+        WHERE m.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL AND NOT m.unanswered
           AND NOT EXISTS (SELECT 1 FROM bot_inbox b WHERE b.message_id = m.id)
         ORDER BY m.created_at DESC
         LIMIT greatest(prefs.max_history - 1, 0)
@@ -265,6 +265,10 @@ answer AS (
            CAST(:latency_ms AS integer), CAST(:fallback_used AS boolean)
     WHERE CAST(:store_answer AS boolean) AND EXISTS (SELECT 1 FROM consumed)
     RETURNING id
+),
+unanswered AS (
+    UPDATE messages SET unanswered = true
+    WHERE id IN (SELECT message_id FROM consumed) AND NOT CAST(:store_answer AS boolean)
 ),
 reply AS (
     INSERT INTO bot_outbox (user_id, message_id, chat_id, reply_to_message_id, content, markdown,
