@@ -6,7 +6,7 @@ through the same processor chain, so the redaction processor sees every line bef
 
 from __future__ import annotations
 
-import itertools
+import functools
 import logging
 import re
 import sys
@@ -21,24 +21,21 @@ LogFormat = Literal["json", "console"]
 
 REDACTED = "[REDACTED]"
 
-# Keys whose values are secret whatever they contain: a key is secret when one of its words (split
-# at "_", "-", "." and case changes) is one of these, or two neighbouring words make "api key" or
-# "private key". Words, not substrings: `prompt_tokens` is a count an SRE needs, `bot_token` is not.
-_SECRET_KEY_WORDS = frozenset(
-    {
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "authorization",
-        "apikey",
-        "cookie",
-        "credential",
-        "credentials",
-    }
+# Keys whose values are secret whatever they contain: any key containing one of these (case and
+# "_", "-", "." ignored: `dbPassword`, `refresh_tokens`, `client.secret`), except the counts below.
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "privatekey",
+    "cookie",
+    "credential",
 )
-_SECRET_KEY_PAIRS = frozenset({("api", "key"), ("private", "key")})
-_KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# Counts that merely contain "token": an SRE needs them, and they are never secret.
+_COUNT_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "max_tokens"})
 
 # Shapes of secrets that may hide inside free text (exception messages, URLs, headers).
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -55,7 +52,8 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # key=value / "key": "value" pairs with a secret-looking key.
     (
         re.compile(
-            r"(?i)(?P<key>[\"']?\b[\w-]*(?:password|passwd|secret|token(?!s)|api_?key)[\w-]*[\"']?"
+            r"(?i)(?P<key>[\"']?\b(?!(?:prompt|completion|total|max)_tokens\b)[\w-]*"
+            r"(?:password|passwd|secret|token|api_?key|cookie|credential)[\w-]*[\"']?"
             r"\s*[:=]\s*[\"']?)(?P<val>[^\s\"',;}&]+)"
         ),
         r"\g<key>" + REDACTED,
@@ -103,11 +101,13 @@ def redact_text(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # called for every key of every line; keys repeat
 def _is_secret_key(key: object) -> bool:
-    words = [word.lower() for word in _KEY_WORDS.findall(str(key))]
-    if any(word in _SECRET_KEY_WORDS for word in words):
-        return True
-    return any(pair in _SECRET_KEY_PAIRS for pair in itertools.pairwise(words))
+    lowered = str(key).lower().replace("-", "_")
+    if lowered in _COUNT_KEYS:
+        return False
+    compact = lowered.replace("_", "").replace(".", "")
+    return any(part in compact for part in _SECRET_KEY_PARTS)
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:

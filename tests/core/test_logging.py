@@ -6,6 +6,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from parley_core import logging as parley_logging
 from parley_core.logging import REDACTED, bind_context, clear_context, get_logger
 
@@ -43,6 +45,28 @@ def test_token_counts_stay_readable_while_tokens_are_redacted(log_output: io.Str
     assert (first["prompt_tokens"], first["completion_tokens"], first["max_tokens"]) == (812, 64, 1024)
     assert first["telegram_bot_token"] == first["accessToken"] == REDACTED
     assert second["event"] == f"retry: prompt_tokens=812 completion_tokens=64 token={REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "passwords",
+        "secrets",
+        "tokens",
+        "cookies",
+        "dbPassword",
+        "accesstoken",
+        "clientSecret",
+        "refresh_tokens",
+    ],
+)
+def test_plural_and_run_together_secret_keys_are_redacted(log_output: io.StringIO, key: str) -> None:
+    get_logger().info("called", **{key: "opaque-value-9"})
+    get_logger().info(f"called with {key}=opaque-value-9")
+
+    first, second = _lines(log_output)
+    assert first[key] == REDACTED
+    assert "opaque-value-9" not in second["event"]
 
 
 def test_secret_keys_are_redacted(log_output: io.StringIO) -> None:
