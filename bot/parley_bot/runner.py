@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -198,6 +199,8 @@ async def _shutdown(
     turns: TurnRunner,
 ) -> None:
     log.info("shutdown_step", step="waiting for in-flight replies", inflight=len(lifecycle.inflight))
+    # One budget for the whole drain, inside the pod's termination grace period.
+    deadline = time.monotonic() + settings.shutdown_timeout_seconds
     still_running = await lifecycle.wait_idle(settings.shutdown_timeout_seconds)
     if still_running:
         log.warning("shutdown_step", step="cancelling unfinished replies", count=still_running)
@@ -207,7 +210,7 @@ async def _shutdown(
         await asyncio.gather(*tasks, return_exceptions=True)
     else:
         log.info("shutdown_step", step="in-flight replies finished")
-    await turns.close(settings.shutdown_timeout_seconds)
+    await turns.close(max(1.0, deadline - time.monotonic()))  # at least one batch of removals
     if intake is not None:
         await intake.confirm()
     log.info("shutdown_step", step="giving back leases")

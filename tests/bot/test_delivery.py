@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.__main__ import create_bot
@@ -148,6 +148,34 @@ async def test_a_delivered_reply_stays_known_after_its_removal(
     delivered.add(item.id)
     left = await delivered.close(timeout=10)
 
+    assert left == 0
+    assert await rows(engine, "SELECT 1 FROM bot_outbox") == []
+    assert item.id in delivered
+
+
+async def test_a_failed_removal_is_retried_and_does_not_stop_the_removals(
+    delivery: Delivery, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error that is not an outage (a bug, a conflict) is logged and the batch tried again; the
+    removal happens and shutdown still closes cleanly."""
+    monkeypatch.setattr(delivery_module, "FORGET_RETRY_SECONDS", 0.05)
+    item = await stored_item(engine, delivery.holder)
+    delivered = DeliveredReplies(engine=engine, lifecycle=Lifecycle())
+    real = turns.forget_replies
+    calls = 0
+
+    async def flaky(conn: AsyncConnection, *, outbox_ids: list[uuid.UUID]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("simulated deadlock")
+        await real(conn, outbox_ids=outbox_ids)
+
+    monkeypatch.setattr(turns, "forget_replies", flaky)
+    delivered.add(item.id)
+    left = await delivered.close(timeout=10)
+
+    assert calls == 2
     assert left == 0
     assert await rows(engine, "SELECT 1 FROM bot_outbox") == []
     assert item.id in delivered

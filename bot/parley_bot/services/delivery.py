@@ -15,6 +15,7 @@ tried again later by any process, a bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
@@ -41,6 +42,7 @@ from parley_core.repositories.turns import Delivered, OutboxItem
 log = get_logger(__name__)
 
 REMEMBER_FORGOTTEN_SECONDS = 60.0  # longer than any statement that may have read a removed reply
+FORGET_RETRY_SECONDS = 1.0
 MAX_ATTEMPTS = 8  # postponed deliveries before a reply is given up
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -80,7 +82,8 @@ class DeliveredReplies:
         self.engine = engine
         self.lifecycle = lifecycle
         self._pending: set[uuid.UUID] = set()
-        self._forgotten: dict[uuid.UUID, float] = {}  # removed, and when (monotonic)
+        self._forgotten: set[uuid.UUID] = set()  # removed within the last minute
+        self._forgotten_order: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -102,13 +105,20 @@ class DeliveredReplies:
             await self._wake.wait()
             self._wake.clear()
             batch = list(self._pending)
-            await self._forget(batch)
+            try:
+                await self._forget(batch)
+            except Exception as exc:  # not an outage (persist waits those out): a bug or a conflict
+                log.error("forget_replies_failed", error=type(exc).__name__, count=len(batch), exc_info=exc)
+                await asyncio.sleep(FORGET_RETRY_SECONDS)  # the batch stays pending and is tried again
+                self._wake.set()
+                continue
             now = time.monotonic()
-            self._forgotten.update(dict.fromkeys(batch, now))
+            self._forgotten.update(batch)
+            self._forgotten_order.extend((now, outbox_id) for outbox_id in batch)
             self._pending.difference_update(batch)
-            if len(self._forgotten) > len(batch):
-                horizon = now - REMEMBER_FORGOTTEN_SECONDS
-                self._forgotten = {key: at for key, at in self._forgotten.items() if at > horizon}
+            horizon = now - REMEMBER_FORGOTTEN_SECONDS
+            while self._forgotten_order and self._forgotten_order[0][0] <= horizon:  # oldest first
+                self._forgotten.discard(self._forgotten_order.popleft()[1])
             if not self._pending:
                 self._idle.set()
 
