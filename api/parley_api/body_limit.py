@@ -3,6 +3,8 @@
 Every body this API accepts is small (a registration is a few hundred bytes), so a multi-megabyte
 upload can only cost memory and CPU. The declared Content-Length is checked before the body is
 read; a body sent without one (chunked) is counted as it arrives and cut off at the limit.
+FastAPI's own `max_body_size` is not used: it answers a declared oversize with a plain-text
+"Content Too Large", and every error of this API is JSON with a `detail` that names the limit.
 """
 
 from __future__ import annotations
