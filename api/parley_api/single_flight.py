@@ -15,10 +15,14 @@ V = TypeVar("V")
 
 
 class SingleFlight(Generic[K, V]):
-    """At most one run of the work per key at a time."""
+    """At most one run of the work per key at a time.
+
+    The work runs in a task of its own, so a caller that goes away (a client disconnecting cancels
+    its request) does not cancel it for the others waiting on it.
+    """
 
     def __init__(self) -> None:
-        self._running: dict[K, asyncio.Future[V]] = {}
+        self._running: dict[K, asyncio.Task[V]] = {}
 
     def running(self, key: K) -> bool:
         """Whether work for ``key`` is under way."""
@@ -26,19 +30,19 @@ class SingleFlight(Generic[K, V]):
 
     async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
         """The result of ``work()``, or of the run already under way for ``key``."""
-        running = self._running.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-        try:
-            result = await work()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            self._running.pop(key, None)
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(_call(work))
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waited for is not logged as lost
+
+
+async def _call(work: Callable[[], Awaitable[V]]) -> V:
+    return await work()

@@ -130,7 +130,6 @@ class Authenticator:
         if not matched or not record.is_active:
             log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
             return None
-        await self.throttle.forgive(username)
         self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
         return AuthenticatedUser(id=record.id, username=record.username)
 
@@ -161,7 +160,10 @@ class Authenticator:
 
         async def check() -> bool:
             await self.throttle.reserve(username, address)
-            return await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
+            matched = await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
+            if matched:  # once per check, not once per request that waited for it
+                await self.throttle.forgive(username)
+            return matched
 
         return await self._checks.run((key, self.cache.tag(password_hash)), check)
 
