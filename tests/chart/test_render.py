@@ -617,6 +617,7 @@ def test_schema_refuses_unknown_keys(render_error: FailFn) -> None:
         (["bot.replicaCount=2"], "bot.mode=polling runs exactly one replica"),
         (["bot.mode=webhook"], "bot.mode=webhook needs bot.webhook.url"),
         (["api.pdb.maxUnavailable=1"], "set only one of api.pdb.minAvailable and api.pdb.maxUnavailable"),
+        (["api.service.type=LoadBalancer"], "would publish the management port"),
         (["postgresql.enabled=false"], "postgresql.enabled=false (external database) needs database.host"),
         (["postgresql.enabled=false", "database.host=db"], "needs its password: database.passwordFromVault"),
         (["vault.enabled=true"], "vault.enabled=true needs vault.address"),

@@ -359,6 +359,9 @@ podAntiAffinity:
 {{- if le (int .Values.bot.terminationGracePeriodSeconds) (int .Values.bot.shutdownTimeoutSeconds) -}}
 {{- $errors = append $errors (printf "bot.terminationGracePeriodSeconds (%v) must exceed bot.shutdownTimeoutSeconds (%v)" .Values.bot.terminationGracePeriodSeconds .Values.bot.shutdownTimeoutSeconds) -}}
 {{- end -}}
+{{- if ne .Values.api.service.type "ClusterIP" -}}
+{{- $errors = append $errors (printf "api.service.type=%s would publish the management port (metrics, health, API docs) with the public one: keep ClusterIP and expose the API through api.ingress" .Values.api.service.type) -}}
+{{- end -}}
 {{- if and .Values.api.pdb.create (not .Values.api.pdb.minAvailable) (not .Values.api.pdb.maxUnavailable) -}}
 {{- $errors = append $errors "api.pdb.create=true needs api.pdb.minAvailable or api.pdb.maxUnavailable" -}}
 {{- end -}}
