@@ -97,10 +97,10 @@ async def ensure_data(pg: LocalPostgres, spec: DemoSpec) -> str:
 class ApiProcess:
     """A real `python -m parley_api` on a free port, rate limit off."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **settings: str) -> None:
         self.port = free_port()
         env = {**os.environ, "DATABASE_URL": url, "API_PORT": str(self.port), "RATE_LIMIT_ENABLED": "false",
-               "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "DB_POOL_SIZE": "10"}  # fmt: skip
+               "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "DB_POOL_SIZE": "10", **settings}  # fmt: skip
         self.process = subprocess.Popen([sys.executable, "-m", "parley_api"], env=env, cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         self.base = f"http://127.0.0.1:{self.port}"
@@ -309,7 +309,7 @@ async def run(args: argparse.Namespace) -> int:
             spec = DemoSpec(users=max(size // 100, 100), messages=size, days=90)
             url = await ensure_data(pg, spec)
             label = size_label(size)
-            api = ApiProcess(url)
+            api = ApiProcess(url, STATS_CACHE_SECONDS="0")  # every request computes: that is measured
             try:
                 await api.wait_ready()
                 say(f"{label}: served latency ({args.runs} runs per period)")

@@ -24,14 +24,18 @@ def main() -> int:
         port=settings.api_port,
         management_port=settings.api_management_port,
     )
-    serve(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        management_port=settings.api_management_port,
-        delay_seconds=settings.shutdown_delay_seconds,
-        timeout_seconds=settings.shutdown_timeout_seconds,
-    )
+    try:
+        serve(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            management_port=settings.api_management_port,
+            delay_seconds=settings.shutdown_delay_seconds,
+            timeout_seconds=settings.shutdown_timeout_seconds,
+        )
+    except OSError as exc:  # a port already taken, an address not on this host
+        print(f"parley-api: cannot listen on {settings.api_host}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -77,8 +77,10 @@ def serve(
         server.run()
         return
     # One server, two listening sockets: the app tells the ports apart (parley_api.management).
-    sockets = [_bind(host, port), _bind(host, management_port)]
+    sockets: list[socket.socket] = []
     try:
+        for each in (port, management_port):  # one at a time: the first is closed if the second fails
+            sockets.append(_bind(host, each))
         server.run(sockets=sockets)
     finally:
         for sock in sockets:
@@ -86,9 +88,15 @@ def serve(
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    # uvicorn's Config.bind_socket does the same but exits the process on a taken port; this
+    # raises OSError naming the port, which `python -m parley_api` reports in one line.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"port {port}: {exc.strerror}") from exc
     sock.set_inheritable(True)
     return sock

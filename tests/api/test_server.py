@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,3 +103,26 @@ def test_the_management_port_serves_the_internals_and_the_public_port_does_not(d
 
 
 PATHS = ["/health", "/ready", "/metrics", "/docs", "/openapi.json", "/", "/api/v1/stats?period=day"]
+
+
+def test_a_taken_management_port_exits_2_naming_it(database_url: str) -> None:
+    """A port already in use is one line on stderr and exit 2, not a traceback; nothing is left bound."""
+    public, management = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", management))
+        taken.listen()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(public),
+            "API_MANAGEMENT_PORT": str(management),
+        }
+        command = [sys.executable, "-m", "parley_api"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1: port {management}" in result.stderr
+    assert "Traceback" not in result.stderr
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", public))  # the public socket was closed with the failure

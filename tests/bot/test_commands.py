@@ -190,3 +190,22 @@ async def test_rate_limit_makes_answers_wait_in_order_and_drops_nothing(
     assert (first, second, third) == ("echo: one", "echo: two", "echo: three")
     assert waited >= 0.8
     assert [r["messages"][-1]["content"] for r in llm.requests] == ["one", "two", "three"]
+
+
+async def test_a_users_messages_in_two_chats_are_all_answered_without_waiting_for_a_heartbeat(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    """One turn answers one chat; what the user wrote meanwhile in another chat is the next turn, at
+    once — not when the next heartbeat (30 s here) finds it."""
+    settings = make_settings(bot_heartbeat_seconds=30, bot_instance_stale_seconds=90)
+    group = -100125
+    llm.latency = 0.5
+    async with running_bot(settings, telegram):
+        telegram.send_text("@parley_test_bot first, in the group", chat_id=group, chat_type="supergroup")
+        await telegram.wait_for(lambda: len(llm.requests) >= 1)
+        telegram.send_text("then privately")
+        telegram.send_text("@parley_test_bot and in the group again", chat_id=group, chat_type="supergroup")
+        await telegram.wait_for_messages(USER, 1, timeout=10)
+        replies = await telegram.wait_for_messages(group, 2, timeout=10)
+
+    assert [r.text for r in replies] == ["echo: first, in the group", "echo: and in the group again"]

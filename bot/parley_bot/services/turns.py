@@ -317,11 +317,12 @@ class TurnRunner:
                 return bool(more)
             pending = fresh
         chat_id = pending[0].chat_id
-        pending = [m for m in pending if m.chat_id == chat_id]  # one chat per turn (groups)
-        if self._should_gather(pending):
-            await asyncio.sleep(self._gather_wait(pending))
+        this_chat = [m for m in pending if m.chat_id == chat_id]  # one chat per turn (groups)
+        if self._should_gather(this_chat):
+            await asyncio.sleep(self._gather_wait(this_chat))
             return True  # claim again: the turn takes whatever arrived meanwhile
-        return await self._answer(work, pending)
+        more = await self._answer(work, this_chat)
+        return more or len(this_chat) < len(pending)  # another chat's messages wait for the next turn
 
     async def _deliver_stored(self, work: UserWork) -> bool | None:
         """Replies stored by an earlier turn go first; a bool ends the turn, None goes on with it."""
