@@ -66,7 +66,7 @@ def test_plural_and_run_together_secret_keys_are_redacted(log_output: io.StringI
 
     first, second = _lines(log_output)
     assert first[key] == REDACTED
-    assert "opaque-value-9" not in second["event"]
+    assert "opaque-value-9" not in str(second["event"])
 
 
 def test_secret_keys_are_redacted(log_output: io.StringIO) -> None:
