@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,28 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.chart.conftest import CHART, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
 from tests.support.kube import SA_ISSUER, KubeControlPlane
-
-_REFUSAL = re.compile(r"(?<!\d)403(?!\d)|forbidden", re.IGNORECASE)
-
-
-def refusals(log: str) -> list[str]:
-    """The operator's log lines that report an API refusal (HTTP 403 or Forbidden).
-
-    A line's timestamp is left out of the match: its microseconds contain "403" now and then.
-    """
-    found = []
-    for line in log.splitlines():
-        searched = line
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if isinstance(event, dict):
-            searched = json.dumps({key: value for key, value in event.items() if key != "timestamp"})
-        if _REFUSAL.search(searched):
-            found.append(line)
-    return found
-
+from tests.support.operator_log import refusals
 
 pytestmark = pytest.mark.kube
 
