@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.support.envtest_tools import EnvtestTools
-from tests.support.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki
+from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

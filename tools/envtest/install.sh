@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned test control-plane tools (kube-apiserver, kubectl, etcd, helm, promtool,
-# vault) and the chart checkers (kubeconform, kube-score) into a cache outside the work tree, so
-# tests run against real binaries without a cluster.
+# vault), the chart checkers (kubeconform, kube-score) and the test node's components (kubelet,
+# kube-controller-manager, kube-scheduler, kube-proxy, CoreDNS, a pause binary; see tools/node)
+# into a cache outside the work tree, so tests run against real binaries.
 #
 # Usage: tools/envtest/install.sh [--force] [--print-env]
 #   --force      rebuild every tool even when the cache is warm
@@ -22,6 +23,7 @@ VAULT_VERSION=v1.21.1         # github.com/hashicorp/vault: the newest release t
 VAULT_BUILD_DATE=2025-11-18T21:04:32Z   # the tag's commit time: Vault's plugin environment needs a build date
 KUBECONFORM_VERSION=v0.8.0   # github.com/yannh/kubeconform (needs go 1.26)
 KUBE_SCORE_VERSION=v1.20.0    # github.com/zegl/kube-score
+COREDNS_VERSION=v1.15.0       # github.com/coredns/coredns: the test node's cluster DNS
 GO_MIN=1.26.7                 # k8s v1.37 needs go 1.26; prometheus v0.316.0 needs 1.26.7
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -166,6 +168,9 @@ build_kubeconform() {
   GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w -X main.version=${KUBECONFORM_VERSION#v}" \
     "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}"
 }
+build_coredns() {
+  GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}"
+}
 build_kube_score() {
   GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w -X main.version=${KUBE_SCORE_VERSION#v}" \
     "github.com/zegl/kube-score/cmd/kube-score@${KUBE_SCORE_VERSION}"
@@ -183,6 +188,14 @@ install_tool kube-apiserver "$KUBE_VERSION" PARLEY_KUBE_APISERVER \
   "${KUBE_INPUTS[@]}" "$HERE/kube/cmd/kube-apiserver/main.go" -- build_kube kube-apiserver
 install_tool kubectl "$KUBE_VERSION" PARLEY_KUBECTL \
   "${KUBE_INPUTS[@]}" "$HERE/kube/cmd/kubectl/main.go" -- build_kube kubectl
+# The test node's components (tools/node), from the same module set as the API server.
+for component in kubelet kube-controller-manager kube-scheduler kube-proxy pause; do
+  var="PARLEY_$(echo "$component" | tr 'a-z-' 'A-Z_')"
+  install_tool "$component" "$KUBE_VERSION" "$var" \
+    "${KUBE_INPUTS[@]}" "$HERE/kube/cmd/$component/main.go" -- build_kube "$component"
+done
+install_tool coredns "$COREDNS_VERSION" PARLEY_COREDNS \
+  "$(declare -f build_coredns)" -- build_coredns
 install_tool etcd "$ETCD_VERSION" PARLEY_ETCD \
   "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$HERE/etcd/main.go" "$(declare -f build_etcd)" \
   -- build_etcd

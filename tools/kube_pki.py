@@ -1,4 +1,4 @@
-"""Generates the throwaway CA, TLS and service-account keys a test kube-apiserver needs."""
+"""Generates the throwaway CA, TLS and service-account keys of a test kube-apiserver (tests, make node)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # The first address of --service-cluster-ip-range: the in-cluster `kubernetes` Service IP.
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
-VALIDITY = dt.timedelta(days=1)
+VALIDITY = dt.timedelta(days=30)  # a `make node` cluster may live for weeks
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,9 @@ def _self_signed_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
-def generate_pki(directory: Path) -> KubePki:
-    """Write a CA, a 127.0.0.1/localhost serving cert, a system:masters client cert, SA keys."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pki = KubePki(
+def pki_paths(directory: Path) -> KubePki:
+    """Where `generate_pki` writes each file in `directory`."""
+    return KubePki(
         ca_cert=directory / "ca.crt",
         serving_cert=directory / "apiserver.crt",
         serving_key=directory / "apiserver.key",
@@ -140,6 +139,13 @@ def generate_pki(directory: Path) -> KubePki:
         sa_public_key=directory / "sa.pub",
         sa_private_key=directory / "sa.key",
     )
+
+
+def generate_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> KubePki:
+    """Write a CA, a serving cert for 127.0.0.1/localhost (and `extra_ips`), a system:masters client
+    cert and SA keys."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = pki_paths(directory)
 
     ca_key = _new_key()
     ca_cert = _self_signed_ca(ca_key)
@@ -154,6 +160,7 @@ def generate_pki(directory: Path) -> KubePki:
         x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address(KUBERNETES_SERVICE_IP)),
+        *(x509.IPAddress(ipaddress.ip_address(address)) for address in extra_ips),
     ]
     serving = _issue(
         _name("kube-apiserver"),
