@@ -12,7 +12,7 @@ DAYS ?= 90
 LOAD_USERS ?= 20
 LOAD_SECONDS ?= 30
 
-.PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load
+.PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load node node-down test-cluster
 
 # Variables a `## ` text may name as $(NAME): `make help` shows their values (`make help USERS=50` too).
 HELP_VARS := COVERAGE_MIN USERS MESSAGES DAYS LOAD_USERS LOAD_SECONDS
@@ -70,6 +70,15 @@ envtest-if-go:
 
 envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
 	tools/envtest/install.sh
+
+node: .venv/.synced ## A single-node cluster on this machine (root; needs make envtest, make images): pods on a real kubelet
+	$(UV) run --frozen python -m tools.node up
+
+node-down: .venv/.synced ## Stop the test node: no process, mount, address or iptables chain of it is left
+	$(UV) run --frozen python -m tools.node down
+
+test-cluster: .venv/.synced ## Only the end-to-end suite on the test node (tests/cluster); make test runs it too
+	$(UV) run --frozen pytest tests/cluster $(PYTEST_ARGS)
 
 bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
 	$(UV) run --frozen python -m bench.bot

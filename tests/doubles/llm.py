@@ -97,16 +97,17 @@ class LLMDouble:
         """Model of every request so far, in order."""
         return [r["model"] for r in self.requests]
 
-    async def start(self, port: int = 0) -> str:
-        """Listen on loopback; returns the base URL (what LLM_BASE_URL takes), ending in /v1."""
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Listen on `host` (loopback unless pods must reach it); returns the base URL (what
+        LLM_BASE_URL takes), ending in /v1."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{bound}/v1"
+        self.url = f"http://{host}:{bound}/v1"
         return self.url
 
     async def close(self) -> None:

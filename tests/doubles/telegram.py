@@ -337,8 +337,9 @@ class TelegramDouble:
 
     # ---- server ----------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Listen on a free loopback port; returns the base URL (what TELEGRAM_API_URL takes)."""
+    async def start(self, host: str = "127.0.0.1") -> str:
+        """Listen on a free port of `host` (loopback unless pods must reach it); returns the base URL
+        (what TELEGRAM_API_URL takes)."""
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
@@ -346,10 +347,10 @@ class TelegramDouble:
             app.router.add_post("/_control/ask", self._control_ask)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, host, 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
         return self.url
 
     async def close(self) -> None:

@@ -1,0 +1,74 @@
+"""The end-to-end suite's fixtures: the images, the test node they run on, and the Telegram and LLM
+doubles the pods talk to (listening on the node's address, which pods reach)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
+from tests.support.cluster import REPO
+from tests.support.envtest_tools import in_ci
+from tools.node.daemons import NodeError
+from tools.node.layout import NODE_IP
+from tools.node.node import TestNode
+
+KEEP_ENV = "PARLEY_NODE_KEEP"  # set to leave the node running after the session (make node-down ends it)
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: CI must never pass without having run the cluster suite."""
+    if in_ci():
+        pytest.fail(f"CI=true and the test node is unavailable: {reason}", pytrace=False)
+    pytest.skip(f"the test node is unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[TestNode]:
+    """The images built (cached), the node up with them imported, and down again afterwards unless
+    it was already up (a developer's `make node`) or PARLEY_NODE_KEEP is set."""
+    if os.geteuid() != 0:
+        _unavailable("it needs root (network interfaces, iptables, cgroups, mounts)")
+    test_node = TestNode(progress=print)
+    try:
+        was_up = all(test_node.status().values())
+    except NodeError as exc:
+        _unavailable(str(exc))
+    images = subprocess.run(
+        [str(REPO / "tools" / "images" / "build.sh"), "--with-test-fixtures"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if images.returncode != 0:
+        pytest.fail(f"make images failed:\n{images.stdout[-3000:]}\n{images.stderr[-3000:]}", pytrace=False)
+    try:
+        test_node.up()
+    except NodeError as exc:
+        pytest.fail(f"the test node did not come up: {exc}", pytrace=False)
+    yield test_node
+    if not was_up and not os.environ.get(KEEP_ENV):
+        test_node.down()
+
+
+@pytest.fixture(scope="session")
+async def node_telegram(node: TestNode) -> AsyncIterator[TelegramDouble]:
+    """The Telegram double on the node's address, with strict Bot API behaviour."""
+    telegram = TelegramDouble()
+    await telegram.start(host=NODE_IP)
+    yield telegram
+    await telegram.close()
+
+
+@pytest.fixture(scope="session")
+async def node_llm(node: TestNode) -> AsyncIterator[LLMDouble]:
+    """The LLM double on the node's address; it echoes each question."""
+    llm = LLMDouble()
+    await llm.start(host=NODE_IP)
+    yield llm
+    await llm.close()

@@ -1,0 +1,142 @@
+"""Driving a Helm release on the test node (tools/node) from async tests.
+
+Every blocking call (helm, kubectl, HTTP to a Service) runs in a thread: the Telegram and LLM
+doubles the pods talk to live in the test's event loop and must keep answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from tools.node.node import TestNode
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "parley"
+NODE_VALUES = REPO / "tests" / "cluster" / "values-node.yaml"
+HELM_TIMEOUT = "6m"
+
+T = TypeVar("T")
+
+
+async def run(
+    *argv: str | Path, timeout: float = 420, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a thread and capture its output."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(arg) for arg in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 120.0) -> T:
+    """Await `probe()` until it returns something other than None or False."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last is not None and last is not False:
+            return last
+        await asyncio.sleep(1)
+    raise AssertionError(f"not {what} after {timeout:.0f}s (last: {last!r})")
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: str
+
+
+def http_get(
+    url: str, *, user: str | None = None, password: str | None = None, timeout: float = 10
+) -> HttpAnswer:
+    """GET with optional Basic auth (blocking: call it in a thread); an HTTP error is an answer too."""
+    auth = (user, password) if user is not None and password is not None else None
+    response = httpx.get(url, auth=auth, timeout=timeout)
+    return HttpAnswer(response.status_code, response.text)
+
+
+@dataclass
+class Release:
+    """One Helm release of the chart in its own namespace on the test node."""
+
+    node: TestNode
+    name: str
+    namespace: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.node.layout.kubeconfig), "KUBERC": "off"}
+
+    async def kubectl(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
+        argv = [str(self.node.binaries["kubectl"]), "--namespace", self.namespace, *args]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=self.env,
+            input=input_text,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result.stdout
+
+    async def kubectl_json(self, *args: str) -> Any:
+        return json.loads(await self.kubectl(*args, "-o", "json"))
+
+    async def helm(self, helm_bin: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = await run(helm_bin, *args, "--namespace", self.namespace, env=self.env)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def component(self, name: str) -> str:
+        """The chart's name for a component's objects (`<release>-<component>` for a release whose
+        name contains the chart's)."""
+        return f"{self.name}-{name}"
+
+    async def service_url(self, component: str, port_name: str = "http") -> str:
+        service = await self.kubectl_json("get", "service", self.component(component))
+        port = next(p["port"] for p in service["spec"]["ports"] if p.get("name") == port_name)
+        return f"http://{service['spec']['clusterIP']}:{port}"
+
+    async def pods(self, selector: str = "") -> list[dict[str, Any]]:
+        args = ["get", "pods"] + (["--selector", selector] if selector else [])
+        items: list[dict[str, Any]] = (await self.kubectl_json(*args))["items"]
+        return items
+
+    async def diagnostics(self) -> str:
+        """What an SRE looks at first when a step fails: pods, events, the tail of each pod's log."""
+        parts = [await self.kubectl("get", "pods,jobs,pvc", "-o", "wide", check=False)]
+        parts.append(await self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False))
+        for pod in await self.pods():
+            name = pod["metadata"]["name"]
+            parts.append(
+                f"--- {name}\n"
+                + await self.kubectl("logs", name, "--all-containers", "--tail=30", check=False)
+            )
+        return "\n".join(parts)[-12000:]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
