@@ -12,7 +12,7 @@ DAYS ?= 90
 LOAD_USERS ?= 20
 LOAD_SECONDS ?= 30
 
-.PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load node node-down test-cluster
+.PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load node node-down test-cluster images
 
 # Variables a `## ` text may name as $(NAME): `make help` shows their values (`make help USERS=50` too).
 HELP_VARS := COVERAGE_MIN USERS MESSAGES DAYS LOAD_USERS LOAD_SECONDS
@@ -70,6 +70,9 @@ envtest-if-go:
 
 envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
 	tools/envtest/install.sh
+
+images: ## The api, bot, operator images and the test PostgreSQL image -> ~/.cache/parley/images/*.tar (Docker, else buildah; cached; IMAGE_TAG)
+	tools/images/build.sh --with-test-fixtures
 
 node: .venv/.synced ## A single-node cluster on this machine (root; needs make envtest, make images): pods on a real kubelet
 	$(UV) run --frozen python -m tools.node up
