@@ -102,8 +102,10 @@ def render(helm_bin: Path) -> RenderFn:
         sets: Sequence[str] = (),
         api_versions: Sequence[str] = (),
         namespace: str = NAMESPACE,
+        upgrade: bool = False,
     ) -> Rendered:
-        result = helm(helm_bin, *template_args(values, sets, api_versions, namespace))
+        args = template_args(values, sets, api_versions, namespace) + (["--is-upgrade"] if upgrade else [])
+        result = helm(helm_bin, *args)
         assert result.returncode == 0, result.stderr
         objects = [doc for doc in yaml.load_all(result.stdout, Loader=_UniqueKeyLoader) if doc]
         return Rendered(objects)

@@ -334,11 +334,12 @@ def test_operator_watch_namespaces_and_cluster_wide(render: RenderFn) -> None:
 
 def test_migration_hook_and_its_inputs(render: RenderFn) -> None:
     """The Job is a hook; its ConfigMap/Secret/ServiceAccount: hooks of lower weight, before-hook-creation."""
-    for values, events in (
-        (["dev"], "post-install,pre-upgrade"),
-        (["dev", "external-db"], "pre-install,pre-upgrade"),
+    for values, upgrade, events in (
+        (["dev"], True, "pre-upgrade"),
+        (["dev", "external-db"], False, "pre-install,pre-upgrade"),
+        (["dev", "external-db"], True, "pre-install,pre-upgrade"),
     ):
-        rendered = render(values=values)
+        rendered = render(values=values, upgrade=upgrade)
         job = rendered.get("Job", "parley-migrations")
         annotations = job["metadata"]["annotations"]
         assert annotations["helm.sh/hook"] == events
@@ -368,6 +369,19 @@ def test_migration_hook_and_its_inputs(render: RenderFn) -> None:
     assert "Secret" not in {
         o["kind"] for o in external.objects if o["metadata"]["name"] == "parley-migrations"
     }
+
+
+def test_the_first_install_with_the_bundled_database_migrates_with_an_ordinary_job(render: RenderFn) -> None:
+    """No hook at all on that install: `helm install --wait` waits for ready pods before post-install
+    hooks, and the API is ready only after the migration (a hook would deadlock the install)."""
+    rendered = render(values=["dev"])
+    objects = [o for o in rendered.objects if o["metadata"]["name"] == "parley-migrations"]
+    assert {o["kind"] for o in objects} == {"Job", "ConfigMap", "Secret", "ServiceAccount", "NetworkPolicy"}
+    assert [o["metadata"].get("annotations") for o in objects] == [None] * len(objects)
+    (container,) = containers(rendered.get("Job", "parley-migrations"))
+    assert container["command"] == ["alembic", "-c", "/app/alembic.ini", "upgrade", "head"]
+    annotated = render(values=["dev"], sets=["commonAnnotations.team=sre"])
+    assert annotated.get("Job", "parley-migrations")["metadata"]["annotations"] == {"team": "sre"}
 
 
 def test_migration_password_matches_the_databases(render: RenderFn) -> None:
