@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
@@ -15,7 +16,7 @@ from tests.support.cluster import REPO
 from tests.support.envtest_tools import in_ci
 from tools.node.daemons import NodeError
 from tools.node.layout import NODE_IP
-from tools.node.node import TestNode
+from tools.node.node import LocalNode
 
 KEEP_ENV = "PARLEY_NODE_KEEP"  # set to leave the node running after the session (make node-down ends it)
 
@@ -28,12 +29,12 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[TestNode]:
+def node() -> Iterator[LocalNode]:
     """The images built (cached), the node up with them imported, and down again afterwards unless
     it was already up (a developer's `make node`) or PARLEY_NODE_KEEP is set."""
     if os.geteuid() != 0:
         _unavailable("it needs root (network interfaces, iptables, cgroups, mounts)")
-    test_node = TestNode(progress=print)
+    test_node = LocalNode(progress=print)
     try:
         was_up = all(test_node.status().values())
     except NodeError as exc:
@@ -56,17 +57,17 @@ def node() -> Iterator[TestNode]:
         test_node.down()
 
 
-@pytest.fixture(scope="session")
-async def node_telegram(node: TestNode) -> AsyncIterator[TelegramDouble]:
-    """The Telegram double on the node's address, with strict Bot API behaviour."""
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def node_telegram(node: LocalNode) -> AsyncIterator[TelegramDouble]:
+    """A Telegram double per module (one bot token, one release) on the node's address."""
     telegram = TelegramDouble()
     await telegram.start(host=NODE_IP)
     yield telegram
     await telegram.close()
 
 
-@pytest.fixture(scope="session")
-async def node_llm(node: TestNode) -> AsyncIterator[LLMDouble]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def node_llm(node: LocalNode) -> AsyncIterator[LLMDouble]:
     """The LLM double on the node's address; it echoes each question."""
     llm = LLMDouble()
     await llm.start(host=NODE_IP)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 import yaml
@@ -17,20 +18,21 @@ from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
 from tests.support.cluster import CHART, HELM_TIMEOUT, NODE_VALUES, REPO, Release, eventually, http_get, ready
 from tests.support.envtest_tools import EnvtestTools
-from tools.node.node import TestNode
+from tools.node.node import LocalNode
 
 pytestmark = pytest.mark.cluster
 
 RELEASE = "parley"
 EXAMPLE_USER = REPO / "manifests" / "examples" / "dashboard-user.yaml"
 EXAMPLE_PASSWORD = "change-me-to-a-long-random-password"
+ROTATED_PASSWORD = "a-rotated-long-password-for-the-analyst"
 
 
-def helm_bin(node: TestNode) -> Path:
+def helm_bin(node: LocalNode) -> Path:
     return EnvtestTools.discover().require("helm")["helm"]
 
 
-def postgres_volume(node: TestNode, namespace: str) -> str:
+def postgres_volume(node: LocalNode, namespace: str) -> str:
     """A hostPath PersistentVolume bound in advance to the StatefulSet's claim (the node has no
     dynamic provisioner; a cluster's default StorageClass would do this)."""
     path = node.layout.volumes / namespace
@@ -53,7 +55,7 @@ def postgres_volume(node: TestNode, namespace: str) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def release(
-    node: TestNode, node_telegram: TelegramDouble, node_llm: LLMDouble
+    node: LocalNode, node_telegram: TelegramDouble, node_llm: LLMDouble
 ) -> AsyncIterator[Release]:
     """The chart installed with the node's values (bundled PostgreSQL), pointed at the doubles."""
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
@@ -84,7 +86,7 @@ async def release(
     if install.returncode != 0:
         pytest.fail(f"helm install failed:\n{install.stderr}\n{await release.diagnostics()}", pytrace=False)
     yield release
-    await release.helm(helm, "uninstall", RELEASE, "--wait", check=False)
+    await release.helm(helm, "uninstall", RELEASE, "--wait", check=False)  # the last test uninstalls
     await release.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
@@ -94,15 +96,21 @@ async def test_every_pod_is_ready_and_the_migrations_job_completed(release: Rele
     components = {pod["metadata"]["labels"].get("app.kubernetes.io/component") for pod in running}
     assert {"api", "bot", "operator", "postgresql"} <= components, await release.diagnostics()
     assert all(ready(pod) for pod in running), await release.diagnostics()
-    job = await release.kubectl_json("get", "job", release.component("migrations"))
-    assert job["status"].get("succeeded") == 1, job["status"]
+
+    async def migrated() -> dict[str, object] | None:
+        job = await release.kubectl_json("get", "job", release.component("migrations"))
+        status: dict[str, object] = job["status"]
+        return status if status.get("succeeded") == 1 else None
+
+    status = await eventually(migrated, "the migrations Job complete", timeout=60)
+    assert status.get("failed") is None, status
     restarts = {
         pod["metadata"]["name"]: pod["status"]["containerStatuses"][0]["restartCount"] for pod in running
     }
     assert set(restarts.values()) == {0}, restarts
 
 
-async def test_helm_test_passes(release: Release, node: TestNode) -> None:
+async def test_helm_test_passes(release: Release, node: LocalNode) -> None:
     result = await release.helm(helm_bin(node), "test", RELEASE, "--logs", check=False)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "Phase:          Succeeded" in result.stdout
@@ -123,7 +131,7 @@ async def test_an_apiuser_logs_in_through_the_service_and_a_rotation_refuses_the
     await eventually(lambda: accepted(EXAMPLE_PASSWORD), "logged in as the example ApiUser", timeout=90)
     assert await login("not-the-password") == 401
 
-    rotated = "a-rotated-long-password-for-the-analyst"
+    rotated = ROTATED_PASSWORD
     secret = yaml.safe_load(EXAMPLE_USER.read_text(encoding="utf-8").split("---")[0])
     secret["stringData"]["password"] = rotated
     await release.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(secret))
@@ -140,3 +148,153 @@ async def test_the_bot_answers_a_telegram_message_in_polling_mode(
 ) -> None:
     _, answer = await node_telegram.ask("hello from the node", user_id=424242, timeout=90)
     assert "echo: hello from the node" in answer.text
+
+
+async def test_deleting_the_bot_pod_during_an_answer_still_answers_it_once(
+    release: Release, node: LocalNode, node_telegram: TelegramDouble, node_llm: LLMDouble
+) -> None:
+    """kubectl delete pod while the model is writing: the old pod drains its turn (or the new one
+    resumes it); the user gets the answer exactly once."""
+    user_id = 515151
+    (bot,) = await release.pods("app.kubernetes.io/component=bot")
+    node_llm.latency = 6.0
+    try:
+        asked = len(node_llm.requests)
+        node_telegram.send_text("answer me through a restart", user_id=user_id)
+        await eventually(lambda: len(node_llm.requests) > asked, "the question at the model", timeout=60)
+        await release.kubectl("delete", "pod", bot["metadata"]["name"], "--wait=false")
+        answers = await node_telegram.wait_for_messages(user_id, 1, timeout=120)
+    finally:
+        node_llm.latency = 0.0
+    assert "echo: answer me through a restart" in answers[0].text
+
+    async def replaced() -> bool:
+        pods = await release.pods("app.kubernetes.io/component=bot")
+        return [p["metadata"]["name"] for p in pods if ready(p)] not in ([], [bot["metadata"]["name"]])
+
+    await eventually(replaced, "a new bot pod ready", timeout=120)
+    _, after = await node_telegram.ask("still there?", user_id=user_id, timeout=60)
+    assert "echo: still there?" in after.text
+    texts = [m.text for m in node_telegram.messages_to(user_id)]
+    assert sum("answer me through a restart" in text for text in texts) == 1, texts
+
+
+async def test_a_60_second_database_outage_unreadies_the_api_without_restarts(release: Release) -> None:
+    """PostgreSQL gone for 60 s: the API pods leave the Service's endpoints (readiness), no liveness
+    probe restarts anything, and everything is back once the database is."""
+    before = await restart_counts(release)
+    api_endpoints = await endpoint_addresses(release, "api")
+    assert len(api_endpoints) == 2
+    await release.kubectl("scale", "statefulset", release.component("postgresql"), "--replicas=0")
+    try:
+        await eventually(
+            lambda: _endpoints_empty(release, "api"), "the API out of its Service's endpoints", timeout=60
+        )
+        await asyncio.sleep(60)
+        assert await restart_counts(release) == before, await release.diagnostics()
+    finally:
+        await release.kubectl("scale", "statefulset", release.component("postgresql"), "--replicas=1")
+    await eventually(
+        lambda: _endpoint_count(release, "api", 2), "both API pods back in the endpoints", timeout=180
+    )
+    assert await restart_counts(release) == before, await release.diagnostics()
+
+
+async def test_deleting_the_postgresql_pod_is_recovered_from(release: Release) -> None:
+    before = await restart_counts(release)
+    await release.kubectl("delete", "pod", f"{release.component('postgresql')}-0", "--wait=true")
+    await eventually(lambda: _endpoint_count(release, "api", 2), "the API ready again", timeout=180)
+    stats = f"{await release.service_url('api')}/api/v1/stats?period=day"
+
+    async def logged_in() -> bool:
+        answer = await asyncio.to_thread(http_get, stats, user="analyst", password=ROTATED_PASSWORD)
+        return answer.status == 200
+
+    await eventually(logged_in, "a login after PostgreSQL's restart", timeout=60)
+    assert await restart_counts(release) == before, await release.diagnostics()
+
+
+async def test_helm_upgrade_to_a_new_image_tag_fails_no_request(release: Release, node: LocalNode) -> None:
+    """A client polls /api/v1/stats every 200 ms through the Service while the API rolls to a new tag."""
+    node.ctr("images", "tag", "--force", "localhost/parley-api:dev", "localhost/parley-api:dev-next")
+    stats = f"{await release.service_url('api')}/api/v1/stats?period=day"
+    results: list[str] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            try:
+                answer = await asyncio.to_thread(
+                    http_get, stats, user="analyst", password=ROTATED_PASSWORD, timeout=5
+                )
+                results.append(str(answer.status))
+            except httpx.HTTPError as exc:
+                results.append(type(exc).__name__)
+            await asyncio.sleep(0.2)
+
+    poller = asyncio.create_task(poll())
+    try:
+        await asyncio.sleep(2)
+        await release.helm(
+            helm_bin(node),
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--reuse-values",
+            "--set",
+            "api.image.tag=dev-next",
+            "--wait",
+            "--timeout",
+            HELM_TIMEOUT,
+        )
+        await asyncio.sleep(2)
+    finally:
+        done.set()
+        await poller
+    images = {
+        pod["spec"]["containers"][0]["image"]
+        for pod in await release.pods("app.kubernetes.io/component=api")
+        if pod["metadata"].get("deletionTimestamp") is None
+    }
+    assert images == {"localhost/parley-api:dev-next"}
+    failed = [result for result in results if result != "200"]
+    assert len(results) > 20
+    assert failed == [], f"{len(failed)} of {len(results)} requests failed: {sorted(set(failed))}"
+
+
+async def test_helm_uninstall_keeps_the_postgresql_volume(release: Release, node: LocalNode) -> None:
+    await release.helm(helm_bin(node), "uninstall", RELEASE, "--wait")
+    claims = await release.kubectl_json("get", "pvc")
+    assert [c["metadata"]["name"] for c in claims["items"]] == [f"data-{RELEASE}-postgresql-0"]
+    assert any((node.layout.volumes / release.namespace).rglob("PG_VERSION")), "the data directory is gone"
+
+
+async def restart_counts(release: Release) -> dict[str, int]:
+    """Container restarts of the running Parley pods (the database's own pod left out: the tests stop it)."""
+    return {
+        f"{pod['metadata']['name']}/{status['name']}": status["restartCount"]
+        for pod in await release.pods()
+        if pod["status"].get("phase") == "Running" and "postgresql" not in pod["metadata"]["name"]
+        for status in pod["status"].get("containerStatuses", [])
+    }
+
+
+async def endpoint_addresses(release: Release, component: str) -> list[str]:
+    slices = await release.kubectl_json(
+        "get", "endpointslices", "--selector", f"kubernetes.io/service-name={release.component(component)}"
+    )
+    return [
+        address
+        for item in slices["items"]
+        for endpoint in item.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    ]
+
+
+async def _endpoints_empty(release: Release, component: str) -> bool:
+    return await endpoint_addresses(release, component) == []
+
+
+async def _endpoint_count(release: Release, component: str, count: int) -> bool:
+    return len(await endpoint_addresses(release, component)) == count

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp import web
 
 from tests.bot.constants import TELEGRAM_TOKEN
@@ -173,6 +174,10 @@ class TelegramDouble:
     url: str = ""
     record_calls: bool = True
     control_plane: bool = False
+    # Plain-HTTP webhook URLs accepted besides loopback (a test's in-cluster Service), and where
+    # their host names point: the double cannot ask the cluster's DNS, a test tells it.
+    insecure_webhook_prefixes: tuple[str, ...] = ()
+    webhook_hosts: dict[str, str] = field(default_factory=dict)
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
     _reject_entities: int = 0
@@ -322,10 +327,14 @@ class TelegramDouble:
         token = secret if secret is not None else self.webhook_secret
         if token:
             headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        target = yarl.URL(self.webhook_url)
+        if target.host in self.webhook_hosts:
+            headers["Host"] = target.raw_authority
+            target = target.with_host(self.webhook_hosts[target.host])
         try:
             async with (
                 aiohttp.ClientSession() as session,
-                session.post(self.webhook_url, json=body, headers=headers) as response,
+                session.post(target, json=body, headers=headers) as response,
             ):
                 status = response.status
         except aiohttp.ClientConnectionError:
@@ -461,7 +470,8 @@ class TelegramDouble:
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:
         url = str(params.get("url") or "")
-        if url and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        allowed = ("https://", "http://127.0.0.1", "http://localhost", *self.insecure_webhook_prefixes)
+        if url and not url.startswith(allowed):
             raise TelegramError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
         secret = params.get("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):

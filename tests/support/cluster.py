@@ -7,25 +7,24 @@ doubles the pods talk to live in the test's event loop and must keep answering m
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from tools.node.node import TestNode
+from tools.node.node import LocalNode
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "parley"
 NODE_VALUES = REPO / "tests" / "cluster" / "values-node.yaml"
 HELM_TIMEOUT = "6m"
-
-T = TypeVar("T")
 
 
 async def run(
@@ -43,12 +42,14 @@ async def run(
     )
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 120.0) -> T:
-    """Await `probe()` until it returns something other than None or False."""
+async def eventually(probe: Callable[[], object], what: str, timeout: float = 120.0) -> Any:
+    """Call `probe()` (awaiting it when it is a coroutine) until it returns something other than None
+    or False; fail naming `what` and the last result after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        last = await probe()
+        result = probe()
+        last = await result if inspect.isawaitable(result) else result
         if last is not None and last is not False:
             return last
         await asyncio.sleep(1)
@@ -74,7 +75,7 @@ def http_get(
 class Release:
     """One Helm release of the chart in its own namespace on the test node."""
 
-    node: TestNode
+    node: LocalNode
     name: str
     namespace: str
 

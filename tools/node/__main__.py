@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tools.node.daemons import NodeError
-from tools.node.node import TestNode
+from tools.node.node import LocalNode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--purge", action="store_true", help="also forget the imported images")
     commands.add_parser("status", help="which components run")
     args = parser.parse_args(argv)
-    node = TestNode()
+    node = LocalNode()
     try:
         if args.command == "up":
             node.up()

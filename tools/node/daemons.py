@@ -57,6 +57,17 @@ class Daemon:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def outdated(self) -> bool:
+        """Running with another command line than this one (a newer `make node` changed a flag)."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except FileNotFoundError:
+            return False
+        return cmdline != [os.fsencode(arg) for arg in self.argv]
+
     def start(self) -> None:
         """Start detached (own session, no controlling terminal), unless it already runs."""
         if self.running():

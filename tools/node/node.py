@@ -66,7 +66,7 @@ def _unverified() -> ssl.SSLContext:
     return context
 
 
-class TestNode:
+class LocalNode:
     """One single-node cluster on this machine."""
 
     def __init__(self, layout: NodeLayout | None = None, progress: Progress = print) -> None:
@@ -124,6 +124,7 @@ class TestNode:
                     f"--client-ca-file={pki.ca_cert}",
                     f"--kubelet-client-certificate={pki.admin_cert}",
                     f"--kubelet-client-key={pki.admin_key}",
+                    "--kubelet-preferred-address-types=InternalIP",  # the node's name is not in any DNS
                     f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                     "--authorization-mode=Node,RBAC",
                     f"--service-account-issuer={SA_ISSUER}",
@@ -217,6 +218,8 @@ class TestNode:
         ]
         for name, ready in steps:
             daemon = daemons[name]
+            if daemon.outdated():
+                daemon.stop()
             was_running = daemon.running()
             daemon.start()
             daemon.wait_until(ready, "healthy", START_TIMEOUT)
