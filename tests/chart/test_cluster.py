@@ -223,7 +223,9 @@ def test_helm_install_creates_the_release(release: Release) -> None:
     # Job is an ordinary object of the release (a hook would deadlock `helm install --wait`).
     jobs = release.plane.kubectl("get", "jobs", "-n", release.namespace, "-o", "name").stdout
     assert jobs.split() == ["job.batch/parley-migrations"]
-    assert "helm.sh/hook" not in (release.get("job", "parley-migrations")["metadata"].get("annotations") or {})
+    assert "helm.sh/hook" not in (
+        release.get("job", "parley-migrations")["metadata"].get("annotations") or {}
+    )
 
 
 def test_helm_upgrade_keeps_the_database_password_and_rolls_config(release: Release) -> None:

@@ -260,7 +260,9 @@ def test_kubeconform_strict_accepts_every_object(
     kinds = {v["kind"] for v in verdicts}
     assert {"CustomResourceDefinition", "Deployment", "Job", "Pod", "NetworkPolicy"} <= kinds
     assert {"ServiceMonitor", "PrometheusRule"} <= kinds
-    hooks = {o["metadata"]["name"] for o in objects if "helm.sh/hook" in (o["metadata"].get("annotations") or {})}
+    hooks = {
+        o["metadata"]["name"] for o in objects if "helm.sh/hook" in (o["metadata"].get("annotations") or {})
+    }
     assert "parley-tests-api-ready" in hooks
     assert "parley-migrations" in {o["metadata"]["name"] for o in objects}  # a hook, or the initial run
 
