@@ -18,6 +18,7 @@ from tools.node.daemons import NodeError
 from tools.node.layout import NODE_IP
 from tools.node.node import LocalNode
 
+MONITORING_CRDS = REPO / "tests" / "chart" / "crds"
 KEEP_ENV = "PARLEY_NODE_KEEP"  # set to leave the node running after the session (make node-down ends it)
 
 
@@ -50,6 +51,9 @@ def node() -> Iterator[LocalNode]:
         pytest.fail(f"make images failed:\n{images.stdout[-3000:]}\n{images.stderr[-3000:]}", pytrace=False)
     try:
         test_node.up()
+        # prometheus-operator's CRDs, so the chart creates its ServiceMonitors and PrometheusRule.
+        for crd in sorted(MONITORING_CRDS.glob("*.yaml")):
+            test_node.kubectl("apply", "--server-side", "-f", str(crd))
     except NodeError as exc:
         pytest.fail(f"the test node did not come up: {exc}", pytrace=False)
     yield test_node

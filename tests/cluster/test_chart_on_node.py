@@ -5,8 +5,11 @@ message — each step asserting what a user or an SRE sees."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,10 +17,11 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.doubles.llm import LLMDouble
+from tests.doubles.llm import LLMDouble, error
 from tests.doubles.telegram import TelegramDouble
 from tests.support.cluster import CHART, HELM_TIMEOUT, NODE_VALUES, REPO, Release, eventually, http_get, ready
 from tests.support.envtest_tools import EnvtestTools
+from tests.support.prometheus import Prometheus, documented_metrics, running_prometheus
 from tools.node.node import LocalNode
 
 pytestmark = pytest.mark.cluster
@@ -26,6 +30,9 @@ RELEASE = "parley"
 EXAMPLE_USER = REPO / "manifests" / "examples" / "dashboard-user.yaml"
 EXAMPLE_PASSWORD = "change-me-to-a-long-random-password"
 ROTATED_PASSWORD = "a-rotated-long-password-for-the-analyst"
+PRIMARY_MODEL = "openai/gpt-4o-mini"  # the chart's bot.llm.model
+METRICS_DOC = REPO / "docs" / "metrics.md"
+SERIES_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
 def helm_bin(node: LocalNode) -> Path:
@@ -150,6 +157,73 @@ async def test_the_bot_answers_a_telegram_message_in_polling_mode(
     assert "echo: hello from the node" in answer.text
 
 
+@pytest.fixture(scope="module")
+def prometheus(release: Release, node: LocalNode) -> Iterator[Prometheus]:
+    """Debian's Prometheus scraping the release as its ServiceMonitors say, with its PrometheusRule."""
+    kubectl = [
+        str(node.binaries["kubectl"]),
+        f"--kubeconfig={node.layout.kubeconfig}",
+        "-n",
+        release.namespace,
+    ]
+    monitors = json.loads(
+        subprocess.run(
+            [*kubectl, "get", "servicemonitors", "-o", "json"], capture_output=True, check=True
+        ).stdout
+    )
+    rules = json.loads(
+        subprocess.run(
+            [*kubectl, "get", "prometheusrules", "-o", "json"], capture_output=True, check=True
+        ).stdout
+    )
+    with running_prometheus(monitors["items"], rules["items"], node.layout.kubeconfig) as server:
+        yield server
+
+
+async def test_prometheus_scrapes_every_service_through_its_servicemonitor(
+    release: Release, prometheus: Prometheus
+) -> None:
+    jobs = {
+        release.component("api"): 2,
+        release.component("bot"): 1,
+        release.component("operator-metrics"): 1,
+    }
+
+    async def all_up() -> dict[str, int] | None:
+        targets = await asyncio.to_thread(prometheus.targets)
+        up = Counter(t["labels"]["job"] for t in targets if t["health"] == "up")
+        return dict(up) if all(up[job] == count for job, count in jobs.items()) else None
+
+    up = await eventually(all_up, "every ServiceMonitor target up", timeout=90)
+    assert {job: up[job] for job in jobs} == jobs
+
+
+async def test_every_documented_metric_is_exported(
+    release: Release, prometheus: Prometheus, node_telegram: TelegramDouble, node_llm: LLMDouble
+) -> None:
+    """After a user's conversation (one answer by the fallback model, after the primary failed) and a
+    few API requests, Prometheus holds every metric docs/metrics.md lists."""
+    node_llm.script(PRIMARY_MODEL, *[error(500)] * 3)
+    _, answer = await node_telegram.ask("answered by the fallback", user_id=737373, timeout=90)
+    assert "echo: answered by the fallback" in answer.text
+    stats = f"{await release.service_url('api')}/api/v1/stats?period=day"
+    for password in (ROTATED_PASSWORD, "a-wrong-password"):
+        await asyncio.to_thread(http_get, stats, user="analyst", password=password)
+    documented = documented_metrics(METRICS_DOC)
+
+    async def missing() -> set[str] | None:
+        present = await asyncio.to_thread(prometheus.metric_names)
+        absent = {name for name in documented if not present & {name, *(name + s for s in SERIES_SUFFIXES)}}
+        return None if absent else absent
+
+    try:
+        await eventually(missing, "every documented metric in Prometheus", timeout=60)
+    except AssertionError:
+        present = await asyncio.to_thread(prometheus.metric_names)
+        absent = sorted(n for n in documented if not present & {n, *(n + s for s in SERIES_SUFFIXES)})
+        pytest.fail(f"documented but never scraped: {absent}")
+
+
 async def test_deleting_the_bot_pod_during_an_answer_still_answers_it_once(
     release: Release, node: LocalNode, node_telegram: TelegramDouble, node_llm: LLMDouble
 ) -> None:
@@ -179,9 +253,12 @@ async def test_deleting_the_bot_pod_during_an_answer_still_answers_it_once(
     assert sum("answer me through a restart" in text for text in texts) == 1, texts
 
 
-async def test_a_60_second_database_outage_unreadies_the_api_without_restarts(release: Release) -> None:
-    """PostgreSQL gone for 60 s: the API pods leave the Service's endpoints (readiness), no liveness
-    probe restarts anything, and everything is back once the database is."""
+async def test_a_database_outage_unreadies_the_api_fires_the_alert_and_restarts_nothing(
+    release: Release, prometheus: Prometheus
+) -> None:
+    """PostgreSQL gone: the API pods leave the Service's endpoints (readiness), ParleyDatabaseDown fires
+    (after its 2 minutes), no liveness probe restarts anything in those minutes, and everything is back
+    once the database is."""
     before = await restart_counts(release)
     api_endpoints = await endpoint_addresses(release, "api")
     assert len(api_endpoints) == 2
@@ -191,6 +268,19 @@ async def test_a_60_second_database_outage_unreadies_the_api_without_restarts(re
             lambda: _endpoints_empty(release, "api"), "the API out of its Service's endpoints", timeout=60
         )
         await asyncio.sleep(60)
+        assert await restart_counts(release) == before, await release.diagnostics()
+
+        async def firing() -> list[dict[str, object]] | None:
+            alerts = await asyncio.to_thread(prometheus.alerts)
+            found = [
+                a
+                for a in alerts
+                if a["labels"]["alertname"] == "ParleyDatabaseDown" and a["state"] == "firing"
+            ]
+            return found or None
+
+        alerts = await eventually(firing, "ParleyDatabaseDown firing", timeout=180)
+        assert {a["labels"]["job"] for a in alerts} <= {release.component("api"), release.component("bot")}
         assert await restart_counts(release) == before, await release.diagnostics()
     finally:
         await release.kubectl("scale", "statefulset", release.component("postgresql"), "--replicas=1")
@@ -263,6 +353,9 @@ async def test_helm_upgrade_to_a_new_image_tag_fails_no_request(release: Release
 
 
 async def test_helm_uninstall_keeps_the_postgresql_volume(release: Release, node: LocalNode) -> None:
+    """ApiUsers go first, while the operator still runs to clear their finalizers (as documented),
+    then the release; the database's claim and data stay."""
+    await release.kubectl("delete", "apiusers", "--all", "--wait=true", "--timeout=60s")
     await release.helm(helm_bin(node), "uninstall", RELEASE, "--wait")
     claims = await release.kubectl_json("get", "pvc")
     assert [c["metadata"]["name"] for c in claims["items"]] == [f"data-{RELEASE}-postgresql-0"]

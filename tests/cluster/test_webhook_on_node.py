@@ -50,8 +50,7 @@ async def webhook_release(
 ) -> AsyncIterator[Release]:
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     release = Release(node=node, name=RELEASE, namespace=namespace)
-    service_host = f"{release.component('bot')}.{namespace}.svc"
-    node_telegram.insecure_webhook_prefixes = (f"http://{service_host}:",)
+    public = f"https://{release.component('bot')}.{namespace}.example"  # what an ingress would serve
     await release.kubectl("create", "namespace", namespace)
     helm = EnvtestTools.discover().require("helm")["helm"]
     install = await release.helm(
@@ -67,7 +66,7 @@ async def webhook_release(
         *("--set", f"database.password={DB_PASSWORD}"),
         *("--set", "bot.mode=webhook"),
         *("--set", "bot.replicaCount=2"),
-        *("--set", f"bot.webhook.url=http://{service_host}:8080{WEBHOOK_PATH}"),
+        *("--set", f"bot.webhook.url={public}{WEBHOOK_PATH}"),
         *("--set", f"secrets.telegramWebhookSecret={secrets.token_urlsafe(24)}"),
         *("--set", f"bot.telegramApiUrl={node_telegram.url}"),
         *("--set", f"bot.llm.baseUrl={node_llm.url}"),
@@ -80,7 +79,8 @@ async def webhook_release(
     if install.returncode != 0:
         pytest.fail(f"helm install failed:\n{install.stderr}\n{await release.diagnostics()}", pytrace=False)
     service = await release.kubectl_json("get", "service", release.component("bot"))
-    node_telegram.webhook_hosts = {service_host: service["spec"]["clusterIP"]}
+    # Telegram posts to the public URL; here it reaches the bot's Service as an ingress would route it.
+    node_telegram.webhook_routes = {public: f"http://{service['spec']['clusterIP']}:8080"}
     yield release
     await release.helm(helm, "uninstall", RELEASE, "--wait", check=False)
     await release.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
