@@ -12,8 +12,7 @@ import pytest_asyncio
 
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
-from tests.support.cluster import REPO
-from tests.support.envtest_tools import in_ci
+from tests.support.cluster import REPO, unavailable
 from tools.node.daemons import NodeError
 from tools.node.layout import NODE_IP
 from tools.node.node import LocalNode
@@ -22,24 +21,17 @@ MONITORING_CRDS = REPO / "tests" / "chart" / "crds"
 KEEP_ENV = "PARLEY_NODE_KEEP"  # set to leave the node running after the session (make node-down ends it)
 
 
-def _unavailable(reason: str) -> None:
-    """Skip locally, fail in CI: CI must never pass without having run the cluster suite."""
-    if in_ci():
-        pytest.fail(f"CI=true and the test node is unavailable: {reason}", pytrace=False)
-    pytest.skip(f"the test node is unavailable: {reason}")
-
-
 @pytest.fixture(scope="session")
 def node() -> Iterator[LocalNode]:
     """The images built (cached), the node up with them imported, and down again afterwards unless
     it was already up (a developer's `make node`) or PARLEY_NODE_KEEP is set."""
     if os.geteuid() != 0:
-        _unavailable("it needs root (network interfaces, iptables, cgroups, mounts)")
+        unavailable("it needs root (network interfaces, iptables, cgroups, mounts)")
     test_node = LocalNode(progress=print)
     try:
         was_up = all(test_node.status().values())
     except NodeError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     images = subprocess.run(
         [str(REPO / "tools" / "images" / "build.sh"), "--with-test-fixtures"],
         capture_output=True,

@@ -19,7 +19,16 @@ import yaml
 
 from tests.doubles.llm import LLMDouble, error
 from tests.doubles.telegram import TelegramDouble
-from tests.support.cluster import CHART, HELM_TIMEOUT, NODE_VALUES, REPO, Release, eventually, http_get, ready
+from tests.support.cluster import (
+    CHART,
+    HELM_TIMEOUT,
+    NODE_VALUES,
+    REPO,
+    Release,
+    eventually,
+    http_get,
+    ready,
+)
 from tests.support.envtest_tools import EnvtestTools
 from tests.support.prometheus import Prometheus, documented_metrics, running_prometheus
 from tools.node.node import LocalNode
@@ -159,7 +168,8 @@ async def test_the_bot_answers_a_telegram_message_in_polling_mode(
 
 @pytest.fixture(scope="module")
 def prometheus(release: Release, node: LocalNode) -> Iterator[Prometheus]:
-    """Debian's Prometheus scraping the release as its ServiceMonitors say, with its PrometheusRule."""
+    """A real Prometheus scraping the release as its ServiceMonitors say, with its PrometheusRule."""
+    binary = EnvtestTools.discover().require("prometheus")["prometheus"]
     kubectl = [
         str(node.binaries["kubectl"]),
         f"--kubeconfig={node.layout.kubeconfig}",
@@ -176,7 +186,7 @@ def prometheus(release: Release, node: LocalNode) -> Iterator[Prometheus]:
             [*kubectl, "get", "prometheusrules", "-o", "json"], capture_output=True, check=True
         ).stdout
     )
-    with running_prometheus(monitors["items"], rules["items"], node.layout.kubeconfig) as server:
+    with running_prometheus(binary, monitors["items"], rules["items"], node.layout.kubeconfig) as server:
         yield server
 
 

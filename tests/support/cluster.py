@@ -15,16 +15,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 
+from tests.support.envtest_tools import in_ci
 from tools.node.node import LocalNode
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "parley"
 NODE_VALUES = REPO / "tests" / "cluster" / "values-node.yaml"
 HELM_TIMEOUT = "6m"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip locally, fail in CI: CI must never pass without having run the cluster suite."""
+    if in_ci():
+        pytest.fail(f"CI=true and the test node is unavailable: {reason}", pytrace=False)
+    pytest.skip(f"the test node is unavailable: {reason}")
 
 
 async def run(

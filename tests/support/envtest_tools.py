@@ -19,6 +19,7 @@ TOOL_VARS: dict[str, str] = {
     "kubectl": "PARLEY_KUBECTL",
     "helm": "PARLEY_HELM",
     "promtool": "PARLEY_PROMTOOL",
+    "prometheus": "PARLEY_PROMETHEUS",
     "kubeconform": "PARLEY_KUBECONFORM",
     "kube-score": "PARLEY_KUBE_SCORE",
 }

@@ -1,5 +1,5 @@
-"""A real Prometheus (Debian's package) scraping the test node's pods as the chart's ServiceMonitors say,
-and evaluating the chart's PrometheusRule.
+"""A real Prometheus (built by `make envtest` from the same module as promtool) scraping the test
+node's pods as the chart's ServiceMonitors say, and evaluating the chart's PrometheusRule.
 
 No prometheus-operator runs on the node: `scrape_configs` turns each ServiceMonitor endpoint into the
 scrape job prometheus-operator would generate (Kubernetes endpoint discovery in the monitor's namespaces,
@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import yaml
 
-PROMETHEUS = "/usr/bin/prometheus"  # Debian's prometheus package
 START_TIMEOUT = 60.0
 EVALUATION_INTERVAL = "5s"
 
@@ -129,7 +128,10 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_prometheus(
-    service_monitors: list[dict[str, Any]], prometheus_rules: list[dict[str, Any]], kubeconfig: Path
+    binary: Path,
+    service_monitors: list[dict[str, Any]],
+    prometheus_rules: list[dict[str, Any]],
+    kubeconfig: Path,
 ) -> Iterator[Prometheus]:
     """Prometheus on a free loopback port with the generated configuration; stopped afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="parley-prometheus-"))
@@ -151,7 +153,7 @@ def running_prometheus(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                PROMETHEUS,
+                str(binary),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned test control-plane tools (kube-apiserver, kubectl, etcd, helm, promtool,
-# vault), the chart checkers (kubeconform, kube-score) and the test node's components (kubelet,
+# vault, prometheus), the chart checkers (kubeconform, kube-score) and the test node's components (kubelet,
 # kube-controller-manager, kube-scheduler, kube-proxy, CoreDNS, a pause binary; see tools/node)
 # into a cache outside the work tree, so tests run against real binaries.
 #
@@ -164,6 +164,13 @@ build_promtool() {
     -X github.com/prometheus/common/version.Branch=HEAD" \
     "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_MODULE_VERSION}"
 }
+build_prometheus() {
+  # The suite's Prometheus (tests/cluster): Debian's package is built without Kubernetes discovery.
+  GOBIN="$OUT" "$GO_BIN" install -trimpath -tags netgo -ldflags "-s -w \
+    -X github.com/prometheus/common/version.Version=${PROMTOOL_VERSION#v} \
+    -X github.com/prometheus/common/version.Branch=HEAD" \
+    "github.com/prometheus/prometheus/cmd/prometheus@${PROMETHEUS_MODULE_VERSION}"
+}
 build_kubeconform() {
   GOBIN="$OUT" "$GO_BIN" install -trimpath -ldflags "-s -w -X main.version=${KUBECONFORM_VERSION#v}" \
     "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}"
@@ -203,6 +210,8 @@ install_tool helm "$HELM_VERSION" PARLEY_HELM \
   "$HELM_MODULE" "$(declare -f build_helm)" -- build_helm
 install_tool promtool "$PROMTOOL_VERSION" PARLEY_PROMTOOL \
   "$PROMETHEUS_MODULE_VERSION" "$(declare -f build_promtool)" -- build_promtool
+install_tool prometheus "$PROMTOOL_VERSION" PARLEY_PROMETHEUS \
+  "$PROMETHEUS_MODULE_VERSION" "$(declare -f build_prometheus)" -- build_prometheus
 install_tool vault "$VAULT_VERSION" PARLEY_VAULT \
   "$HERE/vault/go.mod" "$HERE/vault/go.sum" "$HERE/vault/main.go" "$VAULT_BUILD_DATE" \
   "$(declare -f build_vault)" -- build_vault
