@@ -43,6 +43,8 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -139,6 +141,17 @@ def pki_paths(directory: Path) -> KubePki:
         sa_public_key=directory / "sa.pub",
         sa_private_key=directory / "sa.key",
     )
+
+
+def pki_valid_for(directory: Path, address: str, margin: dt.timedelta = dt.timedelta(days=2)) -> bool:
+    """Whether `directory` holds PKI whose serving certificate names `address` and stays valid a while."""
+    try:
+        cert = x509.load_pem_x509_certificate(pki_paths(directory).serving_cert.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return False
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    addresses = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    return address in addresses and cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + margin
 
 
 def generate_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> KubePki:

@@ -571,8 +571,8 @@ def test_network_policies(render: RenderFn) -> None:
     """Egress: DNS, PostgreSQL, Vault; 443 for the bot only; the API server's ports for the operator only."""
     rendered = render(values=["dev", "external-db"])
     policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
-    components = {"api", "bot", "operator", "migrations", "tests"}
-    assert set(policies) == {f"parley-{component}" for component in components}
+    components = {"api", "bot", "operator", "migrations"}
+    assert set(policies) == {f"parley-{component}" for component in components} | {"parley-tests-pod"}
 
     def ports(spec: dict[str, Any]) -> set[int]:
         return {p["port"] for rule in spec["egress"] for p in rule.get("ports", [])}
@@ -582,7 +582,7 @@ def test_network_policies(render: RenderFn) -> None:
     assert ports(policies["parley-migrations"]) == base
     assert ports(policies["parley-bot"]) == base | {443}
     assert ports(policies["parley-operator"]) == base | {443, 6443}
-    assert ports(policies["parley-tests"]) == {53, 9090}  # `helm test`: DNS and the API's management port
+    assert ports(policies["parley-tests-pod"]) == {53, 9090}  # `helm test`: DNS and the API's management port
     for spec in policies.values():
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
         for rule in spec["egress"]:

@@ -82,6 +82,7 @@ async def webhook_release(
     # Telegram posts to the public URL; here it reaches the bot's Service as an ingress would route it.
     node_telegram.webhook_routes = {public: f"http://{service['spec']['clusterIP']}:8080"}
     yield release
+    await release.kubectl("delete", "apiusers", "--all", "--wait=true", "--timeout=60s", check=False)
     await release.helm(helm, "uninstall", RELEASE, "--wait", check=False)
     await release.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -95,6 +96,9 @@ async def test_the_external_database_release_migrated_before_install(
     components = {pod["metadata"]["labels"].get("app.kubernetes.io/component") for pod in pods}
     assert "postgresql" not in components
     assert external_postgres.psql("SELECT count(*) FROM alembic_version", database="parley") == "1"
+    job = await webhook_release.kubectl_json("get", "job", webhook_release.component("migrations"))
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["status"].get("succeeded") == 1
     bots = [pod for pod in pods if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "bot"]
     assert len(bots) == 2
     assert all(ready(pod) for pod in bots), await webhook_release.diagnostics()
@@ -104,7 +108,7 @@ async def test_two_webhook_replicas_answer_each_users_messages_in_order_once(
     webhook_release: Release, node_telegram: TelegramDouble, node_llm: LLMDouble
 ) -> None:
     await eventually(lambda: node_telegram.webhook_url != "", "the webhook registered", timeout=60)
-    users = [610001, 610002, 610003]
+    users = [610001, 610002, 610003, 610004]  # 12 calls: both replicas take some
     count = 3
     started = time.time()
     node_llm.latency = 2.5  # each answer still pending when the user's next message arrives

@@ -188,7 +188,14 @@ def running_prometheus(
 
 
 def documented_metrics(metrics_doc: Path) -> set[str]:
-    """Every metric name in the first column of docs/metrics.md's tables."""
-    return set(
-        re.findall(r"^\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \|", metrics_doc.read_text(encoding="utf-8"), re.M)
-    )
+    """Every metric name in the first column of docs/metrics.md's metric tables (not its alert tables)."""
+    names: set[str] = set()
+    in_metric_table = False
+    for line in metrics_doc.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            in_metric_table = False
+        elif line.startswith("| metric |"):
+            in_metric_table = True
+        elif in_metric_table and (match := re.match(r"^\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \|", line)):
+            names.add(match.group(1))
+    return names

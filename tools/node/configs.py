@@ -10,7 +10,9 @@ import yaml
 from tools.kube_pki import KubePki
 from tools.node.layout import (
     BRIDGE,
+    CGROUP_ROOT,
     CLUSTER_DOMAIN,
+    CNI_NETWORK,
     COREDNS_HEALTH_PORT,
     NODE_IP,
     NODE_NAME,
@@ -98,7 +100,7 @@ def cni_config(layout: NodeLayout) -> Path:
     its Service. No masquerading: nothing outside the machine is reachable anyway."""
     conflist = {
         "cniVersion": "1.0.0",
-        "name": "parley",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
@@ -132,6 +134,8 @@ def kubelet_config(layout: NodeLayout, pki: KubePki) -> Path:
         "healthzPort": 10248,
         "failCgroupV1": False,
         "cgroupDriver": "cgroupfs",
+        "cgroupRoot": CGROUP_ROOT,
+        "podLogsDir": str(layout.pod_logs),
         "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
         "authentication": {
             "anonymous": {"enabled": False},

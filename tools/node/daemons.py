@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STOP_TIMEOUT = 20.0
@@ -28,14 +29,29 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return "(no log written)"
 
 
+def _start_ticks(pid: int) -> str | None:
+    """When the process started (clock ticks since boot): with the pid it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
 @dataclass(frozen=True)
 class Daemon:
-    """One node process: its command line, its log and its pid file."""
+    """One node process: its command line, the files it reads, its log and its pid file.
+
+    The pid file holds the pid, the process's start time (a reused pid is not taken for ours) and a
+    fingerprint of the command line and the files it reads (a change restarts it on the next `up`).
+    """
 
     name: str
     argv: Sequence[str]
     run_dir: Path
     log_dir: Path
+    inputs: Sequence[Path] = field(default=())
 
     @property
     def pid_file(self) -> Path:
@@ -45,28 +61,34 @@ class Daemon:
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def pid(self) -> int | None:
-        """The recorded pid when that process still runs our binary, else None."""
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256("\0".join(self.argv).encode())
+        for path in self.inputs:
+            digest.update(path.read_bytes() if path.exists() else b"-")
+        return digest.hexdigest()[:16]
+
+    def _recorded(self) -> tuple[int, str, str] | None:
         try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            pid, ticks, fingerprint = self.pid_file.read_text(encoding="utf-8").split()
+            return int(pid), ticks, fingerprint
         except (FileNotFoundError, ValueError):
             return None
-        return pid if cmdline.split(b"\0", 1)[0] == os.fsencode(self.argv[0]) else None
+
+    def pid(self) -> int | None:
+        """The recorded pid while that very process (same start time) still runs, else None."""
+        recorded = self._recorded()
+        if recorded is None:
+            return None
+        pid, ticks, _ = recorded
+        return pid if _start_ticks(pid) == ticks else None
 
     def running(self) -> bool:
         return self.pid() is not None
 
     def outdated(self) -> bool:
-        """Running with another command line than this one (a newer `make node` changed a flag)."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        except FileNotFoundError:
-            return False
-        return cmdline != [os.fsencode(arg) for arg in self.argv]
+        """Running, but started with another command line or other configuration files."""
+        recorded = self._recorded()
+        return self.running() and recorded is not None and recorded[2] != self.fingerprint()
 
     def start(self) -> None:
         """Start detached (own session, no controlling terminal), unless it already runs."""
@@ -82,12 +104,8 @@ class Daemon:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
-        # Until the child has exec'd, its command line is still ours: wait for the switch, so a
-        # check right after start does not take the daemon for gone.
-        deadline = time.monotonic() + 5
-        while not self.running() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        ticks = _start_ticks(process.pid) or "0"
+        self.pid_file.write_text(f"{process.pid} {ticks} {self.fingerprint()}\n", encoding="utf-8")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; removes the pid file."""
@@ -114,7 +132,7 @@ class Daemon:
             try:
                 if check():
                     return
-            except (OSError, subprocess.SubprocessError) as exc:
+            except (OSError, subprocess.SubprocessError, NodeError) as exc:
                 last_error = f" ({type(exc).__name__}: {exc})"
             time.sleep(0.5)
         raise NodeError(
@@ -129,14 +147,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap it if it is our child after all
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        if _start_ticks(pid) is None:
             return True
         time.sleep(0.2)
     return False
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True

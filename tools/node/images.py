@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import tarfile
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def write_pause_archive(pause_binary: Path, archive: Path) -> Path:
     diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
     config = json.dumps(
         {
-            "architecture": "amd64",
+            "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                platform.machine(), platform.machine()
+            ),
             "os": "linux",
             "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},

@@ -14,6 +14,9 @@ NODE_NAME = "parley-node"
 NODE_INTERFACE = "lo"
 NODE_IP = os.environ.get("PARLEY_NODE_IP", "10.255.0.1")
 BRIDGE = "parley-cni0"
+CNI_NETWORK = "parley"
+# The kubelet's cgroupRoot: the node's pods live under it, apart from any pods the host itself runs.
+CGROUP_ROOT = "/parley-node"
 POD_CIDR = "10.244.0.0/24"
 SERVICE_CIDR = SERVICE_CLUSTER_IP_RANGE
 CLUSTER_DOMAIN = "cluster.local"
@@ -81,6 +84,10 @@ class NodeLayout:
     @property
     def kubelet_root(self) -> Path:
         return self.base / "kubelet"
+
+    @property
+    def pod_logs(self) -> Path:
+        return self.base / "pod-logs"
 
     @property
     def volumes(self) -> Path:

@@ -6,18 +6,21 @@ import contextlib
 import http.client
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki, pki_paths
+from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki, pki_paths, pki_valid_for
 from tools.node import configs, images, network
 from tools.node.binaries import find_binaries
 from tools.node.daemons import Daemon, NodeError
 from tools.node.layout import (
     APISERVER_PORT,
+    CGROUP_ROOT,
+    CNI_NETWORK,
     CONTAINERD_NAMESPACE,
     COREDNS_HEALTH_PORT,
     ETCD_CLIENT_PORT,
@@ -84,8 +87,8 @@ class LocalNode:
     def pki(self) -> KubePki:
         return pki_paths(self.layout.pki)
 
-    def _daemon(self, name: str, argv: list[str]) -> Daemon:
-        return Daemon(name, argv, self.layout.run, self.layout.logs)
+    def _daemon(self, name: str, argv: list[str], *inputs: Path) -> Daemon:
+        return Daemon(name, argv, self.layout.run, self.layout.logs, inputs=(self.pki.ca_cert, *inputs))
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -135,9 +138,12 @@ class LocalNode:
                     "--profiling=false",
                     "--v=1",
                 ],
+                pki.serving_cert,
             ),
             "containerd": self._daemon(
-                "containerd", [str(bins["containerd"]), f"--config={layout.config / 'containerd.toml'}"]
+                "containerd",
+                [str(bins["containerd"]), f"--config={layout.config / 'containerd.toml'}"],
+                layout.config / "containerd.toml",
             ),
             "kube-controller-manager": self._daemon(
                 "kube-controller-manager",
@@ -178,13 +184,17 @@ class LocalNode:
                     f"--node-ip={NODE_IP}",
                     "--v=1",
                 ],
+                layout.config / "kubelet.yaml",
             ),
             "kube-proxy": self._daemon(
                 "kube-proxy",
                 [str(bins["kube-proxy"]), f"--config={layout.config / 'kube-proxy.yaml'}", "--v=1"],
+                layout.config / "kube-proxy.yaml",
             ),
             "coredns": self._daemon(
-                "coredns", [str(bins["coredns"]), "-conf", str(layout.config / "Corefile")]
+                "coredns",
+                [str(bins["coredns"]), "-conf", str(layout.config / "Corefile")],
+                layout.config / "Corefile",
             ),
         }
 
@@ -199,10 +209,17 @@ class LocalNode:
         if os.geteuid() != 0:
             raise NodeError("the test node needs root (network interfaces, iptables, cgroups, mounts)")
         started = time.monotonic()
-        daemons = self.daemons()  # fails early, naming every missing program
         layout = self.layout
-        network.set_up()
         self._write_configs()
+        daemons = self.daemons()  # fails early, naming every missing program
+        network.set_up(layout.run)
+        marker = layout.run / "started"  # down removes only the pod namespaces made since
+        if not marker.exists():
+            marker.write_text(f"{time.time()}\n", encoding="utf-8")
+        for controller in Path("/sys/fs/cgroup").iterdir():
+            if controller.is_dir() and not controller.is_symlink() and controller.name != "unified":
+                with contextlib.suppress(OSError):
+                    (controller / CGROUP_ROOT.strip("/")).mkdir(exist_ok=True)
         steps: list[tuple[str, Callable[[], bool]]] = [
             ("etcd", lambda: _http_ok(ETCD_CLIENT_PORT, "/health")),
             (
@@ -237,7 +254,7 @@ class LocalNode:
 
     def _write_configs(self) -> None:
         layout = self.layout
-        if not layout.pki.joinpath("ca.crt").exists():
+        if not pki_valid_for(layout.pki, NODE_IP):
             generate_pki(layout.pki, extra_ips=(NODE_IP,))
         configs.admin_kubeconfig(layout, self.pki)
         configs.containerd_config(layout)
@@ -256,7 +273,7 @@ class LocalNode:
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """containerd's own client, on the node's socket and Kubernetes' namespace."""
         return network.run(
-            str(self.binaries["ctr"]),
+            shutil.which("ctr") or "ctr",
             f"--address={self.layout.containerd_socket}",
             f"--namespace={CONTAINERD_NAMESPACE}",
             *args,
@@ -288,19 +305,29 @@ class LocalNode:
     # ---- down ------------------------------------------------------------------------------
 
     def down(self, purge_images: bool = False) -> None:
-        """Stop every component and every pod, and leave no mount, interface or chain behind."""
-        daemons = self.daemons()
-        if daemons["containerd"].running():
+        """Stop every component and every pod, and leave no mount, address, bridge or chain behind.
+        Works from the pid files alone, so a node whose programs were removed can still be stopped."""
+        if os.geteuid() != 0:
+            raise NodeError("stopping the test node needs root, like starting it")
+        layout = self.layout
+        stoppable = {name: Daemon(name, (), layout.run, layout.logs) for name in STOP_ORDER}
+        stoppable["kubelet"].stop()  # first, or it restarts the containers killed next
+        if stoppable["containerd"].running():
             self._kill_containers()
         for name in STOP_ORDER:
-            daemons[name].stop()
+            stoppable[name].stop()
+        kube_proxy = shutil.which("kube-proxy") or os.environ.get("PARLEY_KUBE_PROXY")
         with contextlib.suppress(NodeError):
-            network.run(str(self.binaries["kube-proxy"]), "--cleanup", check=False)
+            kube_proxy = kube_proxy or str(find_binaries().get("kube-proxy", ""))
+        if kube_proxy:
+            network.run(kube_proxy, "--cleanup", check=False)
         self._kill_leftover_shims()
         self._kill_pod_processes()
         self._unmount_all()
-        network.tear_down()
-        layout = self.layout
+        started_file = layout.run / "started"
+        started = float(started_file.read_text(encoding="utf-8")) if started_file.exists() else time.time()
+        network.tear_down(layout.run, started)
+        self._remove_host_leftovers()
         for path in (
             layout.etcd_data,
             layout.kubelet_root,
@@ -314,15 +341,23 @@ class LocalNode:
             shutil.rmtree(layout.base, ignore_errors=True)
         self.progress("node: down (nothing of it runs)")
 
+    def _remove_host_leftovers(self) -> None:
+        """What the kubelet and the CNI library keep outside the node's directory."""
+        base = str(self.layout.base)
+        for link in Path("/var/log/containers").glob("*.log"):
+            with contextlib.suppress(OSError):
+                if link.is_symlink() and os.readlink(link).startswith(base):
+                    link.unlink()
+        for result in Path("/var/lib/cni/results").glob(f"{CNI_NETWORK}-*"):
+            result.unlink(missing_ok=True)
+
     def _kill_containers(self) -> None:
         """Stop every pod's processes through containerd, then drop the containers."""
         tasks = self.ctr("tasks", "list", "--quiet", check=False).stdout.split()
         for task in tasks:
             self.ctr("tasks", "kill", "--signal", "SIGKILL", task, check=False)
         deadline = time.monotonic() + 20
-        while (
-            time.monotonic() < deadline and self.ctr("tasks", "list", "--quiet", check=False).stdout.strip()
-        ):
+        while time.monotonic() < deadline and "RUNNING" in self.ctr("tasks", "list", check=False).stdout:
             time.sleep(0.5)
         for task in tasks:
             self.ctr("tasks", "delete", "--force", task, check=False)
@@ -339,10 +374,10 @@ class LocalNode:
             with contextlib.suppress(OSError):
                 cmdline = (proc / "cmdline").read_bytes()
                 if b"containerd-shim" in cmdline and marker in cmdline:
-                    os.kill(int(proc.name), 9)
+                    os.kill(int(proc.name), signal.SIGKILL)
 
     def _kill_pod_processes(self) -> None:
-        """Whatever still runs in the pods' cgroups (a container whose shim died first) is killed,
+        """Whatever still runs in the node's pod cgroups (a container whose shim died first) is killed,
         then the empty cgroups are removed."""
         for _ in range(50):
             pids = [pid for pid in _processes() if _in_pod_cgroup(pid)]
@@ -350,10 +385,10 @@ class LocalNode:
                 break
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
+                    os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
         for controller in Path("/sys/fs/cgroup").iterdir():
-            root = controller / "kubepods"
+            root = controller / CGROUP_ROOT.strip("/")
             if root.is_dir():
                 for directory in sorted(root.rglob("*"), key=lambda path: len(path.parts), reverse=True):
                     if directory.is_dir():
@@ -364,8 +399,11 @@ class LocalNode:
 
     def _unmount_all(self) -> None:
         """Unmount whatever the kubelet and containerd mounted under the node's directory."""
-        base = str(self.layout.base)
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines()]
+        base = str(self.layout.base) + "/"
+        mounts = [
+            line.split()[1].encode().decode("unicode_escape")  # /proc/mounts writes a space as \\040
+            for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+        ]
         for mount in sorted((m for m in mounts if m.startswith(base)), key=len, reverse=True):
             network.run("umount", "-l", mount, check=False)
 
@@ -375,10 +413,12 @@ def _processes() -> list[int]:
 
 
 def _in_pod_cgroup(pid: int) -> bool:
-    """Pods run under the kubelet's /kubepods cgroup (cgroupfs driver)."""
+    """The node's pods run under its own cgroup root (the kubelet's cgroupRoot), never a host's pods."""
     try:
         cgroups = Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8")
         state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "Z" and ":/kubepods" in cgroups
+    return state != "Z" and any(
+        line.split(":", 2)[-1].startswith(CGROUP_ROOT + "/") for line in cgroups.splitlines()
+    )
