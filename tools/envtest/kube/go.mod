@@ -1,4 +1,5 @@
-// Wrapper module that builds kube-apiserver and kubectl from k8s.io/kubernetes for the test control plane.
+// Wrapper module that builds kube-apiserver, kubectl and the test node's components (kubelet, kube-controller-manager,
+// kube-scheduler, kube-proxy, pause) from k8s.io/kubernetes.
 // Kubernetes staging modules are required at v0.0.0 by k8s.io/kubernetes, so every one is replaced with its release tag.
 module parley.dev/tools/envtest/kube
 
