@@ -23,7 +23,6 @@ from tests.doubles.telegram import TelegramDouble
 from tests.support.cluster import (
     CHART,
     HELM_TIMEOUT,
-    NODE_VALUES,
     REPO,
     Release,
     eventually,
@@ -80,28 +79,7 @@ async def release(
     await release.kubectl("create", "namespace", namespace)
     await release.kubectl("apply", "-f", "-", input_text=postgres_volume(node, namespace))
     helm = helm_bin(node)
-    install = await release.helm(
-        helm,
-        "install",
-        RELEASE,
-        str(CHART),
-        "--values",
-        str(NODE_VALUES),
-        "--set",
-        f"bot.telegramApiUrl={node_telegram.url}",
-        "--set",
-        f"bot.llm.baseUrl={node_llm.url}",
-        "--set",
-        f"secrets.telegramBotToken={node_telegram.token}",
-        "--set",
-        f"secrets.llmApiKey={node_llm.api_key}",
-        "--wait",
-        "--timeout",
-        HELM_TIMEOUT,
-        check=False,
-    )
-    if install.returncode != 0:
-        pytest.fail(f"helm install failed:\n{install.stderr}\n{await release.diagnostics()}", pytrace=False)
+    await release.install(helm, node_telegram, node_llm)
     yield release
     await teardown(release, helm)
 

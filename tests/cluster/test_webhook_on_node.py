@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from tests.doubles.llm import LLMDouble
 from tests.doubles.telegram import TelegramDouble
-from tests.support.cluster import CHART, HELM_TIMEOUT, NODE_VALUES, Release, eventually, ready
+from tests.support.cluster import Release, eventually, ready
 from tests.support.envtest_tools import EnvtestTools
 from tools.localpg import LocalPostgres, throwaway_postgres
 from tools.node.layout import NODE_IP, POD_CIDR
@@ -53,31 +53,19 @@ async def webhook_release(
     public = f"https://{release.component('bot')}.{namespace}.example"  # what an ingress would serve
     await release.kubectl("create", "namespace", namespace)
     helm = EnvtestTools.discover().require("helm")["helm"]
-    install = await release.helm(
+    await release.install(
         helm,
-        "install",
-        RELEASE,
-        str(CHART),
-        "--values",
-        str(NODE_VALUES),
-        *("--set", "postgresql.enabled=false"),
-        *("--set", f"database.host={NODE_IP}"),
-        *("--set", f"database.port={external_postgres.port}"),
-        *("--set", f"database.password={DB_PASSWORD}"),
-        *("--set", "bot.mode=webhook"),
-        *("--set", "bot.replicaCount=2"),
-        *("--set", f"bot.webhook.url={public}{WEBHOOK_PATH}"),
-        *("--set", f"secrets.telegramWebhookSecret={secrets.token_urlsafe(24)}"),
-        *("--set", f"bot.telegramApiUrl={node_telegram.url}"),
-        *("--set", f"bot.llm.baseUrl={node_llm.url}"),
-        *("--set", f"secrets.telegramBotToken={node_telegram.token}"),
-        *("--set", f"secrets.llmApiKey={node_llm.api_key}"),
-        "--wait",
-        *("--timeout", HELM_TIMEOUT),
-        check=False,
+        node_telegram,
+        node_llm,
+        postgresql__enabled="false",
+        database__host=NODE_IP,
+        database__port=external_postgres.port,
+        database__password=DB_PASSWORD,
+        bot__mode="webhook",
+        bot__replicaCount=2,
+        bot__webhook__url=f"{public}{WEBHOOK_PATH}",
+        secrets__telegramWebhookSecret=secrets.token_urlsafe(24),
     )
-    if install.returncode != 0:
-        pytest.fail(f"helm install failed:\n{install.stderr}\n{await release.diagnostics()}", pytrace=False)
     service = await release.kubectl_json("get", "service", release.component("bot"))
     # Telegram posts to the public URL; here it reaches the bot's Service as an ingress would route it.
     node_telegram.webhook_routes = {public: f"http://{service['spec']['clusterIP']}:8080"}

@@ -20,6 +20,8 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
+from tests.doubles.llm import LLMDouble
+from tests.doubles.telegram import TelegramDouble
 from tests.support.envtest_tools import in_ci
 from tools.node.node import LocalNode
 
@@ -118,6 +120,35 @@ class Release:
                 f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    async def install(
+        self, helm_bin: Path, telegram: TelegramDouble, llm: LLMDouble, **values: object
+    ) -> None:
+        """`helm install --wait` with the node's values, pointed at the doubles, plus `values` (dotted
+        names with `__` for `.`); a failure fails the test with what an SRE would look at."""
+        sets = {
+            "bot.telegramApiUrl": telegram.url,
+            "bot.llm.baseUrl": llm.url,
+            "secrets.telegramBotToken": telegram.token,
+            "secrets.llmApiKey": llm.api_key,
+            **{name.replace("__", "."): value for name, value in values.items()},
+        }
+        args = [arg for name, value in sets.items() for arg in ("--set", f"{name}={value}")]
+        result = await self.helm(
+            helm_bin,
+            "install",
+            self.name,
+            str(CHART),
+            "--values",
+            str(NODE_VALUES),
+            *args,
+            "--wait",
+            "--timeout",
+            HELM_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"helm install failed:\n{result.stderr}\n{await self.diagnostics()}", pytrace=False)
 
     def component(self, name: str) -> str:
         """The chart's name for a component's objects (`<release>-<component>` for a release whose
