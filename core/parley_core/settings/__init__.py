@@ -1,8 +1,10 @@
 """Settings of Parley's services (pydantic-settings), with secrets optionally from Vault."""
 
+from parley_core.settings.api import ApiSettings
 from parley_core.settings.base import ParleySettings, load_settings
+from parley_core.settings.bot import BotSettings
 from parley_core.settings.errors import SettingsError
-from parley_core.settings.services import ApiSettings, BotSettings, OperatorSettings
+from parley_core.settings.operator import OperatorSettings
 
 __all__ = [
     "ApiSettings",
