@@ -13,7 +13,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from parley_core.repositories.turns import LEASE_IS_FREE, LeaseTerms, lease_parameters
+from parley_core.repositories.turns.lease import LEASE_IS_FREE, lease_parameters
+from parley_core.repositories.turns.records import LeaseTerms
 
 _HEARTBEAT_AND_FIND = text(
     f"""

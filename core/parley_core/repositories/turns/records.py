@@ -1,0 +1,114 @@
+"""What the durable-turn statements take and return: leases, queued messages, stored replies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from parley_core.models import MessageRole
+
+AcceptStatus = Literal["duplicate", "stored", "refused"]
+
+
+@dataclass(frozen=True)
+class LeaseTerms:
+    """Who asks for a lease, and when another process's lease counts as abandoned."""
+
+    holder: uuid.UUID
+    stale_seconds: float
+    take_over: bool  # False while this process itself may have been cut off from the database
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    """One earlier message, in the LLM's chat vocabulary."""
+
+    role: MessageRole
+    content: str
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A stored user message waiting for its answer."""
+
+    message_id: uuid.UUID
+    content: str
+    chat_id: int
+    telegram_message_id: int
+    sent_at: datetime
+    received_at: datetime
+    preview_message_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A stored reply and how many of its parts Telegram has accepted."""
+
+    id: uuid.UUID
+    chat_id: int
+    reply_to_message_id: int | None
+    text: str
+    markdown: bool
+    parts_total: int
+    parts_delivered: int
+    preview_message_ids: tuple[int, ...]
+    attempts: int
+    due: bool = True  # False while a postponed delivery waits for its next attempt
+
+
+@dataclass(frozen=True)
+class UserWork:
+    """Everything a lease holder needs for a user's next turn."""
+
+    user_id: int
+    pending: list[PendingMessage]
+    outbox: list[OutboxItem]
+    history: list[HistoryMessage]
+    system_prompt: str | None
+    max_history_messages: int
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What :func:`accept_message` did; ``leased``: the caller now holds the user's lease, and
+    ``work`` (when asked for) is what waited before this message."""
+
+    status: AcceptStatus
+    leased: bool
+    message: PendingMessage | None
+    work: UserWork | None
+
+
+@dataclass(frozen=True)
+class ReplyDraft:
+    """A reply to store in the outbox; ``is_answer`` links it to the stored answer."""
+
+    chat_id: int
+    reply_to_message_id: int | None
+    text: str
+    markdown: bool
+    parts_total: int
+    is_answer: bool = False
+    preview_message_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The model's answer with what produced it."""
+
+    content: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int
+    fallback_used: bool
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """After a reply was completed: whether more work waits, and whether the lease was given back."""
+
+    more: bool
+    released: bool
