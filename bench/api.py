@@ -1,9 +1,12 @@
-"""`make bench-api`: the stats API at 1M and 10M messages, against the seed's direct aggregates.
+"""`make bench-api`: the stats API at 1M and 10M messages, against direct aggregates.
+
+The direct aggregates over `messages` are what the predecessor computed on every request
+(docs/decisions.md); they are the baseline Parley's rollups are compared with.
 
 Measured in one run on one machine (comparisons are side by side, never against old numbers):
 - served latency per period (HTTP over loopback to a real `python -m parley_api`, warm,
   authenticated, rate limit off) and its growth from 1M to 10M;
-- the baseline: the seed collector's direct aggregates over `messages`, per period;
+- the baseline: the predecessor's direct aggregates over `messages`, per period;
 - database time a dashboard costs when it polls all three periods every 10 s for a minute —
   ours (every poll hits the rollups) against the baseline behind a 60 s result cache;
 - authenticated throughput; what the rollup triggers add to storing a message; how long a new

@@ -1,4 +1,5 @@
-"""Writing benchmark results in the one format every `make bench-*` uses (shared/BENCH.md)."""
+"""Writing benchmark results in the one format every `make bench-*` uses: one record per goal with its
+metric, value, unit, goal and whether it is met, plus the machine it ran on."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def promtool(promtool_bin: Path, *args: str | Path, cwd: Path) -> subprocess.Com
 
 
 def test_every_alert_is_there_with_a_runbook(render: RenderFn) -> None:
-    """The issue's alerts, each with severity, summary, description and runbook_url into docs/runbooks/."""
+    """The expected alerts, each with severity, summary, description and a runbook in docs/runbooks/."""
     rules = alerts(rule_groups(render))
     assert set(rules) == EXPECTED_ALERTS
     for name, rule in rules.items():

@@ -19,8 +19,8 @@ EXTERNAL = {
     "pg_up",  # the postgres_exporter sidecar of the chart's PostgreSQL
     "kube_deployment_status_replicas_available",  # kube-state-metrics (kube-prometheus-stack)
 }
-# The seed's names (DESIGN.md) the dashboard must show.
-SEED = {
+# The predecessor's metric names (docs/metrics.md), which the dashboard must show.
+PREDECESSOR = {
     "llm_request_duration_seconds",
     "llm_requests_total",
     "llm_errors_total",
@@ -67,9 +67,9 @@ def dashboard_expressions() -> list[str]:
     return exprs
 
 
-def test_code_registers_the_seed_metrics() -> None:
-    """Sanity of the scan itself: the seed's metric names are found in the code."""
-    assert exported_metrics() >= SEED
+def test_code_registers_the_predecessors_metrics() -> None:
+    """Sanity of the scan itself: the predecessor's metric names are found in the code."""
+    assert exported_metrics() >= PREDECESSOR
     assert "parley_operator_reconciles_total" in exported_metrics()
 
 
@@ -78,7 +78,7 @@ def test_dashboard_uses_only_exported_metrics() -> None:
     used = used_in(dashboard_expressions())
     assert used, "no metric found in the dashboard"
     assert unknown(used, exported_metrics()) == set()
-    assert {base_name(n) for n in used} >= SEED, SEED - {base_name(n) for n in used}
+    assert {base_name(n) for n in used} >= PREDECESSOR, PREDECESSOR - {base_name(n) for n in used}
 
 
 def test_the_scan_catches_an_unknown_name() -> None:

@@ -1,7 +1,8 @@
 """The same figures as :mod:`parley_core.stats.queries`, aggregated directly over `messages`.
 
-This is what the seed system's collector does. It is the reference the rollups are tested
-against (every figure must match) and the baseline of `make bench-api`; it is never served.
+This is what the predecessor computed on every request (docs/decisions.md). It is the reference
+the rollups are tested against (every figure must match) and the baseline of `make bench-api`; it is
+never served.
 """
 
 from __future__ import annotations
