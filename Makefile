@@ -12,15 +12,27 @@ DAYS ?= 90
 LOAD_USERS ?= 20
 LOAD_SECONDS ?= 30
 
-.PHONY: help sync run test lint fmt migrate envtest envtest-if-go seed-demo bench-api load node node-down test-cluster images
-
 # Variables a `## ` text may name as $(NAME): `make help` shows their values (`make help USERS=50` too).
 HELP_VARS := COVERAGE_MIN USERS MESSAGES DAYS LOAD_USERS LOAD_SECONDS
 
-help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | $(foreach v,$(HELP_VARS),$(v)='$($(v))') awk -F ':.*## ' ' \
-	  { name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
-	  END { for (i = 1; i <= NR; i++) { t = text[i]; out = ""; \
+# The kind cluster, namespace and release of the dev loop and the deploy targets.
+KIND_CLUSTER ?= parley
+NAMESPACE ?= parley
+RELEASE ?= parley
+KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
+HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
+PROD_VALUES ?= charts/parley/values-production.yaml
+
+.PHONY: help sync run test lint fmt migrate seed-demo test-dashboard test-cluster chart-lint envtest envtest-if-go images node node-down browser-deps bench-api bench-bot bench-faults bench-operator load up dev down dev-monitoring dev-vault template-production deploy-production rollback-production
+
+##@ Run, test and lint
+
+help: ## List the targets, by audience (`##@` lines are the group headings)
+	@grep -hE '^([a-z-]+:.*## |##@ )' $(MAKEFILE_LIST) | $(foreach v,$(HELP_VARS),$(v)='$($(v))') awk -F ':.*## ' ' \
+	  /^##@ / { n++; head[n] = substr($$0, 5); next } \
+	  { n++; name[n] = $$1; text[n] = $$2; if (length($$1) > width) width = length($$1) } \
+	  END { for (i = 1; i <= n; i++) { if (i in head) { printf "%s%s:\n", (i > 1 ? "\n" : ""), head[i]; continue } \
+	    t = text[i]; out = ""; \
 	    while (match(t, /\$$\([A-Z_]+\)/)) { v = substr(t, RSTART + 2, RLENGTH - 3); \
 	      out = out substr(t, 1, RSTART - 1) ((v in ENVIRON) ? ENVIRON[v] : substr(t, RSTART, RLENGTH)); \
 	      t = substr(t, RSTART + RLENGTH) } \
@@ -55,21 +67,26 @@ migrate: .venv/.synced ## Apply migrations to DATABASE_URL (or DB_*) with Alembi
 seed-demo: .venv/.synced ## Demo data: USERS=$(USERS) MESSAGES=$(MESSAGES) DAYS=$(DAYS) (REPLACE=1 replaces existing data)
 	$(UV) run --frozen python -m tools.seed_demo --users $(USERS) --messages $(MESSAGES) --days $(DAYS) $(if $(REPLACE),--replace)
 
-bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates, then 50 clients on one account across three auth-cache lifetimes -> bench/results/api.json, api_auth.json
-	$(UV) run --frozen python -m bench.api
-	$(UV) run --frozen python -m bench.api_auth
+test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real Chromium (screenshots in tests/artifacts/)
+	$(UV) run --frozen pytest tests/api/test_dashboard.py tests/api/test_dashboard_first_admin.py tests/e2e $(PYTEST_ARGS)
 
-load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> bench/results/load.json
-	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
+test-cluster: .venv/.synced ## Only the end-to-end suite on the test node (tests/cluster); make test runs it too
+	$(UV) run --frozen pytest tests/cluster $(PYTEST_ARGS)
+
+chart-lint: .venv/.synced ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
+	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
+	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+
+##@ Test infrastructure (built once, cached under ~/.cache/parley)
+
+envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
+	tools/envtest/install.sh
 
 # `make test` builds the control-plane tools when Go is there; without Go the tests that need them skip
 # (and fail under CI=true), as docs/development.md says.
 envtest-if-go:
 	@if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then tools/envtest/install.sh; \
 	else echo "make test: Go not found: tests needing kube-apiserver/etcd/helm/promtool will skip (fail under CI=true); install Go 1.26+ and run make envtest"; fi
-
-envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
-	tools/envtest/install.sh
 
 images: ## The api, bot, operator images and the test PostgreSQL image -> ~/.cache/parley/images/*.tar (Docker, else buildah; cached; IMAGE_TAG)
 	tools/images/build.sh --with-test-fixtures
@@ -80,42 +97,30 @@ node: .venv/.synced ## A single-node cluster on this machine (root; needs make e
 node-down: .venv/.synced ## Stop the test node: no process, mount, address or iptables chain of it is left
 	$(UV) run --frozen python -m tools.node down
 
-test-cluster: .venv/.synced ## Only the end-to-end suite on the test node (tests/cluster); make test runs it too
-	$(UV) run --frozen pytest tests/cluster $(PYTEST_ARGS)
-
-bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
-	$(UV) run --frozen python -m bench.bot
-
-.PHONY: bench-faults
-bench-faults: .venv/.synced ## Bot under faults (kill -9, PostgreSQL down, hangs, bursts): lost/duplicated/recovery -> bench/results/faults.json
-	$(UV) run --frozen python -m bench.faults
-
-.PHONY: browser-deps test-dashboard
 browser-deps: ## Debian's Chromium for the dashboard's browser tests (apt-get install chromium as root)
 	@if [ -x "$${PARLEY_CHROMIUM:-/usr/bin/chromium}" ]; then echo "chromium: $${PARLEY_CHROMIUM:-/usr/bin/chromium}"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian), or set PARLEY_CHROMIUM to a Chromium binary" >&2; exit 1; fi
 
-test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real Chromium (screenshots in tests/artifacts/)
-	$(UV) run --frozen pytest tests/api/test_dashboard.py tests/api/test_dashboard_first_admin.py tests/e2e $(PYTEST_ARGS)
+##@ Benchmarks and load tests (results under bench/results)
 
-.PHONY: bench-operator
+bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates, then 50 clients on one account across three auth-cache lifetimes -> bench/results/api.json, api_auth.json
+	$(UV) run --frozen python -m bench.api
+	$(UV) run --frozen python -m bench.api_auth
+
+bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
+	$(UV) run --frozen python -m bench.bot
+
+bench-faults: .venv/.synced ## Bot under faults (kill -9, PostgreSQL down, hangs, bursts): lost/duplicated/recovery -> bench/results/faults.json
+	$(UV) run --frozen python -m bench.faults
+
 bench-operator: .venv/.synced ## Operator: 200 ApiUsers to Ready, resync bcrypt calls, Secret change -> login p95 -> bench/results/operator.json
 	$(UV) run --frozen python -m bench.operator
 
-# ---- Kubernetes: chart, kind + skaffold dev loop, production deploy (docs/guides/deployment.md) ----
-KIND_CLUSTER ?= parley
-NAMESPACE ?= parley
-RELEASE ?= parley
-KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
-HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
-PROD_VALUES ?= charts/parley/values-production.yaml
+load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> bench/results/load.json
+	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
-.PHONY: chart-lint up dev down dev-monitoring dev-vault deploy-production template-production rollback-production
-
-chart-lint: .venv/.synced ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
-	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
-	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+##@ Dev loop on kind (Docker, kind, skaffold)
 
 up: ## kind cluster from manifests/kind-config.yaml + dev Secret + skaffold run (SKAFFOLD_PROFILE=vault for Vault)
 	@command -v kind >/dev/null && command -v skaffold >/dev/null && command -v docker >/dev/null || { echo "up: needs docker, kind and skaffold on PATH"; exit 1; }
@@ -142,6 +147,8 @@ dev-vault: ## Vault in dev mode on kind + roles/secrets (manifests/dev/vault-*),
 	  --kube-context $(KUBE_CONTEXT) -n vault --create-namespace --wait -f manifests/dev/vault-values.yaml
 	kubectl --context $(KUBE_CONTEXT) -n vault wait --for=condition=Ready pod/vault-0 --timeout=120s
 	manifests/dev/vault-setup.sh $(NAMESPACE)
+
+##@ Production deploy (docs/guides/production-deployment.md)
 
 template-production: ## Render values-production.yaml for review (API_DIGEST= BOT_DIGEST= OPERATOR_DIGEST=)
 	$(HELM) template $(RELEASE) charts/parley -n $(NAMESPACE) -f $(PROD_VALUES) --api-versions monitoring.coreos.com/v1 \
