@@ -31,6 +31,8 @@ COPY core/pyproject.toml core/pyproject.toml
 COPY api/pyproject.toml api/pyproject.toml
 COPY bot/pyproject.toml bot/pyproject.toml
 COPY operator/pyproject.toml operator/pyproject.toml
+# The test harness is a workspace member too: uv reads its pyproject, never installs it here.
+COPY testing/pyproject.toml testing/pyproject.toml
 
 FROM build AS build-api
 RUN uv sync --frozen --no-dev --no-install-workspace --package parley-api

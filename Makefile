@@ -38,7 +38,7 @@ help: ## List the targets, by audience (`##@` lines are the group headings)
 	      t = substr(t, RSTART + RLENGTH) } \
 	    printf "  make %-" width "s  %s\n", name[i], out t } }'
 
-.venv/.synced: uv.lock pyproject.toml core/pyproject.toml api/pyproject.toml bot/pyproject.toml operator/pyproject.toml
+.venv/.synced: uv.lock pyproject.toml core/pyproject.toml api/pyproject.toml bot/pyproject.toml operator/pyproject.toml testing/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv from PyPI"; python3 -m pip install --quiet uv; }
 	$(UV) sync --frozen
 	@touch $@
@@ -55,7 +55,7 @@ test: .venv/.synced envtest-if-go ## Run every test on real PostgreSQL, with per
 lint: .venv/.synced ## ruff (lint + format check) and mypy --strict
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy core api bot operator tools tests migrations bench
+	$(UV) run --frozen mypy core api bot operator testing tools tests migrations
 
 fmt: .venv/.synced ## Format and auto-fix with ruff
 	$(UV) run --frozen ruff format .
@@ -102,23 +102,23 @@ browser-deps: ## Debian's Chromium for the dashboard's browser tests (apt-get in
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian), or set PARLEY_CHROMIUM to a Chromium binary" >&2; exit 1; fi
 
-##@ Benchmarks and load tests (results under bench/results)
+##@ Benchmarks and load tests (results under tools/bench/results)
 
-bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates, then 50 clients on one account across three auth-cache lifetimes -> bench/results/api.json, api_auth.json
-	$(UV) run --frozen python -m bench.api
-	$(UV) run --frozen python -m bench.api_auth
+bench-api: .venv/.synced ## Stats API at 1M and 10M messages vs the direct aggregates, then 50 clients on one account across three auth-cache lifetimes -> tools/bench/results/api.json, api_auth.json
+	$(UV) run --frozen python -m tools.bench.api
+	$(UV) run --frozen python -m tools.bench.api_auth
 
-bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> bench/results/bot.json
-	$(UV) run --frozen python -m bench.bot
+bench-bot: .venv/.synced ## Bot pipeline: msg/s, added latency, DB round trips, RSS -> tools/bench/results/bot.json
+	$(UV) run --frozen python -m tools.bench.bot
 
-bench-faults: .venv/.synced ## Bot under faults (kill -9, PostgreSQL down, hangs, bursts): lost/duplicated/recovery -> bench/results/faults.json
-	$(UV) run --frozen python -m bench.faults
+bench-faults: .venv/.synced ## Bot under faults (kill -9, PostgreSQL down, hangs, bursts): lost/duplicated/recovery -> tools/bench/results/faults.json
+	$(UV) run --frozen python -m tools.bench.faults
 
-bench-operator: .venv/.synced ## Operator: 200 ApiUsers to Ready, resync bcrypt calls, Secret change -> login p95 -> bench/results/operator.json
-	$(UV) run --frozen python -m bench.operator
+bench-operator: .venv/.synced ## Operator: 200 ApiUsers to Ready, resync bcrypt calls, Secret change -> login p95 -> tools/bench/results/operator.json
+	$(UV) run --frozen python -m tools.bench.operator
 
-load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> bench/results/load.json
-	$(UV) run --frozen python -m load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
+load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegram users) for LOAD_SECONDS=$(LOAD_SECONDS) each -> tools/bench/results/load.json
+	$(UV) run --frozen python -m tools.load.run --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
 ##@ Dev loop on kind (Docker, kind, skaffold)
 

@@ -9,7 +9,7 @@ import pytest
 
 from parley_core import logging as parley_logging
 
-pytest_plugins = ["tests.support.postgres", "tests.support.kube", "tests.support.vault_server"]
+pytest_plugins = ["tests.support.postgres", "parley_testing.kube", "tests.support.vault_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -278,7 +278,7 @@ def test_make_help_shows_values_not_variables() -> None:
     headings = [line for line in result.stdout.splitlines() if line.endswith(":")]
     lines = [line for line in result.stdout.splitlines() if line.startswith("  make ")]
     assert headings[0] == "Run, test and lint:"
-    assert len(headings) >= 4 and all(line.strip() for line in headings)
+    assert len(headings) >= 4
     assert "$(" not in result.stdout
     assert any(line.split()[1] == "test" and ">= 91%" in line for line in lines)
     assert any(line.split()[1] == "seed-demo" and "USERS=2000" in line for line in lines)

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_bot.__main__ import run
 from parley_bot.lifecycle import Lifecycle
 from parley_core.settings import BotSettings, load_settings
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
 from tests.bot.constants import FALLBACK_MODEL as FALLBACK
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
 from tools.localpg import free_port
 
 

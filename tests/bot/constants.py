@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# Shaped like the real thing, so the log redactor's patterns are exercised too.
-TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
-LLM_API_KEY = "sk-test-0123456789abcdefghij"
+from parley_testing.doubles.credentials import LLM_API_KEY, TELEGRAM_TOKEN
+
+__all__ = ["FALLBACK_MODEL", "LLM_API_KEY", "PRIMARY_MODEL", "TELEGRAM_TOKEN", "TEST_USER_ID"]
+
 TEST_USER_ID = 42
 PRIMARY_MODEL = "primary/model"
 FALLBACK_MODEL = "fallback/model"

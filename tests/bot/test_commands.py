@@ -7,10 +7,10 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
 from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
 
 
 async def ask(telegram: TelegramDouble, text: str, *, user_id: int = USER) -> str:

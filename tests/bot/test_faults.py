@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley_testing.bot_process import BotProcess, bot_process_environment
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
-from tests.support.bot_process import BotProcess, bot_process_environment
 from tests.support.postgres import DedicatedPostgres
 
 

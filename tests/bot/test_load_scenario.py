@@ -1,4 +1,5 @@
-"""The bot's locust scenario (load/bot_locustfile.py) against the doubles' control plane and a real bot."""
+"""The bot's locust scenario (tools/load/bot_locustfile.py) against the doubles' control plane and a
+real bot."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from load.run import bot_phase
+from parley_testing.doubles.telegram import TelegramDouble
 from tests.bot.conftest import rows
-from tests.doubles.telegram import TelegramDouble
+from tools.load.run import bot_phase
 
 
 async def test_control_plane_returns_the_bots_answer_and_refuses_bad_requests() -> None:

@@ -21,8 +21,8 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley_testing.kube import SA_ISSUER, KubeControlPlane
 from tests.chart.conftest import CHART, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
-from tests.support.kube import SA_ISSUER, KubeControlPlane
 from tests.support.operator_log import refusals
 
 pytestmark = pytest.mark.kube

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from parley_testing.envtest_tools import ENV_FILE_NAME, EnvtestTools, missing_tool, read_env_file, tools_dir
+from parley_testing.kube import KubeControlPlane
 from tests.chart.conftest import CHART, MONITORING, REPO, helm, template_args
 from tests.chart.test_dev_loop import skaffold_sets
 from tests.support import kube_schemas
-from tests.support.envtest_tools import ENV_FILE_NAME, EnvtestTools, missing_tool, read_env_file, tools_dir
-from tests.support.kube import KubeControlPlane
 
 DEV = REPO / "manifests" / "dev"
 GUIDE = REPO / "docs" / "guides" / "chart-checks.md"

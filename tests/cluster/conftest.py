@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
 from tests.support.cluster import REPO, unavailable
 from tools.node.daemons import NodeError
 from tools.node.layout import NODE_IP

@@ -18,8 +18,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.doubles.llm import LLMDouble, error
-from tests.doubles.telegram import TelegramDouble
+from parley_testing.doubles.llm import LLMDouble, error
+from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.envtest_tools import EnvtestTools
 from tests.support.cluster import (
     CHART,
     HELM_TIMEOUT,
@@ -29,7 +30,6 @@ from tests.support.cluster import (
     http_get,
     ready,
 )
-from tests.support.envtest_tools import EnvtestTools
 from tests.support.prometheus import Prometheus, documented_metrics, running_prometheus
 from tools.node.node import LocalNode
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.envtest_tools import EnvtestTools
 from tests.support.cluster import Release, eventually, ready
-from tests.support.envtest_tools import EnvtestTools
 from tools.localpg import LocalPostgres, throwaway_postgres
 from tools.node.layout import NODE_IP, POD_CIDR
 from tools.node.node import LocalNode

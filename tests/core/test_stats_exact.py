@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import baseline, queries
+from parley_core.stats import queries
 from parley_core.stats.periods import Period, window_for
 from parley_core.stats.queries import StatsQuery
+from parley_testing import stats_reference as baseline
 
 NOW = datetime(2026, 11, 26, 14, 35, tzinfo=UTC)
 MODELS = ["primary/model", "fallback/model"]

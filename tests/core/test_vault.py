@@ -20,7 +20,7 @@ from parley_core.vault import (
     VaultSettings,
     VaultUnavailableError,
 )
-from tests.doubles.vault import VaultDouble, run_vault_double
+from parley_testing.doubles.vault import VaultDouble, run_vault_double
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from kubernetes import client
 
-from tests.support.kube import SA_ISSUER, KubeControlPlane
+from parley_testing.kube import SA_ISSUER, KubeControlPlane
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -15,8 +15,8 @@ from typing import NoReturn
 
 import pytest
 
+from parley_testing.envtest_tools import in_ci
 from tests.support.containerd import Containerd, ContainerdUnavailableError, find_tools
-from tests.support.envtest_tools import in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "tools" / "images" / "build.sh"

@@ -30,14 +30,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_core import schema
+from parley_testing.bot_process import bot_environment
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.kube import KubeControlPlane
 from tests.bot.constants import TEST_USER_ID
-from tests.doubles.llm import LLMDouble
-from tests.doubles.serve import bot_environment
-from tests.doubles.telegram import TelegramDouble
 from tests.images.conftest import SERVICES
 from tests.operator.conftest import CRD, apiuser, secret
 from tests.support.containerd import Container, Containerd, Mount
-from tests.support.kube import KubeControlPlane
 from tools.localpg import free_port
 
 pytestmark = pytest.mark.images

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.kube import KubeControlPlane
+from parley_testing.kube import KubeControlPlane
 from tools.localpg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from parley_core import schema
 from parley_core.models import ApiUser, ApiUserSource
 from parley_core.passwords import verify_password
+from parley_testing.kube import SA_ISSUER
 from tests.api.conftest import StatsLogin, stats_login
 from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
 from tests.operator.waiting import eventually, row_of, wait_row
-from tests.support.kube import SA_ISSUER
 from tests.support.operator_log import refusals
 from tests.utils.api_users import create_random_api_user
 from tools.localpg import LocalPostgres, throwaway_postgres

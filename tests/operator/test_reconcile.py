@@ -40,7 +40,7 @@ from parley_operator.sources import (
     password_problem,
 )
 from parley_operator.status import Outcome, Reason, is_transition, status_patch
-from tests.doubles.vault import VaultDouble, run_vault_double
+from parley_testing.doubles.vault import VaultDouble, run_vault_double
 from tests.utils.api_users import create_random_api_user
 from tools.localpg import free_port
 

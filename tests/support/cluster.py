@@ -20,9 +20,9 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
-from tests.support.envtest_tools import in_ci
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.envtest_tools import in_ci
 from tools.node.node import LocalNode
 
 REPO = Path(__file__).resolve().parents[2]

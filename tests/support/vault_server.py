@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.support.envtest_tools import ENV_FILE_NAME, missing_tool, read_env_file, tools_dir
-from tests.support.kube import KubeControlPlane, ManagedProcess, free_ports, wait_until
+from parley_testing.envtest_tools import ENV_FILE_NAME, missing_tool, read_env_file, tools_dir
+from parley_testing.kube import KubeControlPlane, ManagedProcess, free_ports, wait_until
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -383,7 +383,7 @@ def configure_kubernetes_auth(vault: VaultServer, plane: KubeControlPlane) -> No
 
 def plane_audience() -> str:
     """The audience the test kube-apiserver accepts for its own API (its --api-audiences)."""
-    from tests.support.kube import SA_ISSUER  # noqa: PLC0415
+    from parley_testing.kube import SA_ISSUER  # noqa: PLC0415
 
     return SA_ISSUER
 

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from parley_core.settings import ApiSettings, BotSettings, OperatorSettings, SettingsError, load_settings
 from parley_core.vault import VaultError, VaultReader, VaultSettings
-from tests.support.kube import SA_ISSUER
+from parley_testing.kube import SA_ISSUER
 from tests.support.vault_server import (
     API_SERVICE_ACCOUNT,
     APP_NAMESPACE,

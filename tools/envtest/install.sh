@@ -9,7 +9,7 @@
 #   --print-env  print only the env file path on stdout (for scripts)
 #
 # Cache: ${PARLEY_TOOLS_DIR:-$HOME/.cache/parley/tools}/<name>-<version>/<name>
-# Env file read by tests/support/envtest_tools.py: $TOOLS_DIR/envtest.env
+# Env file read by testing/parley_testing/envtest_tools.py: $TOOLS_DIR/envtest.env
 set -euo pipefail
 
 # ---- pinned versions (wrapper go.mod files must agree; checked below) -------------------
@@ -222,7 +222,7 @@ install_tool kube-score "$KUBE_SCORE_VERSION" PARLEY_KUBE_SCORE \
 
 tmp_env="$(mktemp "${ENV_FILE}.XXXXXX")"
 {
-  echo "# Written by tools/envtest/install.sh; read by tests/support/envtest_tools.py."
+  echo "# Written by tools/envtest/install.sh; read by testing/parley_testing/envtest_tools.py."
   printf '%s\n' "${ENV_LINES[@]}"
   echo "PARLEY_KUBE_VERSION=${KUBE_VERSION}"
 } >"$tmp_env"

@@ -19,7 +19,7 @@ FIXTURE_TAG=15
 # What the product images are built from: any change here rebuilds them (and nothing else does).
 PRODUCT_INPUTS=(Dockerfile .dockerignore uv.lock pyproject.toml alembic.ini migrations
   core/pyproject.toml core/parley_core api/pyproject.toml api/parley_api
-  bot/pyproject.toml bot/parley_bot operator/pyproject.toml operator/parley_operator)
+  bot/pyproject.toml bot/parley_bot operator/pyproject.toml operator/parley_operator testing/pyproject.toml)
 # The Python base replaces python:3.11-slim-bookworm: Debian's own python3 is 3.11 on bookworm.
 PYTHON_PACKAGES=python3,ca-certificates,netbase,tzdata
 # Like debian:bookworm-slim: no documentation, manual pages or translations in the images.

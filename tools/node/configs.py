@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tools.kube_pki import KubePki
+from parley_testing.kube_pki import KubePki
 from tools.node.layout import (
     BRIDGE,
     CGROUP_ROOT,

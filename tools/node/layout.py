@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE
+from parley_testing.kube_pki import SERVICE_CLUSTER_IP_RANGE
 
 NODE_NAME = "parley-node"
 # The node's address is an extra address of the loopback interface, so it is the same on every

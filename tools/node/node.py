@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki, pki_paths, pki_valid_for
+from parley_testing.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki, pki_paths, pki_valid_for
 from tools.node import configs, images, network
 from tools.node.binaries import find_binaries
 from tools.node.daemons import Daemon, NodeError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parley_bot.telegram.formatting import markdown_to_html, visible_text
-from tests.doubles.telegram import parse_html
+from parley_testing.doubles.telegram import parse_html
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.bot.constants import LLM_API_KEY
+from parley_testing.doubles.credentials import LLM_API_KEY
 
 StepKind = Literal["reply", "error", "hang", "drop", "stream_error"]
 

@@ -1,6 +1,6 @@
 """Serve the Telegram (with its control plane) and LLM doubles as one process, for load tests.
 
-    python -m tests.doubles.serve --llm-latency 1.0
+    python -m tools.doubles --llm-latency 1.0
 
 prints one JSON line once both listen — the bot's own settings that point it at them
 (``TELEGRAM_API_URL``, ``TELEGRAM_BOT_TOKEN``, ``LLM_BASE_URL``, ``LLM_API_KEY``) — then serves until
@@ -15,18 +15,9 @@ import json
 import signal
 import sys
 
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
-
-
-def bot_environment(telegram: TelegramDouble, llm: LLMDouble) -> dict[str, str]:
-    """The environment variables that point a bot at these doubles."""
-    return {
-        "TELEGRAM_API_URL": telegram.url,
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "LLM_BASE_URL": llm.url,
-        "LLM_API_KEY": llm.api_key,
-    }
+from parley_testing.bot_process import bot_environment
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
 
 
 async def serve(llm_latency: float) -> None:

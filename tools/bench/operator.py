@@ -34,15 +34,15 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench.report import Goal, percentiles, write
 from parley_core.models import ApiUser
 from parley_core.passwords import hash_password, verify_password
-from tests.support.envtest_tools import EnvtestTools
-from tests.support.kube import KubeControlPlane
+from parley_testing.envtest_tools import EnvtestTools
+from parley_testing.kube import KubeControlPlane
+from tools.bench.report import Goal, percentiles, write
 from tools.localpg import LocalPostgres, PostgresNotFoundError, find_bindir, free_port
 from tools.run import migrate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "charts" / "parley" / "crds" / "apiuser.yaml"
 NAMESPACE = "bench"
 GROUP, VERSION, PLURAL = "parley.dev", "v1alpha1", "apiusers"
@@ -364,7 +364,7 @@ async def _rotations(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, write bench/results/operator.json, print the goals."""
+    """Run, write tools/bench/results/operator.json, print the goals."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -7,7 +7,7 @@ This drives a real `python -m parley_api` (default settings: 60 s cache, 2 bcryp
 limit off) with 50 clients polling `/api/v1/stats?period=day` every 2 s on one account (25 req/s
 offered, what a team's dashboards do) for three cache lifetimes and a bit, and reports latency and
 throughput per minute. Goals: p95 <= 50 ms in every minute, throughput never below 80 % of the first
-minute's. Results: bench/results/api_auth.json.
+minute's. Results: tools/bench/results/api_auth.json.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.api import ApiProcess, say
-from bench.report import Goal, percentiles, write
 from parley_core import passwords
+from tools.bench.api import ApiProcess, say
+from tools.bench.report import Goal, percentiles, write
 from tools.localpg import throwaway_postgres
 from tools.run import migrate
 from tools.seed_demo import DemoSpec, load

@@ -31,7 +31,7 @@ import aiohttp
 import yarl
 from aiohttp import web
 
-from tests.bot.constants import TELEGRAM_TOKEN
+from parley_testing.doubles.credentials import TELEGRAM_TOKEN
 
 MAX_TEXT_UTF16 = 4096
 _ALLOWED_TAGS = {

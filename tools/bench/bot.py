@@ -1,7 +1,7 @@
 """`make bench-bot`: the bot's whole pipeline, measured against the local Telegram and LLM doubles.
 
 Everything runs on this machine over loopback: a throwaway PostgreSQL (tools.localpg), the Telegram
-Bot API and OpenAI-compatible doubles (tests/doubles) in this process, and the bot as the real
+Bot API and OpenAI-compatible doubles (parley_testing.doubles) in this process, and the bot as the real
 `python -m parley_bot` process, polling. Simulated users each send a message, wait for the answer,
 and send the next (closed loop). Each user sends its first message at a random moment within one
 LLM-latency period: independent users are not synchronized, and starting them all in the same
@@ -16,7 +16,7 @@ millisecond would measure a burst of N simultaneous answers the harness created,
 
 Outgoing pacing (TELEGRAM_GLOBAL_PER_SECOND etc.) and the per-user rate limit are off: they exist to
 stay inside Telegram's limits, and with them on the bot would measure Telegram's 30 messages/s, not
-its own capacity. Streaming is off (plain request/answer). Results: bench/results/bot.json.
+its own capacity. Streaming is off (plain request/answer). Results: tools/bench/results/bot.json.
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-from bench.report import Goal, percentiles, write
 from parley_bot.__main__ import run
 from parley_bot.lifecycle import Lifecycle
 from parley_core.logging import configure_logging
 from parley_core.settings import BotSettings, load_settings
-from tests.doubles.llm import LLMDouble
-from tests.doubles.serve import bot_environment
-from tests.doubles.telegram import TelegramDouble
+from parley_testing.bot_process import bot_environment
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+from tools.bench.report import Goal, percentiles, write
 from tools.localpg import LocalPostgres, free_port, throwaway_postgres
 from tools.run import migrate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS: list[tuple[float, int, int]] = [  # (LLM latency s, concurrent users, messages per run)
     (0.0, 1, 100),
     (0.0, 50, 500),

@@ -13,7 +13,7 @@ Measured in one run on one machine (comparisons are side by side, never against 
   message takes to show in the stats; what a cached Basic-auth check adds.
 
 Data is generated once per size into a cluster under ~/.cache/parley/bench and reused while
-fresh (the `day` window needs recent data). Results: bench/results/api.json.
+fresh (the `day` window needs recent data). Results: tools/bench/results/api.json.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench.report import Goal, percentiles, write
 from parley_api.auth.basic import Authenticator
 from parley_api.auth.header import BasicCredentials
 from parley_core import passwords
 from parley_core.settings import ApiSettings, load_settings
-from parley_core.stats import baseline
 from parley_core.stats.periods import Period, window_for
 from parley_core.stats.queries import StatsQuery
+from parley_testing import stats_reference as baseline
+from tools.bench.report import Goal, percentiles, write
 from tools.localpg import LocalPostgres, free_port
 from tools.run import migrate
 from tools.seed_demo import DemoSpec, load
@@ -51,7 +51,7 @@ from tools.seed_demo import DemoSpec, load
 CACHE = Path(os.environ.get("PARLEY_BENCH_DIR", "/var/tmp/parley-bench"))
 PASSWORD = "bench-password-long-enough"
 FRESH_FOR = timedelta(hours=6)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def size_label(size: int) -> str:
@@ -295,7 +295,7 @@ async def cached_auth_ms(url: str, runs: int) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Everything, in one run; writes bench/results/api.json."""
+    """Everything, in one run; writes tools/bench/results/api.json."""
     base = CACHE / "pg"
     base.mkdir(parents=True, exist_ok=True)
     for path in (CACHE, base):

@@ -11,7 +11,7 @@ and counts per message what came back:
 
 Answers are the LLM double's echo of the question, so an answer names the messages it covers. Goals: 0
 lost, 0 duplicated, every message answered within 30 s of recovery, and with a hanging primary the
-fallback's answer within LLM_DEADLINE_SECONDS. Results: bench/results/faults.json.
+fallback's answer within LLM_DEADLINE_SECONDS. Results: tools/bench/results/faults.json.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.report import Goal, write
 from parley_core.logging import configure_logging
 from parley_core.settings import BotSettings
-from tests.doubles import llm as script
-from tests.doubles.llm import LLMDouble
-from tests.doubles.telegram import TelegramDouble
-from tests.support.bot_process import BotProcess, bot_process_environment
+from parley_testing.bot_process import BotProcess, bot_process_environment
+from parley_testing.doubles import llm as script
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+from tools.bench.report import Goal, write
 from tools.localpg import LocalPostgres, throwaway_postgres
 from tools.run import migrate
 

@@ -70,7 +70,7 @@ def machine(postgres: str | None = None) -> dict[str, Any]:
 
 def write(name: str, *, params: dict[str, Any], results: dict[str, Any], goals: list[Goal],
           postgres: str | None = None) -> Path:  # fmt: skip
-    """Write bench/results/<name>.json and return its path."""
+    """Write tools/bench/results/<name>.json and return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     document = {

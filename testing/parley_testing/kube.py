@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.support.envtest_tools import EnvtestTools
-from tools.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki
+from parley_testing.envtest_tools import EnvtestTools
+from parley_testing.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -1,13 +1,13 @@
-"""`make load`: a bounded, headless locust run against a local stack, results to bench/results/load.json.
+"""`make load`: a bounded, headless locust run against a local stack -> tools/bench/results/load.json.
 
 Starts its own PostgreSQL (demo data), then a real `python -m parley_api` twice:
 1. rate limit off, `DashboardUser`s for LOAD_SECONDS: the throughput/latency baseline;
 2. rate limit on (the default 10/minute), `RateLimitProbe`s sharing one account: the limiter must
    answer 429 with Retry-After and let through no more than the limit;
 then the bot:
-3. the Telegram and LLM doubles (`tests.doubles.serve`, LLM latency 1 s) and a real
+3. the Telegram and LLM doubles (`python -m tools.doubles`, LLM latency 1 s) and a real
    `python -m parley_bot` polling them with its production defaults (pacing, rate limit,
-   streaming), and `TelegramUser`s (load/bot_locustfile.py) chatting for LOAD_SECONDS.
+   streaming), and `TelegramUser`s (tools/load/bot_locustfile.py) chatting for LOAD_SECONDS.
 Everything runs on loopback and stops by itself.
 """
 
@@ -28,13 +28,13 @@ from typing import Any
 
 import httpx
 
-from bench.report import Goal, write
 from parley_core.passwords import hash_password
+from tools.bench.report import Goal, write
 from tools.localpg import free_port, throwaway_postgres
 from tools.run import migrate
 from tools.seed_demo import DemoSpec, load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "loadtest", "load-test-password-long"
 
 
@@ -80,7 +80,7 @@ def run_locust(host: str, *, users: int, seconds: int, csv_prefix: Path, weights
     """One headless locust run; its statistics land in <csv_prefix>_stats.csv."""
     env = {**os.environ, "LOAD_USER": USER, "LOAD_PASSWORD": PASSWORD, **weights}
     command = [
-        sys.executable, "-m", "locust", "-f", str(ROOT / "load" / locustfile), "--headless",
+        sys.executable, "-m", "locust", "-f", str(ROOT / "tools" / "load" / locustfile), "--headless",
         "--host", host, "-u", str(users), "-r", str(max(users // 2, 1)), "-t", f"{seconds}s",
         "--csv", str(csv_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
     ]  # fmt: skip
@@ -124,7 +124,7 @@ def bot_phase(
 ) -> dict[str, Any]:
     """Phase 3: the doubles, a real bot on database ``url``, and ``users`` chatting for ``seconds``."""
     doubles = subprocess.Popen(
-        [sys.executable, "-m", "tests.doubles.serve", "--llm-latency", str(llm_latency)],
+        [sys.executable, "-m", "tools.doubles", "--llm-latency", str(llm_latency)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     bot: subprocess.Popen[bytes] | None = None
@@ -158,7 +158,7 @@ def _ready(url: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Both phases; writes bench/results/load.json."""
+    """Both phases; writes tools/bench/results/load.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent dashboard users")
     parser.add_argument("--seconds", type=int, default=30)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "bot_users": args.bot_users,
         "bot_llm_latency_s": 1.0,
         "bot_settings": "production defaults (pacing 30/s and 1/s per chat, rate limit 5 + 20/min, "
-        "streaming auto) against tests.doubles.serve",
+        "streaming auto) against tools.doubles",
         "bot_user_think_time_s": "2-4",
         "tool": "locust, headless; server, database and load generator share the machine's cores",
     }

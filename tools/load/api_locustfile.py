@@ -1,8 +1,8 @@
 """Locust scenarios for the stats API: what a room full of dashboards does to it.
 
-Run by `make load` (tools in load/run.py), or by hand against any deployment:
+Run by `make load` (tools in tools/load/run.py), or by hand against any deployment:
 
-    LOAD_USER=analyst LOAD_PASSWORD=… uv run locust -f load/api_locustfile.py --host http://localhost:8000
+    LOAD_USER=analyst LOAD_PASSWORD=… uv run locust -f tools/load/api_locustfile.py --host http://localhost:8000
 
 `DashboardUser` polls the stats like the dashboard does (day most, month least) plus the probes;
 `RateLimitProbe` hammers /api/v1/stats with one account and counts a 429 carrying Retry-After as the

@@ -1,9 +1,9 @@
 """Locust scenario for the bot: Telegram users chatting, through the local Telegram and LLM doubles.
 
-Run by `make load` (load/run.py starts the doubles, PostgreSQL and a real `python -m parley_bot`), or
-by hand against a bot polling `python -m tests.doubles.serve`:
+Run by `make load` (tools/load/run.py starts the doubles, PostgreSQL and a real `python -m parley_bot`), or
+by hand against a bot polling `python -m tools.doubles`:
 
-    uv run locust -f load/bot_locustfile.py --host <TELEGRAM_API_URL printed by tests.doubles.serve>
+    uv run locust -f tools/load/bot_locustfile.py --host <TELEGRAM_API_URL it printed>
 
 Each locust user is one Telegram user in a private chat: it sends a question, waits for the bot's
 answer (`POST /_control/ask` on the Telegram double returns it), reads for a few seconds and asks

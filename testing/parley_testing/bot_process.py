@@ -10,13 +10,29 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 
-from tests.doubles.llm import LLMDouble
-from tests.doubles.serve import bot_environment
-from tests.doubles.telegram import TelegramDouble
-from tools.localpg import free_port
+from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.telegram import TelegramDouble
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bot_environment(telegram: TelegramDouble, llm: LLMDouble) -> dict[str, str]:
+    """The environment variables that point a bot at these doubles."""
+    return {
+        "TELEGRAM_API_URL": telegram.url,
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "LLM_BASE_URL": llm.url,
+        "LLM_API_KEY": llm.api_key,
+    }
 
 
 def bot_process_environment(

@@ -1,0 +1,1 @@
+"""Doubles of the services this machine cannot reach, as strict as the real ones."""
