@@ -36,7 +36,7 @@ sync: .venv/.synced ## Install the locked dependencies into .venv
 run: .venv/.synced ## Run Parley locally (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
 	$(UV) run --frozen python -m tools.run
 
-test: .venv/.synced envtest-if-go ## Run every test on real PostgreSQL, with per-package coverage >= $(COVERAGE_MIN)%
+test: .venv/.synced envtest-if-go chart-readme-if-npm ## Run every test on real PostgreSQL, with per-package coverage >= $(COVERAGE_MIN)%
 	$(UV) run --frozen pytest --cov --cov-report=term --cov-report=json:coverage.json $(PYTEST_ARGS)
 	$(UV) run --frozen python -m tools.coverage_gate coverage.json --fail-under $(COVERAGE_MIN)
 
@@ -67,6 +67,11 @@ load: .venv/.synced ## Locust: API (LOAD_USERS=$(LOAD_USERS)) and bot (50 Telegr
 envtest-if-go:
 	@if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then tools/envtest/install.sh; \
 	else echo "make test: Go not found: tests needing kube-apiserver/etcd/helm/promtool will skip (fail under CI=true); install Go 1.26+ and run make envtest"; fi
+
+# Likewise the chart README's generator when npm is there (tests/chart/test_chart_readme.py runs it).
+chart-readme-if-npm:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chart-readme-deps; \
+	else echo "make test: npm not found: the chart README test will skip (fail under CI=true); install nodejs and npm (Debian)"; fi
 
 envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault into ~/.cache/parley/tools
 	tools/envtest/install.sh
@@ -111,11 +116,24 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
 PROD_VALUES ?= charts/parley/values-production.yaml
 
-.PHONY: chart-lint up dev down dev-monitoring dev-vault deploy-production template-production rollback-production
+.PHONY: chart-lint chart-readme chart-readme-deps chart-readme-if-npm up dev down dev-monitoring dev-vault deploy-production template-production rollback-production
 
-chart-lint: .venv/.synced ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
+chart-lint: .venv/.synced chart-readme-if-npm ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
 	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
 	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+
+# Bitnami's readme-generator-for-helm, exactly as tools/chart-readme/package-lock.json pins it (npm ci).
+CHART_README_DIR := tools/chart-readme
+CHART_README_STAMP := $(CHART_README_DIR)/node_modules/.installed
+
+$(CHART_README_STAMP): $(CHART_README_DIR)/package.json $(CHART_README_DIR)/package-lock.json
+	npm ci --prefix $(CHART_README_DIR) --no-audit --no-fund
+	@touch $@
+
+chart-readme-deps: $(CHART_README_STAMP) ## Install the pinned readme-generator-for-helm into tools/chart-readme/node_modules (npm ci)
+
+chart-readme: $(CHART_README_STAMP) ## Regenerate the Parameters section of charts/parley/README.md from the @param comments of values.yaml
+	$(CHART_README_DIR)/node_modules/.bin/readme-generator --values charts/parley/values.yaml --readme charts/parley/README.md
 
 up: ## kind cluster from manifests/kind-config.yaml + dev Secret + skaffold run (SKAFFOLD_PROFILE=vault for Vault)
 	@command -v kind >/dev/null && command -v skaffold >/dev/null && command -v docker >/dev/null || { echo "up: needs docker, kind and skaffold on PATH"; exit 1; }
