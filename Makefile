@@ -15,6 +15,10 @@ LOAD_SECONDS ?= 30
 # Variables a `## ` text may name as $(NAME): `make help` shows their values (`make help USERS=50` too).
 HELP_VARS := COVERAGE_MIN USERS MESSAGES DAYS LOAD_USERS LOAD_SECONDS
 
+# Bitnami's readme-generator-for-helm, exactly as tools/chart-readme/package-lock.json pins it (npm ci).
+CHART_README_DIR := tools/chart-readme
+CHART_README_STAMP := $(CHART_README_DIR)/node_modules/.installed
+
 # The kind cluster, namespace and release of the dev loop and the deploy targets.
 KIND_CLUSTER ?= parley
 NAMESPACE ?= parley
@@ -23,7 +27,7 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
 PROD_VALUES ?= charts/parley/values-production.yaml
 
-.PHONY: help sync run test lint fmt migrate seed-demo test-dashboard test-cluster chart-lint envtest envtest-if-go images node node-down browser-deps bench-api bench-bot bench-faults bench-operator load up dev down dev-monitoring dev-vault template-production deploy-production rollback-production
+.PHONY: help sync run test lint fmt migrate seed-demo test-dashboard test-cluster chart-lint chart-readme envtest envtest-if-go chart-readme-if-npm chart-readme-deps images node node-down browser-deps bench-api bench-bot bench-faults bench-operator load up dev down dev-monitoring dev-vault template-production deploy-production rollback-production
 
 ##@ Run, test and lint
 
@@ -48,7 +52,7 @@ sync: .venv/.synced ## Install the locked dependencies into .venv
 run: .venv/.synced ## Run Parley locally (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
 	$(UV) run --frozen python -m tools.run
 
-test: .venv/.synced envtest-if-go ## Run every test on real PostgreSQL, with per-package coverage >= $(COVERAGE_MIN)%
+test: .venv/.synced envtest-if-go chart-readme-if-npm ## Run every test on real PostgreSQL, with per-package coverage >= $(COVERAGE_MIN)%
 	$(UV) run --frozen pytest --cov --cov-report=term --cov-report=json:coverage.json $(PYTEST_ARGS)
 	$(UV) run --frozen python -m tools.coverage_gate coverage.json --fail-under $(COVERAGE_MIN)
 
@@ -73,9 +77,12 @@ test-dashboard: .venv/.synced ## Dashboard tests only: served files, then real C
 test-cluster: .venv/.synced ## Only the end-to-end suite on the test node (tests/cluster); make test runs it too
 	$(UV) run --frozen pytest tests/cluster $(PYTEST_ARGS)
 
-chart-lint: .venv/.synced ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
+chart-lint: .venv/.synced chart-readme-if-npm ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
 	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
 	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+
+chart-readme: $(CHART_README_STAMP) ## Regenerate the Parameters section of charts/parley/README.md from the @param comments of values.yaml
+	$(CHART_README_DIR)/node_modules/.bin/readme-generator --values charts/parley/values.yaml --readme charts/parley/README.md
 
 ##@ Test infrastructure (built once, cached under ~/.cache/parley)
 
@@ -87,6 +94,17 @@ envtest: ## Build/install kube-apiserver, etcd, kubectl, helm, promtool, vault i
 envtest-if-go:
 	@if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then tools/envtest/install.sh; \
 	else echo "make test: Go not found: tests needing kube-apiserver/etcd/helm/promtool will skip (fail under CI=true); install Go 1.26+ and run make envtest"; fi
+
+# Likewise the chart README's generator when npm is there (tests/chart/test_chart_readme.py runs it).
+chart-readme-if-npm:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chart-readme-deps; \
+	else echo "make test: npm not found: the chart README test will skip (fail under CI=true); install nodejs and npm (Debian)"; fi
+
+$(CHART_README_STAMP): $(CHART_README_DIR)/package.json $(CHART_README_DIR)/package-lock.json
+	npm ci --prefix $(CHART_README_DIR) --no-audit --no-fund
+	@touch $@
+
+chart-readme-deps: $(CHART_README_STAMP) ## Install the pinned readme-generator-for-helm into tools/chart-readme/node_modules (npm ci)
 
 images: ## The api, bot, operator images and the test PostgreSQL image -> ~/.cache/parley/images/*.tar (Docker, else buildah; cached; IMAGE_TAG)
 	tools/images/build.sh --with-test-fixtures

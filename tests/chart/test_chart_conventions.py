@@ -13,6 +13,7 @@ from tests.chart.conftest import CHART
 
 PARAM = re.compile(r"^## @param (\S+) \S")
 SECTION = re.compile(r"^## @section \S")
+DEFINE = re.compile(r'define "([^"]+)"')
 # Free-form maps (labels, annotations, selectors) whose keys are the user's.
 FREE_MAPS = {
     "commonLabels",
@@ -90,17 +91,40 @@ def test_schema_is_closed_and_matches_values() -> None:
         assert lookup(path) is not None, f"{path} is not in values.schema.json"
 
 
+def helper_files() -> list[Path]:
+    """The helper files (templates/_*.tpl), one per concern."""
+    return sorted((CHART / "templates").glob("_*.tpl"))
+
+
 def test_helpers_are_prefixed_and_commented() -> None:
-    """Every helper is `parley.*` and preceded by a one-line comment naming it."""
-    lines = (CHART / "templates" / "_helpers.tpl").read_text().splitlines()
-    defines = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.search(r'define "([^"]+)"', line))]
-    assert len(defines) >= 20
-    for index, name in defines:
-        assert name.startswith("parley."), name
-        comment = lines[index - 1]
-        assert comment.startswith("{{/* "), f"{name} has no comment"
-        assert comment.endswith("*/}}"), f"{name}: the comment is not one line"
-        assert name in comment, f"the comment above {name} does not name it"
+    """Every helper is `parley.*`, defined once, and preceded by a one-line comment naming it."""
+    assert len(helper_files()) >= 5
+    names = []
+    for path in helper_files():
+        lines = path.read_text().splitlines()
+        defines = [(i, m.group(1)) for i, line in enumerate(lines) if (m := DEFINE.search(line))]
+        assert defines, f"{path.name} defines no helper"
+        for index, name in defines:
+            assert name.startswith("parley."), name
+            comment = lines[index - 1]
+            assert comment.startswith("{{/* "), f"{name} has no comment"
+            assert comment.endswith("*/}}"), f"{name}: the comment is not one line"
+            assert name in comment, f"the comment above {name} does not name it"
+            names.append(name)
+    assert len(names) >= 20
+    assert len(names) == len(set(names)), "a helper is defined twice"
+
+
+def test_validate_values_runs_every_rule() -> None:
+    """parley.validateValues includes each `parley.validateValues.<rule>` once; no other file has rules."""
+    text = (CHART / "templates" / "_validation.tpl").read_text()
+    rules = re.findall(r'define "(parley\.validateValues\.[^"]+)"', text)
+    assert len(rules) >= 20
+    body = text.split('define "parley.validateValues" -}}', 1)[1].split("{{- end -}}\n\n", 1)[0]
+    included = re.findall(r'include "(parley\.validateValues\.[^"]+)"', body)
+    assert sorted(included) == sorted(rules), "a rule is not run, or run twice"
+    others = [p.name for p in helper_files() if "validateValues" in p.read_text()]
+    assert others == ["_validation.tpl"], "validation rules live in _validation.tpl"
 
 
 def test_one_resource_per_template_file() -> None:

@@ -71,8 +71,8 @@ RENDERS = [
     ),
 ]
 RENDER_IDS = [r.name for r in RENDERS]
-# Templates that render no object.
-NO_OBJECTS = {"templates/NOTES.txt", "templates/_helpers.tpl", "templates/validate.yaml"}
+# Templates that render no object (besides the helper files, templates/_*.tpl).
+NO_OBJECTS = {"templates/NOTES.txt", "templates/validate.yaml"}
 
 # kube-score checks beyond its defaults, and the flag for its one sub-check we switch off: CPU limits
 # (optional in the chart by design; memory limits and every request stay required).
@@ -364,7 +364,11 @@ def test_renders_cover_every_template(rendered: dict[str, Path]) -> None:
     sources = set()
     for path in rendered.values():
         sources |= set(re.findall(r"(?m)^# Source: parley/(\S+)$", path.read_text(encoding="utf-8")))
-    templates = {str(p.relative_to(CHART)) for p in (CHART / "templates").rglob("*") if p.is_file()}
+    templates = {
+        str(p.relative_to(CHART))
+        for p in (CHART / "templates").rglob("*")
+        if p.is_file() and not p.name.startswith("_")
+    }
     assert templates - NO_OBJECTS - sources == set()
 
 

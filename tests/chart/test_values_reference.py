@@ -28,14 +28,15 @@ def default_text(value: Any) -> str:
 
 
 def values_table() -> str:
-    """One table per `## @section`, one row per `## @param`, defaults read from values.yaml."""
+    """One table per `## @section`, one row per `## @param`, defaults read from values.yaml (a
+    readme-generator modifier such as `[default: ...]` is left out: the default comes from the value)."""
     text = (CHART / "values.yaml").read_text()
     values = yaml.safe_load(text)
     out: list[str] = []
     for line in text.splitlines():
         if section := re.match(r"^## @section (.*)$", line):
             out.append(f"\n### {section.group(1)}\n\n| value | default | meaning |\n| --- | --- | --- |")
-        elif param := re.match(r"^## @param (\S+) (.*)$", line):
+        elif param := re.match(r"^## @param (\S+) (?:\[[^\]]*\] )?(.*)$", line):
             node = values
             for part in param.group(1).split("."):
                 node = node[part]
