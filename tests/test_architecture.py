@@ -1,4 +1,5 @@
-"""Dependencies point one way: bot, api, operator -> core. Services never import each other."""
+"""Dependencies point one way: bot, api, operator -> core; the test harness (parley_testing) -> the
+services. Services never import each other, the harness, the tests or the tooling."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ PACKAGES = {
     "parley_api": ROOT / "api" / "parley_api",
     "parley_bot": ROOT / "bot" / "parley_bot",
     "parley_operator": ROOT / "operator" / "parley_operator",
+    "parley_testing": ROOT / "testing" / "parley_testing",
 }
 ALLOWED = {
     "parley_core": {"parley_core"},
     "parley_api": {"parley_api", "parley_core"},
     "parley_bot": {"parley_bot", "parley_core"},
     "parley_operator": {"parley_operator", "parley_core"},
+    "parley_testing": {"parley_testing", "parley_core", "parley_api", "parley_bot", "parley_operator"},
 }
 
 
