@@ -25,7 +25,6 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
 from parley_api.client_address import Network, client_address
-from parley_api.schemas.auth import ErrorPublic
 from parley_core.logging import get_logger
 from parley_core.settings import ApiSettings
 
@@ -35,17 +34,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 KEY_PREFIX = "parley"
-
-RATE_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    429: {
-        "model": ErrorPublic,
-        "description": "Rate limit exceeded, e.g. `Rate limit exceeded: 10 per 1 minute`; retry after "
-        "`Retry-After` seconds.",
-        "headers": {
-            "Retry-After": {"description": "Seconds until the limit resets.", "schema": {"type": "integer"}}
-        },
-    }
-}
 
 
 def storage_options(uri: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ body's shape (422), the rate limit per address (429), the admin token (403), the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -16,14 +16,9 @@ from pydantic import SecretStr, ValidationError
 from parley_api.auth.registration import admin_token_matches, register_account
 from parley_api.client_address import client_address
 from parley_api.deps import StateDep
+from parley_api.errors import ErrorPublic, Responses, RuleViolationsPublic
 from parley_api.ratelimit import registration_rate_limit
-from parley_api.schemas.auth import (
-    ApiUserCreate,
-    ApiUserPublic,
-    ApiUserRegister,
-    ErrorPublic,
-    RuleViolationsPublic,
-)
+from parley_api.schemas.auth import ApiUserCreate, ApiUserPublic, ApiUserRegister
 from parley_core.logging import get_logger
 from parley_core.repositories.api_users import DuplicateUsernameError
 
@@ -64,7 +59,7 @@ def _checked(body: ApiUserRegister) -> ApiUserCreate:
         ) from None
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+_RESPONSES: Responses = {
     400: {"model": ErrorPublic, "description": "The username is taken."},
     403: {"model": ErrorPublic, "description": "Missing or wrong admin token."},
     404: {"model": ErrorPublic, "description": "Registration is off: ADMIN_REGISTRATION_TOKEN is not set."},

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from parley_api.deps import CurrentUserDep, StateDep
+from parley_api.errors import AUTHENTICATED_RESPONSES, DATABASE_UNAVAILABLE_RESPONSES, Responses
 from parley_api.ratelimit import stats_rate_limit
-from parley_api.schemas.auth import AUTHENTICATED_RESPONSES, ErrorPublic
 from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic
@@ -35,13 +35,10 @@ def reject_unknown_parameters(request: Request) -> None:
         )
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: Responses = {
     **AUTHENTICATED_RESPONSES,
     422: {"description": "Missing, unknown or repeated `period`, or an unknown query parameter."},
-    503: {
-        "model": ErrorPublic,
-        "description": "Database unavailable or its pool exhausted; retry after `Retry-After` seconds.",
-    },
+    **DATABASE_UNAVAILABLE_RESPONSES,
 }
 
 
