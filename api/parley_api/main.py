@@ -12,17 +12,19 @@ from fastapi import FastAPI
 
 from parley_api.api_docs import install_docs
 from parley_api.auth import install_authentication
+from parley_api.auth.routes import router as auth_router
 from parley_api.body_limit import BodySizeLimit
 from parley_api.cors import install_cors
 from parley_api.dashboard import router as dashboard_router
 from parley_api.database_probe import probe_database_forever
 from parley_api.errors import register_error_handlers
+from parley_api.health.routes import router as health_router
 from parley_api.management import ManagementPortGate
 from parley_api.metrics import create_metrics, install_metrics
 from parley_api.ratelimit import install_rate_limiting
-from parley_api.routes import auth, health, stats
 from parley_api.state import AppState
 from parley_api.stats.result_cache import StatsResultCache
+from parley_api.stats.routes import router as stats_router
 from parley_core.db import create_engine, create_sessionmaker
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import ApiSettings
@@ -76,9 +78,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_rate_limiting(app, settings)
     install_authentication(app, settings)
     install_metrics(app, metrics)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(stats.router)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(stats_router)
     app.include_router(dashboard_router)
     install_docs(app)
     install_cors(app, settings)  # so it wraps every response, errors included

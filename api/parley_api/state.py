@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley_api.metrics import ApiMetrics
@@ -28,3 +30,12 @@ class AppState:
     def uptime_seconds(self) -> float:
         """Seconds since the process started serving."""
         return round(time.monotonic() - self.started_at, 3)
+
+
+def get_state(request: Request) -> AppState:
+    """The process state the lifespan created."""
+    state: AppState = request.app.state.parley
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

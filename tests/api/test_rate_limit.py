@@ -16,8 +16,8 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
+from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.client_address import client_address
-from parley_api.deps import CurrentUserDep
 from parley_api.ratelimit import stats_rate_limit
 from parley_core.settings import ApiSettings, SettingsError, load_settings
 from tests.utils.api_users import RandomApiUser, create_random_api_user

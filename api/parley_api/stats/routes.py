@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from parley_api.deps import CurrentUserDep, StateDep
+from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.errors import AUTHENTICATED_RESPONSES, DATABASE_UNAVAILABLE_RESPONSES, Responses
 from parley_api.ratelimit import stats_rate_limit
+from parley_api.state import StateDep
 from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic

@@ -1,4 +1,4 @@
-"""Dependencies of the routes, each next to its Annotated alias."""
+"""The current user of a request (HTTP Basic), as a dependency of the routes that need one."""
 
 from __future__ import annotations
 
@@ -18,16 +18,7 @@ from parley_api.auth import (
     unauthorized,
 )
 from parley_api.client_address import client_address
-from parley_api.state import AppState
-
-
-def get_state(request: Request) -> AppState:
-    """The process state the lifespan created."""
-    state: AppState = request.app.state.parley
-    return state
-
-
-StateDep = Annotated[AppState, Depends(get_state)]
+from parley_api.state import StateDep
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
