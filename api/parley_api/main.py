@@ -10,18 +10,18 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from parley_api.api_docs import install_docs
 from parley_api.auth import install_authentication
 from parley_api.auth.routes import router as auth_router
-from parley_api.body_limit import BodySizeLimit
-from parley_api.cors import install_cors
 from parley_api.dashboard import router as dashboard_router
-from parley_api.database_probe import probe_database_forever
 from parley_api.errors import register_error_handlers
 from parley_api.health.routes import router as health_router
-from parley_api.management import ManagementPortGate
-from parley_api.metrics import create_metrics, install_metrics
-from parley_api.ratelimit import install_rate_limiting
+from parley_api.plumbing.api_docs import install_docs
+from parley_api.plumbing.body_limit import BodySizeLimit
+from parley_api.plumbing.cors import install_cors
+from parley_api.plumbing.database_probe import probe_database_forever
+from parley_api.plumbing.management import ManagementPortGate
+from parley_api.plumbing.metrics import create_metrics, install_metrics
+from parley_api.plumbing.ratelimit import install_rate_limiting
 from parley_api.state import AppState
 from parley_api.stats.result_cache import StatsResultCache
 from parley_api.stats.routes import router as stats_router

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from parley_api.metrics import ApiMetrics
+from parley_api.plumbing.metrics import ApiMetrics
 from parley_api.stats.result_cache import StatsResultCache
 from parley_core.settings import ApiSettings
 

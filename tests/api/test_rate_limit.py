@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from parley_api.auth.dependencies import CurrentUserDep
-from parley_api.client_address import client_address
-from parley_api.ratelimit import stats_rate_limit
+from parley_api.plumbing.client_address import client_address
+from parley_api.plumbing.ratelimit import stats_rate_limit
 from parley_core.settings import ApiSettings, SettingsError, load_settings
 from tests.utils.api_users import RandomApiUser, create_random_api_user
 from tests.utils.clients import client_from, lifespan_of, security_app

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_api.auth.cache import VerificationCache
 from parley_api.auth.header import BasicCredentials
 from parley_api.auth.throttle import LoginThrottle
-from parley_api.ratelimit import storage_options
-from parley_api.single_flight import SingleFlight
+from parley_api.plumbing.ratelimit import storage_options
+from parley_api.plumbing.single_flight import SingleFlight
 from parley_core import passwords
 from parley_core.logging import get_logger
 from parley_core.repositories import api_users

@@ -17,7 +17,7 @@ from parley_api.auth import (
     basic_auth_scheme,
     unauthorized,
 )
-from parley_api.client_address import client_address
+from parley_api.plumbing.client_address import client_address
 from parley_api.state import StateDep
 
 

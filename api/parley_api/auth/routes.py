@@ -15,9 +15,9 @@ from pydantic import SecretStr, ValidationError
 
 from parley_api.auth.registration import admin_token_matches, register_account
 from parley_api.auth.schemas import ApiUserCreate, ApiUserPublic, ApiUserRegister
-from parley_api.client_address import client_address
 from parley_api.errors import ErrorPublic, Responses, RuleViolationsPublic
-from parley_api.ratelimit import registration_rate_limit
+from parley_api.plumbing.client_address import client_address
+from parley_api.plumbing.ratelimit import registration_rate_limit
 from parley_api.state import StateDep
 from parley_core.logging import get_logger
 from parley_core.repositories.api_users import DuplicateUsernameError

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_api.metrics import ApiMetrics
+from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
 from parley_core.stats import queries
 from parley_core.stats.periods import Period, Window, window_for

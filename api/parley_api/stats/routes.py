@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.errors import AUTHENTICATED_RESPONSES, DATABASE_UNAVAILABLE_RESPONSES, Responses
-from parley_api.ratelimit import stats_rate_limit
+from parley_api.plumbing.ratelimit import stats_rate_limit
 from parley_api.state import StateDep
 from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.present import present

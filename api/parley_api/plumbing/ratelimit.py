@@ -24,7 +24,7 @@ from limits import RateLimitItem
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
-from parley_api.client_address import Network, client_address
+from parley_api.plumbing.client_address import Network, client_address
 from parley_core.logging import get_logger
 from parley_core.settings import ApiSettings
 

@@ -76,7 +76,7 @@ def serve(
     if management_port is None:
         server.run()
         return
-    # One server, two listening sockets: the app tells the ports apart (parley_api.management).
+    # One server, two listening sockets: the app tells the ports apart (management.py).
     sockets: list[socket.socket] = []
     try:
         for each in (port, management_port):  # one at a time: the first is closed if the second fails
