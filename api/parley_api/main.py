@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from parley_api.auth import install_authentication
+from parley_api.auth.basic import Authenticator
 from parley_api.auth.routes import router as auth_router
 from parley_api.dashboard import router as dashboard_router
 from parley_api.errors import register_error_handlers
@@ -21,11 +21,11 @@ from parley_api.plumbing.cors import install_cors
 from parley_api.plumbing.database_probe import probe_database_forever
 from parley_api.plumbing.management import ManagementPortGate
 from parley_api.plumbing.metrics import create_metrics, install_metrics
-from parley_api.plumbing.ratelimit import install_rate_limiting
+from parley_api.plumbing.ratelimit import build_rate_limiting, install_rate_limit_handler
 from parley_api.state import AppState
 from parley_api.stats.result_cache import StatsResultCache
 from parley_api.stats.routes import router as stats_router
-from parley_core.db import create_engine, create_sessionmaker
+from parley_core.db import create_engine
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import ApiSettings
 
@@ -43,9 +43,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         state = AppState(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
             metrics=metrics,
             stats_cache=StatsResultCache(settings.stats_cache_seconds),
+            authenticator=Authenticator.from_settings(settings),
+            rate_limiting=build_rate_limiting(settings),
         )
         app.state.parley = state
         probe = asyncio.create_task(
@@ -62,7 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await probe
             log.info("api_stopping", step="closing database pool")
             await engine.dispose()
-            app.state.authenticator.close()
+            state.authenticator.close()
             log.info("api_stopped")
             flush_logs()
 
@@ -75,8 +76,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     register_error_handlers(app)
-    install_rate_limiting(app, settings)
-    install_authentication(app, settings)
+    install_rate_limit_handler(app)
     install_metrics(app, metrics)
     app.include_router(health_router)
     app.include_router(auth_router)

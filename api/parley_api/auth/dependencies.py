@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_api.auth import (
-    AuthenticatedUser,
-    Authenticator,
-    BasicCredentials,
-    InvalidCredentialsError,
-    LoginThrottledError,
-    basic_auth_scheme,
-    unauthorized,
-)
+from parley_api.auth.basic import AuthenticatedUser, InvalidCredentialsError
+from parley_api.auth.header import BasicCredentials, basic_auth_scheme, unauthorized
+from parley_api.auth.throttle import LoginThrottledError
 from parley_api.plumbing.client_address import client_address
 from parley_api.state import StateDep
-
-
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and its connection returned) when the response is sent."""
-    async with state.sessionmaker() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_current_user(
@@ -39,10 +22,9 @@ async def get_current_user(
 
     Also records the username in ``request.state.api_username``, which the rate limiter keys by.
     """
-    authenticator: Authenticator = request.app.state.authenticator
     address = client_address(request, state.settings.trusted_proxies)
     try:
-        user = await authenticator.authenticate(state.engine, credentials, address=address)
+        user = await state.authenticator.authenticate(state.engine, credentials, address=address)
     except LoginThrottledError as exc:
         raise HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,

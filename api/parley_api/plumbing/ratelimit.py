@@ -76,6 +76,11 @@ def build_limiter(settings: ApiSettings) -> Limiter:
     return limiter
 
 
+def build_rate_limiting(settings: ApiSettings) -> RateLimiting:
+    """An app's Limiter and the routes it guards."""
+    return RateLimiting(settings=settings, limiter=build_limiter(settings))
+
+
 @dataclass
 class RateLimiting:
     """An app's Limiter plus the slowapi-wrapped form of each limited route, made on first use."""
@@ -98,7 +103,7 @@ class RateLimiting:
 
 
 def _retry_after(request: Request, exc: RateLimitExceeded) -> int:
-    limiter: Limiter = request.app.state.limiter
+    limiter: Limiter = request.app.state.parley.rate_limiting.limiter
     current: tuple[RateLimitItem, list[str]] | None = getattr(request.state, "view_rate_limit", None)
     if current is not None:
         item, args = current
@@ -122,11 +127,8 @@ async def handle_rate_limit_exceeded(request: Request, exc: Exception) -> JSONRe
     )
 
 
-def install_rate_limiting(app: FastAPI, settings: ApiSettings) -> None:
-    """Give ``app`` its own Limiter (``app.state.limiter``) and the 429 handler."""
-    limiter = build_limiter(settings)
-    app.state.limiter = limiter
-    app.state.rate_limiting = RateLimiting(settings=settings, limiter=limiter)
+def install_rate_limit_handler(app: FastAPI) -> None:
+    """Answer RateLimitExceeded with the JSON 429."""
     app.add_exception_handler(RateLimitExceeded, handle_rate_limit_exceeded)
 
 
@@ -143,7 +145,7 @@ def _limited(
         request = kwargs.get("request")
         if not isinstance(request, Request):
             raise TypeError(f"{endpoint.__qualname__} was called without its request")
-        rate_limiting: RateLimiting = request.app.state.rate_limiting
+        rate_limiting: RateLimiting = request.app.state.parley.rate_limiting
         guarded = rate_limiting.guard(endpoint, limit_of)
         return cast(R, await guarded(*args, **kwargs))
 

@@ -16,7 +16,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from parley_api.state import AppState
+from parley_api.state import state_of
 from parley_core.logging import get_logger
 
 log = get_logger(__name__)
@@ -33,7 +33,7 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Mark draining, wait the configured delay, then let uvicorn shut down."""
-        state: AppState | None = getattr(self._app.state, "parley", None)
+        state = state_of(self._app)
         if state is not None:
             state.draining = True
         if self._signalled or self._delay <= 0:
