@@ -25,6 +25,7 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
 from parley_api.plumbing.client_address import Network, client_address
+from parley_api.plumbing.counters import storage_options
 from parley_core.logging import get_logger
 from parley_core.settings import ApiSettings
 
@@ -34,13 +35,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 KEY_PREFIX = "parley"
-
-
-def storage_options(uri: str) -> dict[str, Any]:
-    """Client options for a limits storage: short timeouts, so a hung Redis cannot hang requests."""
-    if uri.startswith("memory"):
-        return {}
-    return {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 
 
 def rate_limit_key_func(trusted_proxies: Sequence[Network]) -> Callable[[Request], str]:
