@@ -21,7 +21,7 @@ from parley_api.plumbing.cors import install_cors
 from parley_api.plumbing.database_probe import probe_database_forever
 from parley_api.plumbing.management import ManagementPortGate
 from parley_api.plumbing.metrics import create_metrics, install_metrics
-from parley_api.plumbing.ratelimit import build_rate_limiting, install_rate_limit_handler
+from parley_api.plumbing.ratelimit import RateLimiter
 from parley_api.state import AppState
 from parley_api.stats.result_cache import StatsResultCache
 from parley_api.stats.routes import router as stats_router
@@ -46,7 +46,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             metrics=metrics,
             stats_cache=StatsResultCache(settings.stats_cache_seconds),
             authenticator=Authenticator.from_settings(settings),
-            rate_limiting=build_rate_limiting(settings),
+            rate_limiter=RateLimiter.from_settings(settings),
         )
         app.state.parley = state
         probe = asyncio.create_task(
@@ -76,7 +76,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     register_error_handlers(app)
-    install_rate_limit_handler(app)
     install_metrics(app, metrics)
     app.include_router(health_router)
     app.include_router(auth_router)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.auth.basic import Authenticator
 from parley_api.plumbing.metrics import ApiMetrics
-from parley_api.plumbing.ratelimit import RateLimiting
+from parley_api.plumbing.ratelimit import RateLimiter
 from parley_api.stats.result_cache import StatsResultCache
 from parley_core.settings import ApiSettings
 
@@ -29,7 +29,7 @@ class AppState:
     metrics: ApiMetrics
     stats_cache: StatsResultCache
     authenticator: Authenticator
-    rate_limiting: RateLimiting
+    rate_limiter: RateLimiter
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
 

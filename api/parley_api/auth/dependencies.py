@@ -18,10 +18,7 @@ async def get_current_user(
     state: StateDep,
     credentials: Annotated[BasicCredentials, Security(basic_auth_scheme)],
 ) -> AuthenticatedUser:
-    """HTTP Basic against api_users: 401 (WWW-Authenticate: Basic) or 429 after too many failures.
-
-    Also records the username in ``request.state.api_username``, which the rate limiter keys by.
-    """
+    """HTTP Basic against api_users: 401 (WWW-Authenticate: Basic) or 429 after too many failures."""
     address = client_address(request, state.settings.trusted_proxies)
     try:
         user = await state.authenticator.authenticate(state.engine, credentials, address=address)
@@ -33,7 +30,6 @@ async def get_current_user(
         ) from None
     except InvalidCredentialsError:
         raise unauthorized("invalid username or password") from None
-    request.state.api_username = user.username
     return user
 
 
