@@ -1,4 +1,5 @@
-"""The FastAPI application factory: lifespan (engine in, pool out) and routers."""
+"""The FastAPI application factory: the lifespan makes the AppState (and closes it), then the routers
+and the middleware, in the order they wrap each other."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from parley_api.auth.basic import Authenticator
 from parley_api.auth.routes import router as auth_router
-from parley_api.dashboard import router as dashboard_router
+from parley_api.dashboard.routes import router as dashboard_router
 from parley_api.errors import register_error_handlers
 from parley_api.health.routes import router as health_router
 from parley_api.plumbing.api_docs import install_docs
