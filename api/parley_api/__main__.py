@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from parley_api.main import create_app
-from parley_api.server import serve
+from parley_api.plumbing.server import serve
 from parley_core.logging import configure_logging, get_logger
 from parley_core.settings import ApiSettings, SettingsError, load_settings
 

@@ -1,4 +1,7 @@
-"""Error handlers: clear 4xx/503 bodies, never a 500 with a stack trace, never the input echoed."""
+"""The error model of every route: the bodies, the OpenAPI `responses` the routes share, the handlers.
+
+Errors are clear 4xx/503 bodies: never a 500 with a stack trace, never the input echoed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -15,6 +19,59 @@ from parley_core.logging import get_logger
 log = get_logger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: a reason a person can act on."""
+
+    detail: str
+
+
+class RuleViolation(BaseModel):
+    """One failed rule of a 422, shaped like FastAPI's validation errors."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class RuleViolationsPublic(BaseModel):
+    """A 422 body: every rule the request broke."""
+
+    detail: list[RuleViolation]
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+
+# OpenAPI `responses=` of a route that takes CurrentUserDep and a rate limit.
+AUTHENTICATED_RESPONSES: Responses = {
+    401: {
+        "model": ErrorPublic,
+        "description": "Missing, malformed or wrong Basic credentials, or an inactive account.",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'Basic realm="parley", charset="UTF-8"',
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    429: {
+        "model": ErrorPublic,
+        "description": "Rate limit exceeded (`Rate limit exceeded: 10 per 1 minute`) or too many "
+        "failed logins for this username or address.",
+        "headers": {"Retry-After": _RETRY_AFTER},
+    },
+}
+
+# OpenAPI `responses=` of a route that reads the database (handle_database_unavailable).
+DATABASE_UNAVAILABLE_RESPONSES: Responses = {
+    503: {
+        "model": ErrorPublic,
+        "description": "Database unavailable or its pool exhausted; retry after `Retry-After` seconds.",
+    },
+}
 
 
 async def handle_database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The FastAPI application factory: lifespan (engine in, pool out) and routers."""
+"""The FastAPI application factory: the lifespan makes the AppState (and closes it), then the routers
+and the middleware, in the order they wrap each other."""
 
 from __future__ import annotations
 
@@ -10,20 +11,22 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from parley_api.api_docs import install_docs
-from parley_api.auth import install_authentication
-from parley_api.body_limit import BodySizeLimit
-from parley_api.cors import install_cors
-from parley_api.dashboard import router as dashboard_router
-from parley_api.database_probe import probe_database_forever
+from parley_api.auth.basic import Authenticator
+from parley_api.auth.routes import router as auth_router
+from parley_api.dashboard.routes import router as dashboard_router
 from parley_api.errors import register_error_handlers
-from parley_api.management import ManagementPortGate
-from parley_api.metrics import create_metrics, install_metrics
-from parley_api.ratelimit import install_rate_limiting
-from parley_api.routes import auth, health, stats
+from parley_api.health.routes import router as health_router
+from parley_api.plumbing.api_docs import install_docs
+from parley_api.plumbing.body_limit import BodySizeLimit
+from parley_api.plumbing.cors import install_cors
+from parley_api.plumbing.database_probe import probe_database_forever
+from parley_api.plumbing.management import ManagementPortGate
+from parley_api.plumbing.metrics import create_metrics, install_metrics
+from parley_api.plumbing.ratelimit import RateLimiter
 from parley_api.state import AppState
 from parley_api.stats.result_cache import StatsResultCache
-from parley_core.db import create_engine, create_sessionmaker
+from parley_api.stats.routes import router as stats_router
+from parley_core.db import create_engine
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import ApiSettings
 
@@ -41,9 +44,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         state = AppState(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
             metrics=metrics,
             stats_cache=StatsResultCache(settings.stats_cache_seconds),
+            authenticator=Authenticator.from_settings(settings),
+            rate_limiter=RateLimiter.from_settings(settings),
         )
         app.state.parley = state
         probe = asyncio.create_task(
@@ -60,7 +64,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await probe
             log.info("api_stopping", step="closing database pool")
             await engine.dispose()
-            app.state.authenticator.close()
+            state.authenticator.close()
             log.info("api_stopped")
             flush_logs()
 
@@ -73,12 +77,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     register_error_handlers(app)
-    install_rate_limiting(app, settings)
-    install_authentication(app, settings)
     install_metrics(app, metrics)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(stats.router)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(stats_router)
     app.include_router(dashboard_router)
     install_docs(app)
     install_cors(app, settings)  # so it wraps every response, errors included

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from parley_api import api_docs
 from parley_api.main import create_app
+from parley_api.plumbing import api_docs
 from tests.api.conftest import make_settings, running_client
 
 MANAGEMENT_PORT = 9090

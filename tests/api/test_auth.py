@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.auth.basic import AuthenticatedUser
 from parley_api.auth.cache import VerificationCache
+from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.auth.header import MAX_CREDENTIALS_CHARS, MalformedCredentialsError, parse_basic
-from parley_api.deps import CurrentUserDep
 from parley_core import passwords
 from parley_core.models import ApiUser
 from tests.utils.api_users import (

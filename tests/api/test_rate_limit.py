@@ -1,4 +1,4 @@
-"""Rate limits (slowapi): JSON 429 with Retry-After, keyed per user or per client address."""
+"""Rate limits (limits, fixed window): JSON 429 with Retry-After, keyed per user or per client address."""
 
 from __future__ import annotations
 
@@ -12,30 +12,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
-from parley_api.client_address import client_address
-from parley_api.deps import CurrentUserDep
-from parley_api.ratelimit import stats_rate_limit
+from parley_api.auth.dependencies import CurrentUserDep
+from parley_api.plumbing.client_address import client_address
+from parley_api.state import StateDep
 from parley_core.settings import ApiSettings, SettingsError, load_settings
+from tests.api.constants import ADMIN_TOKEN
 from tests.utils.api_users import RandomApiUser, create_random_api_user
 from tests.utils.clients import client_from, lifespan_of, security_app
 from tools.localpg import free_port
 
 LIMITED = "/test/limited"
 OPEN = "/test/open"
+STATS = "/api/v1/stats"
+REGISTER = "/api/v1/auth/register"
 
 
-@stats_rate_limit
-async def limited_for_users(request: Request, user: CurrentUserDep) -> dict[str, Any]:
+async def limit_per_user(request: Request, state: StateDep, user: CurrentUserDep) -> None:
+    """STATS_API_RATE_LIMIT for the authenticated user, as the stats route applies it."""
+    await state.rate_limiter.check(
+        request, state.settings.stats_api_rate_limit, scope=LIMITED, username=user.username
+    )
+
+
+async def limit_per_address(request: Request, state: StateDep) -> None:
+    """STATS_API_RATE_LIMIT for the client address, as the registration route applies its limit."""
+    await state.rate_limiter.check(request, state.settings.stats_api_rate_limit, scope=OPEN)
+
+
+async def limited_for_users(user: CurrentUserDep) -> dict[str, Any]:
     """An authenticated route under STATS_API_RATE_LIMIT, for these tests only."""
     return {"username": user.username}
 
 
-@stats_rate_limit
-async def limited_for_anyone(request: Request) -> dict[str, Any]:
+async def limited_for_anyone() -> dict[str, Any]:
     """An unauthenticated route under STATS_API_RATE_LIMIT: keyed by client address."""
     return {"ok": True}
 
@@ -43,8 +56,8 @@ async def limited_for_anyone(request: Request) -> dict[str, Any]:
 def limited_app(database_url: str, **overrides: Any) -> FastAPI:
     """An app with both test routes; 2 requests per minute unless overridden."""
     app = security_app(database_url, **{"stats_api_rate_limit": "2/minute", **overrides})
-    app.add_api_route(LIMITED, limited_for_users)
-    app.add_api_route(OPEN, limited_for_anyone)
+    app.add_api_route(LIMITED, limited_for_users, dependencies=[Depends(limit_per_user)])
+    app.add_api_route(OPEN, limited_for_anyone, dependencies=[Depends(limit_per_address)])
     return app
 
 
@@ -137,9 +150,10 @@ async def test_rate_limiting_can_be_turned_off(database_url: str, ana: RandomApi
     assert statuses == {200}
 
 
-async def test_slowapi_environment_variables_change_nothing(
+async def test_ratelimit_environment_variables_change_nothing(
     database_url: str, ana: RandomApiUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Variables some rate-limit libraries read; Parley's settings are the only source.
     for name, value in {"RATELIMIT_ENABLED": "false", "RATELIMIT_HEADERS_ENABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     app = limited_app(database_url)
@@ -218,17 +232,42 @@ async def test_replicas_share_budgets_through_redis(
     assert failures == [401, 401, 429]
 
 
-def test_decorator_refuses_routes_it_cannot_limit() -> None:
-    def sync_route(request: Request) -> None:
-        """Not async."""
+async def test_stats_requests_refused_with_401_or_422_cost_no_budget(
+    database_url: str, ana: RandomApiUser
+) -> None:
+    app = limited_app(database_url)
+    async with lifespan_of(app), client_from(app) as client:
+        wrong_password = (
+            await client.get(STATS, params={"period": "day"}, auth=(ana.username, "no"))
+        ).status_code
+        bad_periods = [
+            (await client.get(STATS, params={"period": period}, auth=ana.auth)).status_code
+            for period in ("year", "")
+        ]
+        valid = [
+            (await client.get(STATS, params={"period": "day"}, auth=ana.auth)).status_code for _ in range(3)
+        ]
 
-    async def no_request() -> None:
-        """No request parameter."""
+    assert wrong_password == 401
+    assert bad_periods == [422, 422]
+    assert valid == [200, 200, 429]
 
-    with pytest.raises(TypeError, match="async"):
-        stats_rate_limit(sync_route)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="request"):
-        stats_rate_limit(no_request)
+
+async def test_malformed_registrations_cost_no_budget(database_url: str) -> None:
+    app = limited_app(database_url, admin_registration_token=ADMIN_TOKEN, registration_rate_limit="2/minute")
+    async with lifespan_of(app), client_from(app) as client:
+        malformed = [(await client.post(REGISTER, json={"username": "x"})).status_code for _ in range(3)]
+        guesses = [
+            (
+                await client.post(
+                    REGISTER, json={"username": "ana.lyst", "password": "p", "admin_token": "no"}
+                )
+            ).status_code
+            for _ in range(3)
+        ]
+
+    assert malformed == [422, 422, 422]
+    assert guesses == [403, 403, 429]
 
 
 @pytest.mark.parametrize("value", ["10/minute", "100 per hour", "5/second;100/hour", "1 per 2 minutes"])

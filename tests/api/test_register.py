@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_api.deps import CurrentUserDep
+from parley_api.auth.dependencies import CurrentUserDep
 from parley_core.models import ApiUserSource
 from parley_core.passwords import MAX_PASSWORD_BYTES, hash_rounds, verify_password
 from parley_core.repositories import api_users

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from parley_api.single_flight import SingleFlight
+from parley_api.plumbing.single_flight import SingleFlight
 
 
 async def test_concurrent_callers_share_one_run_and_a_later_call_runs_again() -> None:

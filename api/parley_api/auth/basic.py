@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_api.auth.cache import VerificationCache
 from parley_api.auth.header import BasicCredentials
 from parley_api.auth.throttle import LoginThrottle
-from parley_api.ratelimit import storage_options
-from parley_api.single_flight import SingleFlight
+from parley_api.plumbing.single_flight import SingleFlight
 from parley_core import passwords
 from parley_core.logging import get_logger
 from parley_core.repositories import api_users
@@ -80,7 +79,6 @@ class Authenticator:
             ),
             throttle=LoginThrottle(
                 storage_uri=settings.rate_limit_storage,
-                storage_options=storage_options(settings.rate_limit_storage),
                 per_username=settings.auth_failure_limit_per_username,
                 per_address=settings.auth_failure_limit_per_address,
             ),

@@ -4,7 +4,3 @@ The page is a small hand-written ES module (no framework, no build step, no CDN)
 GET /api/v1/stats with the analyst's Basic credentials. Static files are served under
 content-hashed names with immutable caching; the page itself is never cached.
 """
-
-from parley_api.dashboard.routes import router
-
-__all__ = ["router"]

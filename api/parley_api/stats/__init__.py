@@ -1,1 +1,1 @@
-"""The stats endpoint's collector and response schemas."""
+"""GET /api/v1/stats: the route, its response schemas, the collector of the figures and their cache."""

@@ -1,8 +1,8 @@
 """Runs the stats queries with timing, slow-query warnings, metrics and optional EXPLAIN ANALYZE.
 
-This is the seed's "real collector": every query is timed (DEBUG with period and user, WARNING
-above SLOW_QUERY_SECONDS), the whole collection too (WARNING above SLOW_REQUEST_SECONDS), and
-with ENABLE_QUERY_ANALYSIS each query's plan is logged at DEBUG before it runs.
+Every query is timed (DEBUG with period and user, WARNING above SLOW_QUERY_SECONDS), the whole
+collection too (WARNING above SLOW_REQUEST_SECONDS), and with ENABLE_QUERY_ANALYSIS each query's
+plan is logged at DEBUG before it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_api.metrics import ApiMetrics
+from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
 from parley_core.stats import queries
 from parley_core.stats.periods import Period, Window, window_for

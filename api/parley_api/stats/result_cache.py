@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from parley_api.single_flight import SingleFlight
+from parley_api.plumbing.single_flight import SingleFlight
 from parley_api.stats.collector import StatsFigures
 from parley_core.stats.periods import Period
 

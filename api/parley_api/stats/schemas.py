@@ -1,7 +1,8 @@
-"""Response schemas of GET /api/v1/stats: the seed's contract plus Parley's additions.
+"""Response schemas of GET /api/v1/stats.
 
-Field names of `summary`, `activity_timeline`, `recent_dialogs` and `top_users` are the seed
-system's, so its dashboard clients keep working; timestamps are UTC ISO 8601 with `Z`.
+The field names of `summary`, `activity_timeline`, `recent_dialogs` and `top_users` are a contract
+existing dashboard clients read, so they never change; fields whose description says "(Parley)"
+were added to it. Timestamps are UTC ISO 8601 with `Z`.
 """
 
 from __future__ import annotations

@@ -7,23 +7,17 @@ body's shape (422), the rate limit per address (429), the admin token (403), the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import SecretStr, ValidationError
 
 from parley_api.auth.registration import admin_token_matches, register_account
-from parley_api.client_address import client_address
-from parley_api.deps import StateDep
-from parley_api.ratelimit import registration_rate_limit
-from parley_api.schemas.auth import (
-    ApiUserCreate,
-    ApiUserPublic,
-    ApiUserRegister,
-    ErrorPublic,
-    RuleViolationsPublic,
-)
+from parley_api.auth.schemas import ApiUserCreate, ApiUserPublic, ApiUserRegister
+from parley_api.errors import ErrorPublic, Responses, RuleViolationsPublic
+from parley_api.plumbing.client_address import client_address
+from parley_api.state import StateDep
 from parley_core.logging import get_logger
 from parley_core.repositories.api_users import DuplicateUsernameError
 
@@ -46,6 +40,15 @@ def get_registration_token(state: StateDep) -> SecretStr:
 RegistrationTokenDep = Annotated[SecretStr, Depends(get_registration_token)]
 
 
+async def rate_limited_body(request: Request, state: StateDep, body: ApiUserRegister) -> ApiUserRegister:
+    """The body, once the request is counted against REGISTRATION_RATE_LIMIT for its client address.
+
+    It takes the body so that it runs after the body parsed: a malformed one (422) costs no budget.
+    """
+    await state.rate_limiter.check(request, state.settings.registration_rate_limit, scope="registration")
+    return body
+
+
 def _checked(body: ApiUserRegister) -> ApiUserCreate:
     """The account rules, reported like FastAPI's own 422s but never echoing the input."""
     try:
@@ -64,7 +67,7 @@ def _checked(body: ApiUserRegister) -> ApiUserCreate:
         ) from None
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+_RESPONSES: Responses = {
     400: {"model": ErrorPublic, "description": "The username is taken."},
     403: {"model": ErrorPublic, "description": "Missing or wrong admin token."},
     404: {"model": ErrorPublic, "description": "Registration is off: ADMIN_REGISTRATION_TOKEN is not set."},
@@ -89,12 +92,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Register a dashboard account",
     responses=_RESPONSES,
 )
-@registration_rate_limit
 async def register(
     request: Request,
-    body: ApiUserRegister,
     state: StateDep,
     expected_token: RegistrationTokenDep,
+    body: Annotated[ApiUserRegister, Depends(rate_limited_body)],
     x_admin_token: Annotated[
         SecretStr | None, Header(description="ADMIN_REGISTRATION_TOKEN; wins over `admin_token` in the body.")
     ] = None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from parley_api.deps import CurrentUserDep, StateDep
-from parley_api.ratelimit import stats_rate_limit
-from parley_api.schemas.auth import AUTHENTICATED_RESPONSES, ErrorPublic
+from parley_api.auth.dependencies import CurrentUserDep
+from parley_api.errors import AUTHENTICATED_RESPONSES, DATABASE_UNAVAILABLE_RESPONSES, Responses
+from parley_api.state import StateDep
 from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic
@@ -35,13 +35,27 @@ def reject_unknown_parameters(request: Request) -> None:
         )
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+PeriodQuery = Annotated[Period, Query(description="`day` (24 hours), `week` (7 days) or `month` (30 days)")]
+
+
+async def rate_limited_period(
+    request: Request, state: StateDep, user: CurrentUserDep, period: PeriodQuery
+) -> Period:
+    """The period asked for, once the request is counted against STATS_API_RATE_LIMIT for its user.
+
+    It takes the user and the period so that it runs after both are checked: a request refused
+    with 401 or 422 costs no budget.
+    """
+    await state.rate_limiter.check(
+        request, state.settings.stats_api_rate_limit, scope="stats", username=user.username
+    )
+    return period
+
+
+ERROR_RESPONSES: Responses = {
     **AUTHENTICATED_RESPONSES,
     422: {"description": "Missing, unknown or repeated `period`, or an unknown query parameter."},
-    503: {
-        "model": ErrorPublic,
-        "description": "Database unavailable or its pool exhausted; retry after `Retry-After` seconds.",
-    },
+    **DATABASE_UNAVAILABLE_RESPONSES,
 }
 
 
@@ -52,12 +66,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=ERROR_RESPONSES,
     dependencies=[Depends(reject_unknown_parameters)],
 )
-@stats_rate_limit
 async def get_stats(
-    request: Request,
     state: StateDep,
     user: CurrentUserDep,
-    period: Annotated[Period, Query(description="`day` (24 hours), `week` (7 days) or `month` (30 days)")],
+    period: Annotated[Period, Depends(rate_limited_period)],
 ) -> StatsPublic:
     """Summary with the previous period, activity timeline, recent dialogs, top users and LLM usage.
 

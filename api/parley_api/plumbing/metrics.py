@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API: the instrumentator's http_* plus the seed's database and stats metrics.
+"""Prometheus metrics of the API: the instrumentator's http_* plus database and stats metrics.
 
 Each app gets its own registry, so tests (and any process hosting two apps) never collide on
 metric names. Run one worker per pod (the chart does): several workers would need

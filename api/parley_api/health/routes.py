@@ -7,80 +7,16 @@ database answers, its schema is at the migrations' head, and the process is not 
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import version
-from typing import Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_api.deps import StateDep
+from parley_api.health.checks import check_schema
+from parley_api.health.schemas import DatabaseHealth, HealthPublic, PoolHealth, ReadinessPublic
+from parley_api.state import StateDep
 from parley_core.db import check_database, pool_stats
-from parley_core.schema import head_revision, known_revisions, revision_of
 
 router = APIRouter(tags=["health"])
-
-# `ahead`: a newer build already migrated the database (a rolling upgrade in progress). Migrations
-# are written expand-then-contract, so this build keeps serving instead of dropping out of every
-# Service until the new pods are ready.
-SchemaState = Literal["at_head", "ahead", "behind", "missing", "unknown"]
-
-
-class DatabaseHealth(BaseModel):
-    """Whether the database answered SELECT 1, and how fast."""
-
-    status: Literal["up", "down"]
-    latency_ms: float
-    error: str | None = None
-
-
-class PoolHealth(BaseModel):
-    """Connection-pool counters of this process."""
-
-    size: int
-    max_overflow: int
-    capacity: int
-    checked_out: int
-    idle: int
-    open: int
-    overflow: int
-    available: int
-    utilization: float
-
-
-class HealthPublic(BaseModel):
-    """Detailed process health; HTTP 200 whatever the database does."""
-
-    status: Literal["ok", "degraded"]
-    version: str
-    uptime_seconds: float
-    draining: bool
-    database: DatabaseHealth
-    pool: PoolHealth
-
-
-class ReadinessPublic(BaseModel):
-    """Readiness verdict and the checks behind it."""
-
-    status: Literal["ready", "not_ready"]
-    database: Literal["up", "down"]
-    schema_revision: SchemaState
-    draining: bool
-    reasons: list[str]
-
-
-async def _check_schema(engine: AsyncEngine, timeout: float) -> tuple[bool, SchemaState]:
-    try:
-        async with asyncio.timeout(timeout), engine.connect() as conn:
-            current = await revision_of(conn)
-    except Exception:  # any failure to reach the database is "down", never a 500
-        return False, "unknown"
-    if current is None:
-        return True, "missing"
-    if current == head_revision():
-        return True, "at_head"
-    return True, "behind" if current in known_revisions() else "ahead"
 
 
 @router.get("/health", response_model=HealthPublic, summary="Liveness with details")
@@ -107,7 +43,7 @@ async def health(state: StateDep) -> HealthPublic:
 )
 async def ready(state: StateDep, response: Response) -> ReadinessPublic:
     """200 when the database answers at the head schema and the process is not draining, else 503."""
-    db_up, schema = await _check_schema(state.engine, state.settings.ready_db_timeout_seconds)
+    db_up, schema = await check_schema(state.engine, state.settings.ready_db_timeout_seconds)
     reasons = []
     if not db_up:
         reasons.append("database unreachable")

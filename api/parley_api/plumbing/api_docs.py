@@ -2,8 +2,8 @@
 
 FastAPI's default pages load their JavaScript and CSS from a CDN, so without Internet access they
 are blank. These pages load vendored copies (``docs_assets/``, versions and sources in its README)
-from ``/docs/static/``: a prefix of the management port (parley_api.management), like the pages
-and /openapi.json. The pages ask for no web fonts, no remote favicon and no online validator, and
+from ``/docs/static/``: a prefix of the management port (``management``), like the pages and
+/openapi.json. The pages ask for no web fonts, no remote favicon and no online validator, and
 their Content-Security-Policy lets the browser fetch from the page's own origin only: ReDoc 2
 always shows a "by Redocly" logo from its vendor's CDN, which the policy refuses (the logo then
 hides itself), so not even that request leaves the browser.

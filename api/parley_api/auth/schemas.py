@@ -1,10 +1,10 @@
-"""Bodies of the auth routes: registration in and out, and the error body every route documents."""
+"""Bodies of the auth routes: registration in and out."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Self
 
 from pydantic import (
     BaseModel,
@@ -51,26 +51,6 @@ COMMON_PASSWORDS = frozenset(
     }
 )
 _USERNAME = re.compile(USERNAME_PATTERN)
-
-
-class ErrorPublic(BaseModel):
-    """Every error body: a reason a person can act on."""
-
-    detail: str
-
-
-class RuleViolation(BaseModel):
-    """One failed rule of a 422, shaped like FastAPI's validation errors."""
-
-    type: str
-    loc: list[str | int]
-    msg: str
-
-
-class RuleViolationsPublic(BaseModel):
-    """A 422 body: every rule the request broke."""
-
-    detail: list[RuleViolation]
 
 
 class ApiUserBase(BaseModel):
@@ -155,26 +135,3 @@ class ApiUserPublic(ApiUserBase):
     @field_serializer("created_at")
     def _utc_z(self, value: datetime) -> str:
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
-
-# OpenAPI `responses=` of a route that takes CurrentUserDep and a rate limit.
-AUTHENTICATED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {
-        "model": ErrorPublic,
-        "description": "Missing, malformed or wrong Basic credentials, or an inactive account.",
-        "headers": {
-            "WWW-Authenticate": {
-                "description": 'Basic realm="parley", charset="UTF-8"',
-                "schema": {"type": "string"},
-            }
-        },
-    },
-    429: {
-        "model": ErrorPublic,
-        "description": "Rate limit exceeded (`Rate limit exceeded: 10 per 1 minute`) or too many "
-        "failed logins for this username or address.",
-        "headers": {"Retry-After": _RETRY_AFTER},
-    },
-}

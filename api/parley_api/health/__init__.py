@@ -1,0 +1,1 @@
+"""The probes: liveness with details (/health) and readiness (/ready)."""

@@ -1,1 +1,0 @@
-"""HTTP routes of parley_api, one module per resource."""
