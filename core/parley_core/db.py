@@ -1,4 +1,4 @@
-"""The async database engine, sessions, pool statistics and the pool-utilisation warning.
+"""The async database engine, pool statistics and the pool-utilisation warning.
 
 Keep transactions short: never hold a session open across an LLM call or other slow I/O, or the
 pool empties under load and every request stalls.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,8 +15,6 @@ import asyncpg
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
@@ -116,20 +112,6 @@ def create_engine(settings: ParleySettings, *, application_name: str = "parley")
     )
     PoolUtilizationWarning(engine, settings.db_pool_warn_utilization)
     return engine
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit (no implicit refresh I/O)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One short transaction: commit on success, roll back on any error."""
-    async with sessionmaker() as session, session.begin():
-        yield session
 
 
 @dataclass(frozen=True)

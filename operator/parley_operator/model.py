@@ -23,7 +23,7 @@ ADOPT_ANNOTATION = "parley.dev/adopt"
 # ApiUser's update handler, so Secret rotations go through the same (serialized, retried) path.
 SECRET_VERSION_ANNOTATION = "parley.dev/secret-version"  # noqa: S105 - a name, not a secret
 
-# The same rule registration applies (parley_api.schemas.auth) and the CRD's pattern.
+# The same rule registration applies (parley_api.auth.schemas) and the CRD's pattern.
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from parley_testing.envtest_tools import in_ci
 from tests.chart.conftest import CHART, REPO
-from tests.support.envtest_tools import in_ci
 
 README = CHART / "README.md"
 TOOL_DIR = REPO / "tools" / "chart-readme"

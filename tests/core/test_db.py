@@ -1,22 +1,17 @@
-"""Engine factory, sessions, pool statistics and the utilisation warning, on real PostgreSQL."""
+"""Engine factory, pool statistics and the utilisation warning, on real PostgreSQL."""
 
 from __future__ import annotations
 
 import io
 import json
 
-import pytest
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
 
 from parley_core.db import (
     check_database,
     create_engine,
-    create_sessionmaker,
     pool_stats,
-    session_scope,
 )
-from parley_core.models import User
 from parley_core.settings import ParleySettings, load_settings
 
 
@@ -64,24 +59,6 @@ async def test_high_utilisation_warns_once_per_crossing(database_url: str, log_o
     assert len(warnings) == 2
     assert warnings[0]["level"] == "warning"
     assert warnings[0]["capacity"] == 5
-
-
-async def test_session_scope_commits_and_rolls_back(database_url: str) -> None:
-    engine = create_engine(_settings(database_url))
-    sessions = create_sessionmaker(engine)
-    try:
-        async with session_scope(sessions) as session:
-            session.add(User(id=1, username="kept"))
-        with pytest.raises(IntegrityError):
-            async with session_scope(sessions) as session:
-                session.add(User(id=2, username="lost"))
-                await session.flush()
-                session.add(User(id=1, username="duplicate"))
-        async with sessions() as session:
-            names = (await session.scalars(select(User.username).order_by(User.id))).all()
-        assert names == ["kept"]
-    finally:
-        await engine.dispose()
 
 
 async def test_check_database_up_and_down(database_url: str) -> None:
