@@ -20,8 +20,7 @@ from parley_bot.intake import AcceptanceMiddleware
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
 from parley_bot.middlewares import AccessMiddleware, UpdateContextMiddleware
-from parley_bot.routers import chat, errors, history, start, unsupported
-from parley_bot.routers import settings as settings_router
+from parley_bot.routers import create_routers
 from parley_bot.services.instance import Instance
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.services.recovery import Recovery
@@ -86,19 +85,7 @@ def create_dispatcher(
     dp.message.middleware(
         AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
     )
-    routers = [
-        errors.router,
-        start.router,
-        history.router,
-        settings_router.router,
-        chat.router,
-        unsupported.router,
-    ]
-    for router in routers:
-        # Routers are module-level and attach to one parent; a process builds one Dispatcher, but
-        # tests (and an in-process restart) build several, so detach from the previous one.
-        router._parent_router = None
-    dp.include_routers(*routers)
+    dp.include_routers(*create_routers())
     return dp
 
 
