@@ -26,7 +26,7 @@ from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.services.recovery import Recovery
 from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
-from parley_bot.telegram.output import BOT_METHODS
+from parley_bot.telegram.output import BOT_METHODS, BestEffortChatActions
 from parley_core.db import create_engine
 from parley_core.logging import configure_logging, get_logger
 from parley_core.settings import BotSettings, SettingsError, load_settings
@@ -90,10 +90,11 @@ def create_dispatcher(
 
 
 def create_bot(settings: BotSettings, lifecycle: Lifecycle) -> Bot:
-    """A Bot talking to TELEGRAM_API_URL, with the polling heartbeat attached."""
+    """A Bot talking to TELEGRAM_API_URL, with the polling heartbeat and best-effort chat actions."""
     assert settings.telegram_bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(PollingHeartbeat(lifecycle))
+    session.middleware(BestEffortChatActions())
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 
