@@ -20,14 +20,13 @@ from parley_bot.intake import AcceptanceMiddleware
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
 from parley_bot.middlewares import AccessMiddleware, UpdateContextMiddleware
-from parley_bot.routers import chat, errors, history, start, unsupported
-from parley_bot.routers import settings as settings_router
+from parley_bot.routers import create_routers
 from parley_bot.services.instance import Instance
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.services.recovery import Recovery
 from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
-from parley_bot.telegram.output import BOT_METHODS
+from parley_bot.telegram.output import BOT_METHODS, BestEffortChatActions
 from parley_core.db import create_engine
 from parley_core.logging import configure_logging, get_logger
 from parley_core.settings import BotSettings, SettingsError, load_settings
@@ -86,27 +85,16 @@ def create_dispatcher(
     dp.message.middleware(
         AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
     )
-    routers = [
-        errors.router,
-        start.router,
-        history.router,
-        settings_router.router,
-        chat.router,
-        unsupported.router,
-    ]
-    for router in routers:
-        # Routers are module-level and attach to one parent; a process builds one Dispatcher, but
-        # tests (and an in-process restart) build several, so detach from the previous one.
-        router._parent_router = None
-    dp.include_routers(*routers)
+    dp.include_routers(*create_routers())
     return dp
 
 
 def create_bot(settings: BotSettings, lifecycle: Lifecycle) -> Bot:
-    """A Bot talking to TELEGRAM_API_URL, with the polling heartbeat attached."""
+    """A Bot talking to TELEGRAM_API_URL, with the polling heartbeat and best-effort chat actions."""
     assert settings.telegram_bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(PollingHeartbeat(lifecycle))
+    session.middleware(BestEffortChatActions())
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 

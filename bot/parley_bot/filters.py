@@ -47,13 +47,6 @@ class AddressedToBot(Filter):
         return False
 
 
-class HasText(Filter):
-    """Messages with text (not photos, stickers, voice...)."""
-
-    async def __call__(self, message: Message) -> bool:
-        return message.text is not None
-
-
 class IsCommand(Filter):
     """Text messages that start with "/": checked before aiogram's Command filters, which parse the
     text and raise internally for every plain message they are asked about."""

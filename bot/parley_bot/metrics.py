@@ -1,4 +1,4 @@
-"""Prometheus metrics of the bot. Names and labels of the seed's task 2.2 are kept as named there.
+"""Prometheus metrics of the bot, all listed in docs/metrics.md.
 
 Label values are bounded sets (model names from settings, fixed error types), never user data.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-# The seed's metrics.
+# The first metrics of the bot: dashboards and alerts use these names and labels, so they stay as they are.
 LLM_REQUEST_DURATION = Histogram(
     "llm_request_duration_seconds",
     "Duration of one LLM request (one attempt), by model and outcome.",

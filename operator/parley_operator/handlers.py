@@ -7,7 +7,7 @@ at import time, so importing this module has no effect on kopf's default registr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any, cast
 
 import kopf
@@ -70,19 +70,27 @@ def apiuser_uids(*, uid: str, **_: Any) -> Any:
     return {uid: True}
 
 
-async def _sync(
-    trigger: str,
-    /,
+async def sync_apiuser(
     *,
+    param: str,
     body: kopf.Body,
     status: kopf.Status,
     retry: int,
     memo: kopf.Memo,
     patch: kopf.Patch,
-    apiuser_uids: kopf.Index[str, bool],
+    apiuser_uids: Container[str],
     **_: Any,
 ) -> None:
-    """Sync one ApiUser, write its status into ``patch``, retry temporary failures with backoff."""
+    """Sync one ApiUser, write its status into ``patch``, retry temporary failures with backoff.
+
+    One handler for every trigger; ``param`` (set where :func:`register` registers it) names which:
+
+    * ``create``: a new ApiUser — create (or adopt) its row;
+    * ``update``: a changed spec or annotation (adopt, a newer Secret version) — re-sync the row;
+    * ``resume``: an ApiUser found at operator start — check its row (no bcrypt when nothing changed);
+    * ``timer``: the periodic resync — repairs drift (a row deleted or altered behind the operator's back).
+    """
+    trigger = param
     rt = runtime(memo)
     generation = int(body.metadata.get("generation") or 0)
     try:
@@ -119,26 +127,6 @@ def _report(
         kopf.event(body, type=kind, reason=str(outcome.reason), message=outcome.message)
     for key, value in status_patch(status, outcome, generation=generation).items():
         patch.status[key] = value
-
-
-async def apiuser_created(**kwargs: Any) -> None:
-    """A new ApiUser: create (or adopt) its row."""
-    await _sync("create", **kwargs)
-
-
-async def apiuser_updated(**kwargs: Any) -> None:
-    """A changed spec or annotation (adopt, a newer Secret version): re-sync the row."""
-    await _sync("update", **kwargs)
-
-
-async def apiuser_resumed(**kwargs: Any) -> None:
-    """An ApiUser found at operator start: check its row (no bcrypt when nothing changed)."""
-    await _sync("resume", **kwargs)
-
-
-async def apiuser_resync(**kwargs: Any) -> None:
-    """Periodic resync: repairs drift (a row deleted or altered behind the operator's back)."""
-    await _sync("timer", **kwargs)
 
 
 async def apiuser_deleted(
@@ -271,12 +259,23 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.on.startup(registry=registry)(startup)
     kopf.on.cleanup(registry=registry)(cleanup)
     kopf.index(*RESOURCE, registry=registry)(apiuser_uids)
-    kopf.on.create(*RESOURCE, registry=registry)(apiuser_created)
-    kopf.on.update(*RESOURCE, registry=registry)(apiuser_updated)
-    kopf.on.resume(*RESOURCE, registry=registry)(apiuser_resumed)
+    # One sync function for four triggers; `param` is the trigger label of its logs and metrics. The
+    # ids are explicit because kopf keeps each handler's progress under its id in the ApiUser. kopf
+    # passes indexes (apiuser_uids) as extra keyword arguments, which its callback protocols do not list.
+    sync = cast(Any, sync_apiuser)
+    kopf.on.create(*RESOURCE, id="apiuser_created", param="create", registry=registry)(sync)
+    kopf.on.update(*RESOURCE, id="apiuser_updated", param="update", registry=registry)(sync)
+    kopf.on.resume(*RESOURCE, id="apiuser_resumed", param="resume", registry=registry)(sync)
     kopf.on.delete(*RESOURCE, registry=registry)(apiuser_deleted)
     resync = settings.operator_resync_seconds
-    kopf.timer(*RESOURCE, interval=resync, initial_delay=resync, registry=registry)(apiuser_resync)
+    kopf.timer(
+        *RESOURCE,
+        id="apiuser_resync",
+        param="timer",
+        interval=resync,
+        initial_delay=resync,
+        registry=registry,
+    )(sync)
     if settings.operator_secret_names:
         # Named mode: a watch cannot be limited to several names (and the Role grants get only), so
         # each ApiUser's Secret is polled.
@@ -285,7 +284,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         return
     # Label mode: a watch of the labelled Secrets (kopf applies OPERATOR_SECRET_LABEL_SELECTOR).
     kopf.index(*RESOURCE, registry=registry)(apiusers_by_secret)
-    # kopf passes indexes as extra keyword arguments, which its callback protocols do not list.
+    # secret_changed and is_referenced take the apiusers_by_secret index the same way.
     kopf.on.event("", "v1", "secrets", when=cast(Any, is_referenced), registry=registry)(
         cast(Any, secret_changed)
     )

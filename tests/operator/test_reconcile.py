@@ -618,8 +618,14 @@ async def test_an_invalid_spec_is_a_permanent_error_with_a_condition(monkeypatch
     kopf_body = kopf.Body(cast(kopf.RawBody, body(username="Not Valid")))
 
     with pytest.raises(kopf.PermanentError, match=r"spec\.username"):
-        await handlers.apiuser_created(
-            body=kopf_body, status=kopf_body.status, retry=0, memo=memo, patch=patch, apiuser_uids={}
+        await handlers.sync_apiuser(
+            param="create",
+            body=kopf_body,
+            status=kopf_body.status,
+            retry=0,
+            memo=memo,
+            patch=patch,
+            apiuser_uids={},
         )
 
     assert patch["status"]["conditions"][0]["reason"] == "InvalidSpec"

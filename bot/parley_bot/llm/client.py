@@ -13,23 +13,21 @@ One call of :meth:`LLMClient.complete` answers one user message within one overa
 * other 4xx answers (bad key, unknown model) move straight to the next model;
 * "context too long" trims the oldest half of the history and retries once.
 
-The SDK's own retries are off (``max_retries=0``): this module owns the policy. The SDK talks HTTP
-through aiohttp (``DefaultAioHttpClient``), like the Telegram session.
+The policy's timing is in ``retry``, what counts as which failure in ``failures``, and one request
+(plain or streamed, through the openai SDK over aiohttp, like the Telegram session) in ``gateway``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass, field
 
-import openai
-from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-
 from parley_bot import metrics
 from parley_bot.llm.breaker import CircuitBreaker
+from parley_bot.llm.failures import classify, is_context_too_long
+from parley_bot.llm.gateway import Gateway, ModelAnswer
+from parley_bot.llm.retry import MIN_ATTEMPT_SECONDS, RetryPolicy
 from parley_bot.llm.types import (
     ChatMessage,
     Completion,
@@ -41,39 +39,6 @@ from parley_core.logging import get_logger
 from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
-
-MIN_ATTEMPT_SECONDS = 0.5  # an attempt with less time than this left is not worth starting
-
-_CONTEXT_HINTS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "too many tokens",
-    "prompt is too long",
-)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Timing of one user message's attempts."""
-
-    attempts_per_model: int
-    timeout_seconds: float
-    deadline_seconds: float
-    backoff_base_seconds: float
-    backoff_max_seconds: float
-
-    def backoff(self, retry: int) -> float:
-        """Full-jitter exponential backoff before retry number ``retry`` (0-based)."""
-        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**retry)
-        return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error_type: str
-    retryable: bool
-    retry_after: float | None = None
 
 
 @dataclass
@@ -88,51 +53,7 @@ class _Run:
 
 
 class _ContextTooLongError(Exception):
-    pass
-
-
-class _EmptyAnswerError(Exception):
-    pass
-
-
-# Checked in order (subclasses first): error type, and whether the same model is worth another try.
-_FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str, bool], ...] = (
-    ((TimeoutError, openai.APITimeoutError), "timeout", True),
-    (openai.APIConnectionError, "connection", True),
-    (openai.RateLimitError, "rate_limited", True),
-    (openai.InternalServerError, "server_error", True),
-    ((openai.AuthenticationError, openai.PermissionDeniedError), "auth", False),
-    (openai.NotFoundError, "not_found", False),
-    (openai.APIStatusError, "bad_request", False),
-    (_EmptyAnswerError, "empty_answer", True),
-    (openai.APIError, "stream_error", True),  # an error event inside a stream
-)
-
-
-def classify(exc: BaseException) -> _Failure:
-    """Map an SDK (or timeout) exception to an error type and whether retrying the same model helps."""
-    for types, error_type, retryable in _FAILURES:
-        if isinstance(exc, types):
-            retry_after = _retry_after(exc) if isinstance(exc, openai.APIStatusError) else None
-            return _Failure(error_type, retryable, retry_after)
-    return _Failure(type(exc).__name__, True)
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _is_context_too_long(exc: BaseException) -> bool:
-    if not isinstance(exc, openai.BadRequestError | openai.APIStatusError) or exc.status_code not in (
-        400,
-        413,
-    ):
-        return False
-    return exc.code == "context_length_exceeded" or any(h in exc.message.lower() for h in _CONTEXT_HINTS)
+    """The gateway refused the prompt as too long: trim the history and try again."""
 
 
 def trim_history(messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -164,19 +85,14 @@ class LLMClient:
         breaker_cooldown_seconds: float,
         max_completion_tokens: int | None = None,
     ) -> None:
-        # aiohttp as the SDK's transport (the `openai[aiohttp]` extra): httpx's connection pool checks
-        # every pooled connection on each request, which with hundreds of conversations in flight
-        # cost more CPU than the rest of the request.
-        self._client = AsyncOpenAI(
+        self._gateway = Gateway(
             api_key=api_key,
             base_url=base_url,
-            max_retries=0,
-            timeout=policy.timeout_seconds,
-            http_client=DefaultAioHttpClient(timeout=policy.timeout_seconds),
+            timeout_seconds=policy.timeout_seconds,
+            max_completion_tokens=max_completion_tokens,
         )
         self.models = [primary_model] if fallback_model == primary_model else [primary_model, fallback_model]
         self.policy = policy
-        self.max_completion_tokens = max_completion_tokens
         self.breakers = {
             model: CircuitBreaker(model, failures=breaker_failures, cooldown_seconds=breaker_cooldown_seconds)
             for model in self.models
@@ -206,7 +122,7 @@ class LLMClient:
 
     async def close(self) -> None:
         """Close the HTTP connections."""
-        await self._client.close()
+        await self._gateway.close()
 
     async def complete(
         self, messages: list[ChatMessage], *, on_partial: PartialCallback | None = None
@@ -258,7 +174,7 @@ class LLMClient:
         on_partial: PartialCallback | None,
         *,
         budget_end: float,
-    ) -> tuple[str, int | None, int | None] | None:
+    ) -> ModelAnswer | None:
         """Attempts on one model until ``budget_end``; None when it failed for good (``run.last_error``)."""
         loop = asyncio.get_running_loop()
         attempt = 0
@@ -296,9 +212,7 @@ class LLMClient:
                     return None
                 if attempt >= self.policy.attempts_per_model:
                     return None
-                delay = self.policy.backoff(attempt - 1)
-                if failure.retry_after is not None:
-                    delay = max(delay, failure.retry_after)
+                delay = self.policy.delay(attempt - 1, failure.retry_after)
                 if loop.time() + delay + MIN_ATTEMPT_SECONDS >= budget_end:
                     return None
                 await asyncio.sleep(delay)
@@ -316,21 +230,21 @@ class LLMClient:
         *,
         timeout: float,
         on_partial: PartialCallback | None,
-    ) -> tuple[str, int | None, int | None]:
-        """One request to ``model``; returns (text, prompt tokens, completion tokens)."""
+    ) -> ModelAnswer:
+        """One request to ``model``, counted and timed."""
         metrics.LLM_REQUESTS.labels(model=model).inc()
         started = time.perf_counter()
         status = "error"
         try:
             async with asyncio.timeout(timeout):
                 if on_partial is None:
-                    result = await self._request(model, messages, timeout)
+                    result = await self._gateway.answer(model, messages, timeout)
                 else:
-                    result = await self._stream(model, messages, timeout, on_partial)
+                    result = await self._gateway.stream(model, messages, timeout, on_partial)
             status = "success"
             return result
         except Exception as exc:
-            if _is_context_too_long(exc):
+            if is_context_too_long(exc):
                 metrics.LLM_ERRORS.labels(model=model, error_type="context_length").inc()
                 raise _ContextTooLongError from exc
             metrics.LLM_ERRORS.labels(model=model, error_type=classify(exc).error_type).inc()
@@ -339,74 +253,3 @@ class LLMClient:
             metrics.LLM_REQUEST_DURATION.labels(model=model, status=status).observe(
                 time.perf_counter() - started
             )
-
-    def _body(self, model: str, messages: list[ChatMessage], *, stream: bool) -> dict[str, object]:
-        body: dict[str, object] = {
-            "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-        }
-        if self.max_completion_tokens is not None:
-            body["max_tokens"] = self.max_completion_tokens
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    # The SDK's generic `chat.completions.create` re-validates every argument against its TypedDicts
-    # (about 18 ms of CPU per call in openai 3.x, the bot's biggest cost under load). `post` is the
-    # SDK's documented way to send a body as-is; auth, timeouts, error mapping and SSE parsing are
-    # the SDK's own all the same.
-    async def _request(
-        self, model: str, messages: list[ChatMessage], timeout: float
-    ) -> tuple[str, int | None, int | None]:
-        response = await self._client.post(
-            "/chat/completions",
-            body=self._body(model, messages, stream=False),
-            cast_to=ChatCompletion,
-            options={"timeout": timeout, "security": {"bearer_auth": True}},
-        )
-        text = (response.choices[0].message.content or "") if response.choices else ""
-        if not text.strip():
-            raise _EmptyAnswerError
-        usage = response.usage
-        return self._count(
-            model, text, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
-        )
-
-    async def _stream(
-        self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
-    ) -> tuple[str, int | None, int | None]:
-        stream = await self._client.post(
-            "/chat/completions",
-            body=self._body(model, messages, stream=True),
-            cast_to=ChatCompletion,
-            options={"timeout": timeout, "security": {"bearer_auth": True}},
-            stream=True,
-            stream_cls=AsyncStream[ChatCompletionChunk],
-        )
-        parts: list[str] = []
-        prompt_tokens = completion_tokens = None
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    prompt_tokens, completion_tokens = (
-                        chunk.usage.prompt_tokens,
-                        chunk.usage.completion_tokens,
-                    )
-                if chunk.choices and chunk.choices[0].delta.content:
-                    parts.append(chunk.choices[0].delta.content)
-                    await on_partial("".join(parts))
-        text = "".join(parts)
-        if not text.strip():
-            raise _EmptyAnswerError
-        return self._count(model, text, prompt_tokens, completion_tokens)
-
-    @staticmethod
-    def _count(
-        model: str, text: str, prompt_tokens: int | None, completion_tokens: int | None
-    ) -> tuple[str, int | None, int | None]:
-        if prompt_tokens:
-            metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
-        if completion_tokens:
-            metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
-        return text, prompt_tokens, completion_tokens

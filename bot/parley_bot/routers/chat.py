@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, Router
-from aiogram.types import Message, Update
+from aiogram import Router
+from aiogram.types import Message, Update, User
 
 from parley_bot import metrics
-from parley_bot.filters import GROUP_CHATS, AddressedToBot, HasText, IsCommand
-from parley_bot.incoming import profile_of, prompt_text
+from parley_bot.filters import GROUP_CHATS, AddressedToBot, IsCommand
+from parley_bot.incoming import ChatText, profile_of
 from parley_bot.intake import Acceptance
 from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import get_logger
 
-router = Router(name=__name__)
-router.message.filter(AddressedToBot())
 log = get_logger(__name__)
 
 EMPTY = "Send me your question as text."
@@ -25,37 +23,33 @@ QUEUE_FULL = (
 )
 
 
-@router.message(IsCommand())
 async def unknown_command_handler(message: Message, *, output: TelegramOutput) -> None:
     """Answer a command no other router knows instead of sending it to the LLM."""
     await output.send_plain(message.chat.id, UNKNOWN_COMMAND)
 
 
-@router.message(HasText())
 async def chat_handler(
     message: Message,
     *,
+    user: User,
+    prompt: str,
     event_update: Update,
-    bot: Bot,
     turns: TurnRunner,
     output: TelegramOutput,
     acceptance: Acceptance,
 ) -> None:
     """Store the message for its answer; the update is confirmed to Telegram once it is stored."""
-    if message.from_user is None:
-        return
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
-    text = await prompt_text(message, bot)
-    if not text:
+    if not prompt:
         await output.send_plain(message.chat.id, EMPTY, reply_to=reply_to)
         return
     status = await turns.accept(
-        profile=profile_of(message.from_user),
+        profile=profile_of(user),
         update_id=event_update.update_id,
         chat_id=message.chat.id,
         telegram_message_id=message.message_id,
         sent_at=message.date,
-        text=text,
+        text=prompt,
     )
     acceptance.accept()
     if status == "refused":
@@ -64,3 +58,12 @@ async def chat_handler(
         await output.send_plain(message.chat.id, QUEUE_FULL, reply_to=message.message_id)
     elif status == "duplicate":
         log.info("update_duplicate", update_id=event_update.update_id)
+
+
+def create_router() -> Router:
+    """Text meant for the bot: commands no other router took, then questions for the LLM."""
+    router = Router(name=__name__)
+    router.message.filter(AddressedToBot())
+    router.message.register(unknown_command_handler, IsCommand())
+    router.message.register(chat_handler, ChatText())
+    return router

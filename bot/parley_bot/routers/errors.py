@@ -9,13 +9,11 @@ from aiogram.types import ErrorEvent
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import get_logger
 
-router = Router(name=__name__)
 log = get_logger(__name__)
 
 SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
 
 
-@router.errors()
 async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
     """Log the exception (redacted, without message text) and apologise to the user.
 
@@ -38,3 +36,10 @@ async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
         await output.send_plain(message.chat.id, SORRY)
     except Exception as exc:  # Telegram itself may be the failure; the log line above is what counts
         log.warning("apology_not_sent", error=type(exc).__name__, **ids)
+
+
+def create_router() -> Router:
+    """The error handler, for every update."""
+    router = Router(name=__name__)
+    router.errors.register(handle_error)
+    return router

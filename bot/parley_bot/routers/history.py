@@ -4,58 +4,49 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import Message, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
-from parley_bot.incoming import profile_of
+from parley_bot.incoming import FromUser, profile_of
 from parley_bot.intake import Acceptance
 from parley_bot.services import preferences
 from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_core.settings import BotSettings
 
-router = Router(name=__name__)
-router.message.filter(IsCommand(), AddressedToBot())
 
-
-@router.message(Command("reset"))
 async def command_reset_handler(
     message: Message,
     *,
+    user: User,
     engine: AsyncEngine,
     turns: TurnRunner,
     output: TelegramOutput,
     acceptance: Acceptance,
 ) -> None:
     """Soft-delete the user's history, after any answer still in progress."""
-    if message.from_user is None:
-        return
     # Confirmed to Telegram now, not after the answer in progress: polling must not wait for it.
     acceptance.accept()
-    await turns.idle(message.from_user.id)
-    count = await preferences.reset_history(engine=engine, user_id=message.from_user.id)
+    await turns.idle(user.id)
+    count = await preferences.reset_history(engine=engine, user_id=user.id)
     await output.send_plain(
         message.chat.id, f"Done — I forgot our conversation ({count} messages). Let's start over."
     )
 
 
-@router.message(Command("history"))
 async def command_history_handler(
     message: Message,
     *,
+    user: User,
     command: CommandObject,
     engine: AsyncEngine,
     settings: BotSettings,
     output: TelegramOutput,
 ) -> None:
     """Show or set how many recent messages the LLM sees (a turn in progress keeps what it read)."""
-    if message.from_user is None:
-        return
     if not command.args:
-        current = await preferences.effective_settings(
-            engine=engine, settings=settings, user_id=message.from_user.id
-        )
+        current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
         await output.send_plain(
             message.chat.id,
             f"I keep the last {current.max_history_messages} messages in mind. "
@@ -67,10 +58,19 @@ async def command_history_handler(
         await preferences.set_history_length(
             engine=engine,
             settings=settings,
-            profile=profile_of(message.from_user),
+            profile=profile_of(user),
             max_history_messages=value,
         )
     except preferences.InvalidSettingError as exc:
         await output.send_plain(message.chat.id, f"Sorry, {exc}.")
         return
     await output.send_plain(message.chat.id, f"OK — from now on I keep the last {value} messages in mind.")
+
+
+def create_router() -> Router:
+    """/reset and /history, for commands meant for the bot from a user."""
+    router = Router(name=__name__)
+    router.message.filter(IsCommand(), AddressedToBot(), FromUser())
+    router.message.register(command_reset_handler, Command("reset"))
+    router.message.register(command_history_handler, Command("history"))
+    return router

@@ -4,33 +4,31 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import Message, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
-from parley_bot.incoming import profile_of
+from parley_bot.incoming import FromUser, profile_of
 from parley_bot.llm import LLMClient
 from parley_bot.services import preferences
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.formatting import escape
 from parley_core.settings import BotSettings
 
-router = Router(name=__name__)
-router.message.filter(IsCommand(), AddressedToBot())
-
 RESET_WORDS = frozenset({"reset", "default", "clear"})
 
 
-@router.message(Command("settings"))
 async def command_settings_handler(
-    message: Message, *, engine: AsyncEngine, settings: BotSettings, llm: LLMClient, output: TelegramOutput
+    message: Message,
+    *,
+    user: User,
+    engine: AsyncEngine,
+    settings: BotSettings,
+    llm: LLMClient,
+    output: TelegramOutput,
 ) -> None:
     """Show the settings the bot uses for this user."""
-    if message.from_user is None:
-        return
-    current = await preferences.effective_settings(
-        engine=engine, settings=settings, user_id=message.from_user.id
-    )
+    current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
     streaming = "on" if settings.stream_replies != "off" else "off"
     text = (
         "<b>Your settings</b>\n"
@@ -44,23 +42,19 @@ async def command_settings_handler(
     await output.send_html(message.chat.id, text)
 
 
-@router.message(Command("system"))
 async def command_system_handler(
     message: Message,
     *,
+    user: User,
     command: CommandObject,
     engine: AsyncEngine,
     settings: BotSettings,
     output: TelegramOutput,
 ) -> None:
     """Show, set or reset the user's system prompt (a turn in progress keeps the one it read)."""
-    if message.from_user is None:
-        return
     args = (command.args or "").strip()
     if not args:
-        current = await preferences.effective_settings(
-            engine=engine, settings=settings, user_id=message.from_user.id
-        )
+        current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
         await output.send_html(
             message.chat.id,
             f"Current system prompt{' (default)' if current.prompt_is_default else ''}:\n"
@@ -72,7 +66,7 @@ async def command_system_handler(
     prompt = None if args.lower() in RESET_WORDS else args
     try:
         await preferences.set_system_prompt(
-            engine=engine, settings=settings, profile=profile_of(message.from_user), system_prompt=prompt
+            engine=engine, settings=settings, profile=profile_of(user), system_prompt=prompt
         )
     except preferences.InvalidSettingError as exc:
         await output.send_plain(message.chat.id, f"Sorry, {exc}.")
@@ -83,3 +77,12 @@ async def command_system_handler(
         else "OK — I'll follow your system prompt."
     )
     await output.send_plain(message.chat.id, reply)
+
+
+def create_router() -> Router:
+    """/settings and /system, for commands meant for the bot from a user."""
+    router = Router(name=__name__)
+    router.message.filter(IsCommand(), AddressedToBot(), FromUser())
+    router.message.register(command_settings_handler, Command("settings"))
+    router.message.register(command_system_handler, Command("system"))
+    return router

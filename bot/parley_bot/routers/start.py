@@ -10,9 +10,6 @@ from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.formatting import escape
 
-router = Router(name=__name__)
-router.message.filter(IsCommand(), AddressedToBot())
-
 HELP = (
     "<b>Commands</b>\n"
     "/reset — forget our conversation and start over\n"
@@ -24,7 +21,6 @@ HELP = (
 )
 
 
-@router.message(CommandStart())
 async def command_start_handler(message: Message, *, output: TelegramOutput) -> None:
     """Greet the user and say what is stored about them and how to delete it."""
     name = escape(message.from_user.first_name) if message.from_user else "there"
@@ -38,7 +34,15 @@ async def command_start_handler(message: Message, *, output: TelegramOutput) -> 
     await output.send_html(message.chat.id, text)
 
 
-@router.message(Command("help"))
 async def command_help_handler(message: Message, *, output: TelegramOutput) -> None:
     """List the commands."""
     await output.send_html(message.chat.id, HELP)
+
+
+def create_router() -> Router:
+    """/start and /help, for commands meant for the bot."""
+    router = Router(name=__name__)
+    router.message.filter(IsCommand(), AddressedToBot())
+    router.message.register(command_start_handler, CommandStart())
+    router.message.register(command_help_handler, Command("help"))
+    return router

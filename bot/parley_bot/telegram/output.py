@@ -5,19 +5,19 @@
   plain Markdown source, so a rendering slip never loses an answer.
 * Each message waits for its slot (``pacing``); a 429 (``TelegramRetryAfter``) is honoured by
   sleeping ``retry_after`` and sending again, up to TELEGRAM_RETRY_AFTER_MAX_SECONDS.
-* "typing…" is shown while an answer is being prepared, once it takes longer than half a second:
-  Telegram recommends the indicator only for replies that take noticeable time, and a fast answer
-  then costs one Bot API call instead of two.
+* "typing…" is shown while an answer is being prepared, once it takes longer than half a second
+  (aiogram's ``ChatActionSender``): Telegram recommends the indicator only for replies that take
+  noticeable time, and a fast answer then costs one Bot API call instead of two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramNetworkError,
@@ -37,8 +37,9 @@ from aiogram.methods import (
     SetMyCommands,
     SetWebhook,
 )
-from aiogram.methods.base import TelegramMethod
+from aiogram.methods.base import TelegramMethod, TelegramType
 from aiogram.types import LinkPreviewOptions, ReplyParameters
+from aiogram.utils.chat_action import ChatActionSender
 
 from parley_bot import metrics
 from parley_bot.telegram.formatting import markdown_to_html, visible_text
@@ -212,22 +213,38 @@ class TelegramOutput:
         """Show ``text`` as the chat's draft (Bot API sendMessageDraft); not paced, previews are ephemeral."""
         await self.call(SendMessageDraft(chat_id=chat_id, draft_id=draft_id, text=text, parse_mode=None))
 
-    @contextlib.asynccontextmanager
-    async def typing(self, chat_id: int, *, delay: float = TYPING_DELAY_SECONDS) -> AsyncIterator[None]:
-        """Show "typing…" in the chat from ``delay`` seconds on until the block ends."""
-        task = asyncio.create_task(self._typing(chat_id, delay))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def typing(self, chat_id: int) -> ChatActionSender:
+        """``async with`` it: "typing…" in the chat from TYPING_DELAY_SECONDS on until the block ends.
 
-    async def _typing(self, chat_id: int, delay: float) -> None:
-        await asyncio.sleep(delay)
-        while True:
-            try:
-                await self.bot(SendChatAction(chat_id=chat_id, action="typing"))
-            except Exception as exc:  # a missed indicator is harmless; never disturb the answer
-                log.debug("typing_indicator_failed", error=type(exc).__name__)
-            await asyncio.sleep(TYPING_REFRESH_SECONDS)
+        Not paced: a chat action is not a message. A failed one is absorbed by
+        :class:`BestEffortChatActions` on the bot's session.
+        """
+        return ChatActionSender(
+            bot=self.bot,
+            chat_id=chat_id,
+            action="typing",
+            interval=TYPING_REFRESH_SECONDS,
+            initial_sleep=TYPING_DELAY_SECONDS,
+        )
+
+
+class BestEffortChatActions(BaseRequestMiddleware):
+    """Bot-session middleware: a sendChatAction that fails is logged (debug) and counts as not shown.
+
+    A missed "typing…" is harmless and must never disturb the answer; without this, the first
+    failure would end ChatActionSender's background task with an exception nobody retrieves.
+    """
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except Exception as exc:
+            if not isinstance(method, SendChatAction):
+                raise
+            log.debug("typing_indicator_failed", error=type(exc).__name__)
+            return cast(Response[TelegramType], Response[bool](ok=True, result=False))

@@ -1,11 +1,8 @@
-"""Password sources: a key of a Kubernetes Secret, or a key of a Vault KV v2 secret.
+"""Passwords in Kubernetes Secrets, read only the way the operator's Role allows.
 
-Which Secrets may be read is decided here (docs/operator.md#which-secrets-the-operator-reads): in label
-mode only through a labelled list, in named mode only the named ones, by GET.
-
-Both are read off the event loop (the kubernetes client and hvac are blocking). What comes back is
-the password and a fingerprint of *where it came from* (the Secret's uid and resourceVersion, the
-Vault path, key and version) — never anything derived from the password itself.
+In label mode Secrets are read only through a list filtered by the label selector, in named mode
+only the named ones, by GET (docs/operator.md#which-secrets-the-operator-reads). The kubernetes
+client blocks, so every read runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -14,43 +11,13 @@ import asyncio
 import base64
 import binascii
 import json
-import threading
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from parley_core.passwords import MAX_PASSWORD_BYTES
-from parley_core.vault import (
-    VaultAccessDeniedError,
-    VaultError,
-    VaultReader,
-    VaultSettings,
-    VaultUnavailableError,
-)
-from parley_operator.model import SecretRef, Target, VaultRef
+from parley_operator.model import SecretRef
+from parley_operator.sources.password import Password, SourceError
 from parley_operator.status import Reason
-
-
-class SourceError(Exception):
-    """The password could not be read; ``reason`` is the condition reason, the message never a value."""
-
-    def __init__(self, reason: Reason, message: str, *, temporary: bool) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.temporary = temporary
-
-
-@dataclass(frozen=True)
-class Password:
-    """A password read from its source, with the fingerprint of the source version it came from."""
-
-    value: str = field(repr=False)
-    fingerprint: str
-    where: str
-    secret_resource_version: str | None = None
-    vault_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -230,74 +197,6 @@ class LabelledSecrets:
         return await asyncio.to_thread(self._get, namespace, name)
 
 
-class VaultPasswords:
-    """Reads password keys from Vault KV v2 with the operator's own Vault identity."""
-
-    def __init__(
-        self,
-        settings: VaultSettings,
-        reader_factory: Callable[[VaultSettings], VaultReader] = VaultReader,
-    ) -> None:
-        self.settings = settings
-        self._factory = reader_factory
-        self._reader: VaultReader | None = None
-        self._lock = threading.Lock()
-
-    def _read(self, ref: VaultRef) -> Password:
-        where = f"Vault {self.settings.kv_mount}/{ref.path}"
-        if not self.settings.enabled:
-            raise SourceError(
-                Reason.VAULT_UNAVAILABLE,
-                "the operator has no Vault configured: set VAULT_ADDR (and its auth) on the operator",
-                temporary=False,
-            )
-        try:
-            with self._lock:
-                if self._reader is None:
-                    self._reader = self._factory(self.settings)
-                reader = self._reader
-            try:
-                secret = reader.read(ref.path)
-            except VaultUnavailableError:
-                raise
-            except VaultError:
-                # A token can expire or be revoked: one fresh login, then the error is real.
-                with self._lock:
-                    reader.login()
-                secret = reader.read(ref.path)
-        except VaultUnavailableError as exc:
-            raise SourceError(Reason.VAULT_UNAVAILABLE, str(exc), temporary=True) from None
-        except VaultAccessDeniedError as exc:
-            # Retried with backoff all the same: a policy or role binding is fixed without touching us.
-            raise SourceError(Reason.VAULT_ACCESS_DENIED, str(exc), temporary=True) from None
-        except VaultError as exc:
-            message = str(exc)
-            if "has no secret at" in message:
-                raise SourceError(Reason.SECRET_NOT_FOUND, message, temporary=False) from None
-            raise SourceError(Reason.VAULT_UNAVAILABLE, message, temporary=True) from None
-        if ref.key not in secret.data:
-            raise SourceError(
-                Reason.KEY_NOT_FOUND,
-                f"key {ref.key!r} is missing in {where} (version {secret.version})",
-                temporary=False,
-            )
-        value = secret.data[ref.key]
-        if not isinstance(value, str):
-            raise SourceError(
-                Reason.PASSWORD_REJECTED, f"key {ref.key!r} in {where} is not a string", temporary=False
-            )
-        return Password(
-            value=value,
-            fingerprint=f"vault:{self.settings.kv_mount}/{ref.path}#{ref.key}@{secret.version}",
-            where=f"{where} key {ref.key} version {secret.version}",
-            vault_version=secret.version,
-        )
-
-    async def read(self, ref: VaultRef) -> Password:
-        """The password at ``ref`` (hvac in a worker thread)."""
-        return await asyncio.to_thread(self._read, ref)
-
-
 def password_from_secret(secret: SecretSnapshot, ref: SecretRef) -> Password:
     """Decode ``ref.key`` of ``secret``; missing keys and undecodable values are SourceErrors."""
     where = f"Secret {secret.namespace}/{secret.name}"
@@ -321,40 +220,3 @@ def password_from_secret(secret: SecretSnapshot, ref: SecretRef) -> Password:
         where=f"{where} key {ref.key} resourceVersion {secret.resource_version}",
         secret_resource_version=secret.resource_version,
     )
-
-
-def password_problem(password: str, *, min_length: int) -> str | None:
-    """Why ``password`` cannot be used (never quoting it), or None when it is fine."""
-    if not password:
-        return "the password is empty"
-    if len(password) < min_length:
-        return f"the password is shorter than {min_length} characters"
-    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        return f"the password is longer than {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit)"
-    if any(unicodedata.category(char) == "Cc" for char in password):
-        hint = " (a trailing newline from `--from-file`?)" if password.endswith("\n") else ""
-        return f"the password contains a control character{hint}"
-    return None
-
-
-class PasswordSources:
-    """Where a Target's password comes from: its Secret or its Vault key."""
-
-    def __init__(self, *, secrets: SecretGetter, vault: VaultPasswords) -> None:
-        self.secrets = secrets
-        self.vault = vault
-
-    async def read(self, target: Target) -> Password:
-        """The current password of ``target``, or SourceError."""
-        if target.vault_ref is not None:
-            return await self.vault.read(target.vault_ref)
-        assert target.secret_ref is not None
-        ref = target.secret_ref
-        secret = await self.secrets.get(target.namespace, ref.name)
-        if secret is None:
-            raise SourceError(
-                Reason.SECRET_NOT_FOUND,
-                f"Secret {target.namespace}/{ref.name} does not exist",
-                temporary=False,
-            )
-        return password_from_secret(secret, ref)

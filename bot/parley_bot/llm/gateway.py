@@ -1,0 +1,114 @@
+"""One request to the gateway's /chat/completions, plain or streamed, and the tokens it used.
+
+The SDK's generic ``chat.completions.create`` re-validates every argument against its TypedDicts
+(about 18 ms of CPU per call in openai 3.x, the bot's biggest cost under load). ``post`` is the
+SDK's documented way to send a body as-is; auth, timeouts, error mapping and SSE parsing are the
+SDK's own all the same. The SDK's retries are off (``max_retries=0``): the client owns the policy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from parley_bot import metrics
+from parley_bot.llm.failures import EmptyAnswerError
+from parley_bot.llm.types import ChatMessage, PartialCallback
+
+
+class ModelAnswer(NamedTuple):
+    """What one successful request returned."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class Gateway:
+    """Sends chat completion requests to one OpenAI-compatible gateway."""
+
+    def __init__(
+        self, *, api_key: str, base_url: str, timeout_seconds: float, max_completion_tokens: int | None
+    ) -> None:
+        # aiohttp as the SDK's transport (the `openai[aiohttp]` extra): httpx's connection pool checks
+        # every pooled connection on each request, which with hundreds of conversations in flight
+        # cost more CPU than the rest of the request.
+        self._client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=DefaultAioHttpClient(timeout=timeout_seconds),
+        )
+        self.max_completion_tokens = max_completion_tokens
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._client.close()
+
+    def _body(self, model: str, messages: list[ChatMessage], *, stream: bool) -> dict[str, object]:
+        body: dict[str, object] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        if self.max_completion_tokens is not None:
+            body["max_tokens"] = self.max_completion_tokens
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def answer(self, model: str, messages: list[ChatMessage], timeout: float) -> ModelAnswer:
+        """The whole answer in one response; EmptyAnswerError when it has no text."""
+        response = await self._client.post(
+            "/chat/completions",
+            body=self._body(model, messages, stream=False),
+            cast_to=ChatCompletion,
+            options={"timeout": timeout, "security": {"bearer_auth": True}},
+        )
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        if not text.strip():
+            raise EmptyAnswerError
+        usage = response.usage
+        return _counted(
+            model, text, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
+        )
+
+    async def stream(
+        self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
+    ) -> ModelAnswer:
+        """The answer streamed, each longer text handed to ``on_partial``; EmptyAnswerError without text."""
+        stream = await self._client.post(
+            "/chat/completions",
+            body=self._body(model, messages, stream=True),
+            cast_to=ChatCompletion,
+            options={"timeout": timeout, "security": {"bearer_auth": True}},
+            stream=True,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+        )
+        parts: list[str] = []
+        prompt_tokens = completion_tokens = None
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    prompt_tokens, completion_tokens = (
+                        chunk.usage.prompt_tokens,
+                        chunk.usage.completion_tokens,
+                    )
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+                    await on_partial("".join(parts))
+        text = "".join(parts)
+        if not text.strip():
+            raise EmptyAnswerError
+        return _counted(model, text, prompt_tokens, completion_tokens)
+
+
+def _counted(model: str, text: str, prompt_tokens: int | None, completion_tokens: int | None) -> ModelAnswer:
+    if prompt_tokens:
+        metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
+    if completion_tokens:
+        metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
+    return ModelAnswer(text, prompt_tokens, completion_tokens)
