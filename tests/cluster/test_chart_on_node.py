@@ -413,11 +413,14 @@ async def _apiuser_synced(release: Release, name: str) -> bool:
 
 
 async def restart_counts(release: Release) -> dict[str, int]:
-    """Container restarts of the running Parley pods (the database's own pod left out: the tests stop it)."""
+    """Container restarts of the running Parley pods: the database's own pod is left out (the tests stop
+    it), and so is a pod already being deleted (an earlier test's deleted bot pod may still be draining)."""
     return {
         f"{pod['metadata']['name']}/{status['name']}": status["restartCount"]
         for pod in await release.pods()
-        if pod["status"].get("phase") == "Running" and "postgresql" not in pod["metadata"]["name"]
+        if pod["status"].get("phase") == "Running"
+        and "postgresql" not in pod["metadata"]["name"]
+        and not pod["metadata"].get("deletionTimestamp")
         for status in pod["status"].get("containerStatuses", [])
     }
 
