@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, rows, running_bot
 
 
 async def ask(telegram: TelegramDouble, text: str, *, user_id: int = USER) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from parley_testing.bot_process import BotProcess, bot_process_environment
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.waiting import eventually
 from tests.bot.constants import TEST_USER_ID as USER
 from tests.support.postgres import DedicatedPostgres
 
@@ -33,10 +34,7 @@ async def stored(database_url: str, sql: str) -> list[Any]:
 
 async def wait_until_stored(database_url: str, sql: str, timeout: float = 30) -> None:
     """Until ``sql`` returns a row (what the bot process writes happens in its own time)."""
-    deadline = time.monotonic() + timeout
-    while not await stored(database_url, sql):
-        assert time.monotonic() < deadline, f"never stored: {sql}"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: stored(database_url, sql), f"a row of {sql}", timeout=timeout, interval=0.05)
 
 
 def user_contents(llm: LLMDouble) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
+from tests.chart.support import CHART, MONITORING, REPO, RenderFn
 from tests.chart.test_images import parse_stages
 
 DEV = REPO / "manifests" / "dev"

@@ -18,7 +18,8 @@ import pytest_asyncio
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.envtest_tools import EnvtestTools
-from tests.support.cluster import Release, eventually, ready
+from parley_testing.waiting import eventually
+from tests.support.cluster import KUBE_POLL, Release, ready
 from tools.localpg import LocalPostgres, throwaway_postgres
 from tools.node.layout import NODE_IP, POD_CIDR
 from tools.node.node import LocalNode
@@ -95,7 +96,9 @@ async def test_the_external_database_release_migrated_before_install(
 async def test_two_webhook_replicas_answer_each_users_messages_in_order_once(
     webhook_release: Release, node_telegram: TelegramDouble, node_llm: LLMDouble
 ) -> None:
-    await eventually(lambda: node_telegram.webhook_url != "", "the webhook registered", timeout=60)
+    await eventually(
+        lambda: node_telegram.webhook_url != "", "the webhook registered", timeout=60, interval=KUBE_POLL
+    )
     users = [610001, 610002, 610003, 610004]  # 12 calls: both replicas take some
     count = 3
     started = time.time()
