@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -371,7 +370,11 @@ async def test_database_stopped_then_started_converges(
         condition = cluster.wait_ready("carol", status="False", reason="DatabaseUnavailable")
         assert "retrying" in condition["message"]
         cluster.kubectl("delete", "apiuser", "alice", "--wait=false")
-        await asyncio.sleep(2)
+        await eventually(
+            lambda: operator.metric("parley_operator_row_deletions_total", result="failed") >= 1,
+            "the finalizer to meet the stopped database",
+            timeout=DEADLINE,
+        )
         assert cluster.apiuser("alice") is not None  # the finalizer waits for the database
 
         own_postgres.start()
