@@ -1,16 +1,18 @@
-"""Rendering helpers of the chart tests: `helm template` with values files, parsed with PyYAML
-(refusing duplicate keys, which Kubernetes would resolve silently, last one wins), and lookups in
-what it rendered."""
+"""Helpers of the chart tests: `helm template` with values files, parsed with PyYAML (refusing
+duplicate keys, which Kubernetes would resolve silently, last one wins), lookups in what it rendered,
+the Dockerfile's stages and the values the skaffold dev loop sets."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 from parley_testing.kube import KubeControlPlane
 from parley_testing.waiting import wait_for
@@ -112,3 +114,62 @@ def wait_for_served(plane: KubeControlPlane, resource: str) -> None:
     wait_for(
         lambda: plane.kubectl("get", resource, "-A", check=False).returncode == 0, f"{resource} to be served"
     )
+
+
+# ---- the Dockerfile and the skaffold dev loop ----------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """One build stage: its name, base and instructions (instruction, value)."""
+
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def values(self, instruction: str) -> list[str]:
+        """The values of every ``instruction`` (e.g. RUN) in this stage."""
+        return [value for name, value in self.instructions if name == instruction]
+
+
+def parse_stages() -> dict[str, Stage]:
+    """The Dockerfile's stages by name (ARGs before the first FROM are substituted)."""
+    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
+    args: dict[str, str] = {}
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for item in parser.structure:
+        instruction, value = item["instruction"], item["value"]
+        if instruction == "COMMENT":
+            continue
+        if current is None and instruction == "ARG":
+            name, _, default = value.partition("=")
+            args[name] = default
+            continue
+        if instruction == "FROM":
+            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", value.strip(), re.IGNORECASE)
+            assert match, f"FROM {value}"
+            base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], match.group(1))
+            current = Stage(name=match.group(2) or base, base=base)
+            stages[current.name] = current
+            continue
+        assert current is not None, f"{instruction} before the first FROM"
+        current.instructions.append((instruction, value))
+    return stages
+
+
+def load(path: Path) -> dict[str, Any]:
+    """One YAML document."""
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+def skaffold_sets() -> list[str]:
+    """skaffold's setValueTemplates with the image templates filled as skaffold would."""
+    release = load(REPO / "skaffold.yaml")["deploy"]["helm"]["releases"][0]
+    sets = []
+    for key, value in release["setValueTemplates"].items():
+        filled = re.sub(r"\{\{\.IMAGE_REPO_(\w+)\}\}", lambda m: m.group(1).replace("_", "-"), str(value))
+        filled = re.sub(r"\{\{\.IMAGE_TAG_\w+\}\}", "dev-0123abcd", filled)
+        sets.append(f"{key}={filled}")
+    return sets

@@ -27,8 +27,7 @@ import yaml
 from parley_testing.envtest_tools import ENV_FILE_NAME, EnvtestTools, missing_tool, read_env_file, tools_dir
 from parley_testing.kube import KubeControlPlane
 from parley_testing.waiting import wait_for
-from tests.chart.support import CHART, MONITORING, REPO, helm, template_args
-from tests.chart.test_dev_loop import skaffold_sets
+from tests.chart.support import CHART, MONITORING, REPO, helm, skaffold_sets, template_args
 from tests.support import kube_schemas
 
 DEV = REPO / "manifests" / "dev"
