@@ -9,7 +9,12 @@ import pytest
 
 from parley_core import logging as parley_logging
 
-pytest_plugins = ["tests.support.postgres", "parley_testing.kube", "tests.support.vault_server"]
+pytest_plugins = [
+    "tests.support.postgres",
+    "parley_testing.kube",
+    "tests.support.vault_server",
+    "tests.support.operator_fixtures",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from typing import IO
 import httpx
 import pytest
 
+from parley_testing.waiting import wait_for
 from tools.localpg import LocalPostgres, find_bindir, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,17 +28,14 @@ Launcher = subprocess.Popen[bytes]
 START_TIMEOUT = 90
 
 
-def _wait_for(url: str, status: int, deadline: float) -> httpx.Response:
-    while True:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == status:
-                return response
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} never answered {status}")
-        time.sleep(0.2)
+def _answering(url: str, status: int) -> httpx.Response:
+    """The first answer ``status`` of ``url``."""
+
+    def probe() -> httpx.Response | None:
+        response = httpx.get(url, timeout=2)
+        return response if response.status_code == status else None
+
+    return wait_for(probe, f"{url} to answer {status}", timeout=START_TIMEOUT)
 
 
 class Output:
@@ -132,7 +130,7 @@ def test_run_starts_postgres_and_api_then_stops_cleanly(data_dir: Path, postgres
         banner = output.wait_for("dashboard: ")
         # The banner comes only once the API listens: the URL it names answers right away.
         dashboard = httpx.get(re.findall(r"http://\S+", banner)[0], timeout=5)
-        ready = _wait_for(f"http://127.0.0.1:{api_port}/ready", 200, time.monotonic() + START_TIMEOUT)
+        ready = _answering(f"http://127.0.0.1:{api_port}/ready", 200)
         output.wait_for("press Ctrl-C to stop")
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=60)

@@ -11,7 +11,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import yaml
 
 from parley_testing.envtest_tools import EnvtestTools
 from parley_testing.kube_pki import SERVICE_CLUSTER_IP_RANGE, KubePki, generate_pki
+from parley_testing.waiting import WaitTimeoutError, wait_for
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -102,19 +102,18 @@ class ManagedProcess:
 
 
 def wait_until(check: Callable[[], bool], process: ManagedProcess, what: str, timeout: float) -> None:
-    """Poll `check()` until truthy; fail early with the log if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
+    """Wait for `check()` (an OSError is "not yet"); fail early with the log if the process dies, or
+    with the log at the timeout."""
+
+    def probe() -> bool:
         if process.exited() is not None:
             raise RuntimeError(process.failure(f"died before {what}"))
-        try:
-            if check():
-                return
-        except OSError as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.2)
-    raise RuntimeError(process.failure(f"not {what} after {timeout:.0f}s {last_error}".rstrip()))
+        return check()
+
+    try:
+        wait_for(probe, what, timeout=timeout, retry_on=(OSError,))
+    except WaitTimeoutError as exc:
+        raise RuntimeError(process.failure(str(exc))) from None
 
 
 def http_ok(host: str, port: int, path: str, context: ssl.SSLContext | None = None) -> bool:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from parley_api.main import create_app
 from parley_api.plumbing import api_docs
-from tests.api.conftest import make_settings, running_client
+from tests.support.api import make_settings, running_client
 
 MANAGEMENT_PORT = 9090
 # Every URL a page refers to: attributes, Swagger UI's `url: '…'` and ReDoc's spec-url.

@@ -21,6 +21,7 @@ from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.auth.header import MAX_CREDENTIALS_CHARS, MalformedCredentialsError, parse_basic
 from parley_core import passwords
 from parley_core.models import ApiUser
+from parley_testing.waiting import eventually
 from tests.utils.api_users import (
     RandomApiUser,
     change_password,
@@ -304,10 +305,8 @@ async def test_a_used_entry_near_its_end_is_renewed_in_the_background(
         assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200  # the one blocking check
         await asyncio.sleep(1.0)  # into the last fifth of the entry's life (0.8-1 s), or just past it
         assert (await client.get(WHOAMI, auth=analyst.auth)).status_code == 200
-        for _ in range(20):  # the renewal runs on the bcrypt threads; wait for it, not for a fixed time
-            if len(verify_calls) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        # The renewal runs on the bcrypt threads; wait for it, not for a fixed time.
+        await eventually(lambda: len(verify_calls) >= 2, "the background renewal", timeout=5, interval=0.05)
 
     assert len(verify_calls) == 2
 

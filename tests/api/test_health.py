@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -11,8 +9,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_api.main import create_app
-from tests.api.conftest import make_settings, running_client
+from parley_testing.waiting import eventually
 from tests.api.constants import UNREACHABLE_DATABASE_URL as UNREACHABLE
+from tests.support.api import make_settings, running_client
 
 
 async def test_health_reports_database_pool_and_uptime(client: httpx.AsyncClient) -> None:
@@ -121,13 +120,19 @@ def _sample(metrics_text: str, name: str) -> float:
     return float(line.split()[1])
 
 
+async def _metrics_showing(client: httpx.AsyncClient, sample: str) -> str:
+    """The first /metrics text that contains ``sample``."""
+
+    async def probe() -> str | None:
+        body = (await client.get("/metrics")).text
+        return body if sample in body else None
+
+    return await eventually(probe, f"{sample!r} in /metrics", timeout=5, interval=0.1)
+
+
 async def test_database_up_and_ready_gauges_follow_the_database(client: httpx.AsyncClient) -> None:
     """The alerts' own signals: database_up from the background probe, api_ready from /ready."""
-    for _ in range(50):  # no /ready call yet: only the background probe can set it
-        body = (await client.get("/metrics")).text
-        if "database_up 1.0" in body:
-            break
-        await asyncio.sleep(0.1)
+    body = await _metrics_showing(client, "database_up 1.0")  # no /ready call yet: only the probe sets it
     assert _sample(body, "database_up") == 1
     assert _sample(body, "api_ready") == 0  # nothing has checked readiness yet
     await client.get("/ready")
@@ -138,11 +143,7 @@ async def test_database_down_sets_the_gauges_to_zero() -> None:
     """An unreachable database: the probe reports it before any probe request comes in."""
     app = create_app(make_settings(UNREACHABLE, db_connect_timeout=1, ready_db_timeout_seconds=1))
     async with running_client(app) as client:
-        for _ in range(50):
-            body = (await client.get("/metrics")).text
-            if "database_up 0.0" in body:
-                break
-            await asyncio.sleep(0.1)
+        body = await _metrics_showing(client, "database_up 0.0")
         assert _sample(body, "database_up") == 0
         await client.get("/ready")
         assert _sample((await client.get("/metrics")).text, "api_ready") == 0

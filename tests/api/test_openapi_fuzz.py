@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
 from parley_core.passwords import hash_password
+from parley_testing.waiting import wait_for
 from tests.api.constants import ANALYST_PASSWORD as PASSWORD
 from tests.api.constants import ANALYST_USERNAME as USER
 from tools.localpg import LocalPostgres, free_port
@@ -43,12 +43,13 @@ def api_base_url(postgres_server: LocalPostgres, migrated_template: str) -> Iter
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for(
+            lambda: httpx.get(f"{base}/ready", timeout=1).status_code == 200,
+            "the API to be ready",
+            timeout=30,
+            interval=0.1,
+            retry_on=(httpx.TransportError,),
+        )
         yield base
     finally:
         process.terminate()

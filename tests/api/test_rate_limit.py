@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
@@ -20,6 +19,7 @@ from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.plumbing.client_address import client_address
 from parley_api.state import StateDep
 from parley_core.settings import ApiSettings, SettingsError, load_settings
+from parley_testing.waiting import wait_for
 from tests.api.constants import ADMIN_TOKEN
 from tests.utils.api_users import RandomApiUser, create_random_api_user
 from tests.utils.clients import client_from, lifespan_of, security_app
@@ -197,15 +197,13 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("redis-server did not start") from None
-                time.sleep(0.05)
+        wait_for(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2),
+            "redis-server to listen",
+            timeout=10,
+            interval=0.05,
+            retry_on=(OSError,),
+        ).close()
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()

@@ -7,24 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
+from parley_testing.waiting import wait_for
 from tools.localpg import free_port
 
 
-def _wait_ready(url: str, deadline: float) -> httpx.Response:
-    while True:
-        try:
-            response = httpx.get(url, timeout=1)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} never became ready")
-        time.sleep(0.1)
+def _wait_ready(url: str) -> httpx.Response:
+    """The first 200 of ``url``."""
+    return wait_for(lambda: _ok(httpx.get(url, timeout=1)), f"{url} to be ready", timeout=30, interval=0.1)
+
+
+def _ok(response: httpx.Response) -> httpx.Response | None:
+    return response if response.status_code == 200 else None
 
 
 def test_sigterm_drains_then_exits_zero(database_url: str) -> None:
@@ -44,10 +40,15 @@ def test_sigterm_drains_then_exits_zero(database_url: str) -> None:
         text=True,
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/ready", time.monotonic() + 30)
+        _wait_ready(f"http://127.0.0.1:{port}/ready")
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        during = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+
+        def changed() -> httpx.Response | None:
+            response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+            return None if response.status_code == 200 else response
+
+        # The first answer other than 200, while the 1.5 s shutdown delay keeps the port open.
+        during = wait_for(changed, "/ready to change after SIGTERM", timeout=30, interval=0.05)
         exit_code = process.wait(timeout=30)
     finally:
         if process.poll() is None:
@@ -82,7 +83,7 @@ def test_the_management_port_serves_the_internals_and_the_public_port_does_not(d
     }
     process = subprocess.Popen([sys.executable, "-m", "parley_api"], env=env, stdout=subprocess.DEVNULL)
     try:
-        _wait_ready(f"http://127.0.0.1:{management}/ready", time.monotonic() + 30)
+        _wait_ready(f"http://127.0.0.1:{management}/ready")
         on_management = {path: httpx.get(f"http://127.0.0.1:{management}{path}", timeout=5) for path in PATHS}
         on_public = {path: httpx.get(f"http://127.0.0.1:{public}{path}", timeout=5) for path in PATHS}
         process.send_signal(signal.SIGTERM)

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_api.main import create_app
 from parley_core.passwords import hash_password
-from tests.api.conftest import make_settings, running_client
 from tests.api.constants import ANALYST_AUTH as AUTH
 from tests.api.constants import ANALYST_PASSWORD as PASSWORD
+from tests.support.api import make_settings, running_client
 
 _ANALYST_HASH = hash_password(PASSWORD, rounds=4)
 OFFSETS_MINUTES = st.one_of(

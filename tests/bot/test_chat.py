@@ -8,10 +8,10 @@ from parley_bot import metrics
 from parley_testing.doubles import llm as script
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
 from tests.bot.constants import FALLBACK_MODEL as FALLBACK
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, rows, running_bot
 
 
 async def test_answers_and_remembers_the_conversation(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, rows, running_bot, settled
 
 
 async def ask(telegram: TelegramDouble, text: str, *, user_id: int = USER) -> str:
@@ -127,7 +126,7 @@ async def test_unknown_commands_and_non_text_get_polite_replies(
 
 
 async def test_groups_answer_only_when_addressed(
-    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
 ) -> None:
     group = -100123
     telegram.send_text("chatting among humans", chat_id=group, chat_type="supergroup")
@@ -136,7 +135,9 @@ async def test_groups_answer_only_when_addressed(
     replies = await telegram.wait_for_messages(group, 1)
     telegram.send_text("and 3+3?", chat_id=group, chat_type="supergroup", reply_to_bot=True)
     replies = await telegram.wait_for_messages(group, 2)
-    await asyncio.sleep(0.3)  # give an (unwanted) answer to the ignored messages time to show up
+    # The ignored messages came first: with the last one answered and nothing pending, an (unwanted)
+    # answer to them would be here.
+    await settled(engine, group)
 
     assert [r.text for r in telegram.messages_to(group)] == ["echo: what is 2+2?", "echo: and 3+3?"]
     assert all(r.reply_to is not None for r in replies)

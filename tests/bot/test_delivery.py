@@ -19,8 +19,8 @@ from parley_core.repositories import bot_instances, turns
 from parley_core.repositories.turns import LeaseTerms, OutboxItem, ReplyDraft, StoredAnswer
 from parley_core.repositories.users import TelegramProfile
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import SettingsFactory, rows
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import SettingsFactory, rows
 
 
 @pytest.fixture

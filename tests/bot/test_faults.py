@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from parley_testing.bot_process import BotProcess, bot_process_environment
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
+from parley_testing.waiting import eventually
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import settled
 from tests.support.postgres import DedicatedPostgres
 
 
@@ -33,10 +35,16 @@ async def stored(database_url: str, sql: str) -> list[Any]:
 
 async def wait_until_stored(database_url: str, sql: str, timeout: float = 30) -> None:
     """Until ``sql`` returns a row (what the bot process writes happens in its own time)."""
-    deadline = time.monotonic() + timeout
-    while not await stored(database_url, sql):
-        assert time.monotonic() < deadline, f"never stored: {sql}"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: stored(database_url, sql), f"a row of {sql}", timeout=timeout, interval=0.05)
+
+
+async def settled_at(database_url: str, *chat_ids: int) -> None:
+    """Until nothing is pending for ``chat_ids`` in the bot process's database (see ``settled``)."""
+    engine = create_async_engine(database_url)
+    try:
+        await settled(engine, *chat_ids)
+    finally:
+        await engine.dispose()
 
 
 def user_contents(llm: LLMDouble) -> list[str]:
@@ -198,7 +206,7 @@ async def test_postgres_stopped_for_30_s_while_three_users_write_loses_nothing(
             lambda: all(sorted(answered(telegram, user)) == expected(user) for user in users), timeout=30
         )
         answered_within = time.monotonic() - recovered
-        await asyncio.sleep(1)  # a second answer to any of them would be here by now
+        await settled_at(dedicated_postgres.url, *users)  # a second answer to any would be here by now
         ready = await client.get(f"http://127.0.0.1:{bot.port}/ready")
         assert await bot.stop() == 0
 
@@ -264,7 +272,7 @@ async def test_webhook_answers_503_until_the_update_is_stored(
         after = await telegram.deliver_webhook(update, update_id=7001)  # Telegram retries
         [reply] = await telegram.wait_for_messages(USER, 1, timeout=30)
         again = await telegram.deliver_webhook(update, update_id=7001)  # a late duplicate
-        await asyncio.sleep(0.5)
+        await settled_at(dedicated_postgres.url, USER)  # an answer to it would be here by now
         assert await bot.stop() == 0
 
     assert (during, after, again) == (503, 200, 200)
@@ -305,7 +313,7 @@ async def test_a_burst_a_split_paste_and_a_reused_update_id_as_a_process(
         )
         await telegram.wait_for_messages(paste_user, 1, timeout=30)
         await telegram.wait_for_messages(quiet_user, 1, timeout=30)
-        await asyncio.sleep(1)  # any second answer to the paste would be here by now
+        await settled_at(database_url, paste_user)  # any second answer to the paste would be here by now
         burst_requests = [r for r in llm.requests if r["messages"][-1]["content"].startswith("burst")]
         await telegram.wait_for_messages(burst_user, len(burst_requests), timeout=30)
         assert await bot.stop() == 0

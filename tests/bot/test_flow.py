@@ -12,10 +12,11 @@ from parley_bot import metrics
 from parley_testing.doubles import llm as script
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import RunningBot, SettingsFactory, get, rows, running_bot
+from parley_testing.waiting import eventually
 from tests.bot.constants import FALLBACK_MODEL as FALLBACK
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, get, rows, running_bot
 
 
 async def test_duplicate_updates_are_answered_once_even_after_a_restart(
@@ -176,8 +177,14 @@ async def test_ready_is_503_while_draining_and_when_the_database_is_down(
         telegram.send_text("slow one")
         await telegram.wait_for(lambda: len(llm.requests) == 1)
         handle.lifecycle.request_stop()
-        await asyncio.sleep(0.05)
-        draining = await get(f"{handle.base_url}/ready")
+
+        async def changed() -> httpx.Response | None:
+            response = await get(f"{handle.base_url}/ready")
+            return None if response.status_code == 200 else response
+
+        draining = await eventually(
+            changed, "/ready to change after the stop request", timeout=10, interval=0.05
+        )
         await telegram.wait_for_messages(USER, 1)
         await asyncio.wait_for(handle.task, 30)
     async with running_bot(

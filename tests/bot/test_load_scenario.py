@@ -10,7 +10,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import rows
+from tests.bot.support import rows
 from tools.load.run import bot_phase
 
 

@@ -6,8 +6,8 @@ from parley_bot import metrics
 from parley_testing.doubles import llm as script
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import MAX_TEXT_UTF16, TelegramDouble, parse_html, utf16_len
-from tests.bot.conftest import RunningBot, SettingsFactory, running_bot
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, running_bot
 
 
 def long_answer() -> str:

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_testing.bot_process import bot_process_environment
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import rows
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import rows
 
 
 async def test_sigterm_during_an_in_flight_reply_delivers_it_and_exits_zero(

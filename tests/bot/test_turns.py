@@ -15,10 +15,10 @@ from parley_core.settings import BotSettings
 from parley_testing.doubles import llm as script
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import RunningBot, SettingsFactory, rows, running_bot
 from tests.bot.constants import FALLBACK_MODEL as FALLBACK
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import RunningBot, SettingsFactory, rows, running_bot, settled
 
 DEFAULTS = BotSettings.model_fields
 
@@ -194,7 +194,7 @@ async def test_a_user_who_blocked_the_bot_is_a_warning_without_traceback_or_apol
 
 
 async def test_under_load_every_question_gets_exactly_one_answer(
-    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
 ) -> None:
     # Closed loop, as fast as the bot answers: each user's next message arrives while the answer to
     # the last one is still being recorded, the moment where a reply could be sent twice.
@@ -206,7 +206,7 @@ async def test_under_load_every_question_gets_exactly_one_answer(
             assert answer.text == f"echo: question {i} of {user_id}"
 
     await asyncio.gather(*(user(5000 + n) for n in range(users)))
-    await asyncio.sleep(0.5)  # a second copy of any answer would be sent by now
+    await settled(engine, *(5000 + n for n in range(users)))  # a second copy would be sent by now
 
     for n in range(users):
         texts = [m.text for m in telegram.messages_to(5000 + n)]

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_testing.doubles.telegram import TelegramDouble
-from tests.bot.conftest import SettingsFactory, running_bot
 from tests.bot.constants import TEST_USER_ID as USER
+from tests.bot.support import SettingsFactory, running_bot
 
 
 def _gauge(gauge: object) -> float:

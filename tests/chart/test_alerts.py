@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
+from tests.chart.support import CHART, MONITORING, REPO, RenderFn
 
 pytestmark = pytest.mark.kube
 

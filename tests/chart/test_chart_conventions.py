@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.chart.conftest import CHART
+from tests.chart.support import CHART
 
 PARAM = re.compile(r"^## @param (\S+) \S")
 SECTION = re.compile(r"^## @section \S")

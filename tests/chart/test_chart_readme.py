@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from parley_testing.envtest_tools import in_ci
-from tests.chart.conftest import CHART, REPO
+from tests.chart.support import CHART, REPO
 
 README = CHART / "README.md"
 TOOL_DIR = REPO / "tools" / "chart-readme"

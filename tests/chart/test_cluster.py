@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_testing.kube import SA_ISSUER, KubeControlPlane
-from tests.chart.conftest import CHART, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
+from tests.chart.support import CHART, MONITORING, REPO, VALUES_DIR, helm, pod_spec, template_args
 from tests.support.operator_log import refusals
 
 pytestmark = pytest.mark.kube
@@ -366,7 +366,8 @@ def test_operator_reconciles_with_the_charts_token(
     release: Release, operator_kubeconfig: Path, database_url: str, tmp_path: Path
 ) -> None:
     """`python -m parley_operator` with only the chart's RBAC turns the example ApiUser into a row."""
-    from tests.operator.conftest import Cluster, OperatorProcess, operator_env, wait_for  # noqa: PLC0415
+    from parley_testing.waiting import wait_for  # noqa: PLC0415
+    from tests.support.operator import DEADLINE, Cluster, OperatorProcess, operator_env  # noqa: PLC0415
 
     plane = release.plane
     plane.kubectl("apply", "-n", release.namespace, "-f", str(EXAMPLE))
@@ -404,7 +405,9 @@ def test_operator_reconciles_with_the_charts_token(
                     return dict(condition)
             return None
 
-        condition = wait_for(ready, "the example ApiUser to be Ready with the chart's token")
+        condition = wait_for(
+            ready, "the example ApiUser to be Ready with the chart's token", timeout=DEADLINE
+        )
         assert condition["reason"] == "Synced"
         refused = Cluster(plane, release.namespace).wait_ready(
             "plain", status="False", reason="SecretNotLabelled"
@@ -571,8 +574,15 @@ async def test_operator_in_named_mode_with_the_charts_token(
     """Named mode end to end: the named Secret syncs and rotations arrive by polling; any other Secret
     is SecretNotAllowed without a request; no 403 ever (the operator never asks for what it may not read)."""
     from parley_core.passwords import verify_password  # noqa: PLC0415
-    from tests.operator.conftest import Cluster, OperatorProcess, apiuser, operator_env, secret  # noqa: PLC0415
-    from tests.operator.waiting import row_of, wait_row  # noqa: PLC0415
+    from tests.support.operator import (  # noqa: PLC0415
+        Cluster,
+        OperatorProcess,
+        apiuser,
+        operator_env,
+        row_of,
+        secret,
+        wait_row,
+    )
 
     plane = kube_control_plane
     namespace = create_namespace(plane)

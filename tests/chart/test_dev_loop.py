@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.chart.conftest import CHART, MONITORING, REPO, RenderFn
-from tests.chart.test_images import parse_stages
+from tests.chart.support import CHART, MONITORING, REPO, RenderFn, load, parse_stages, skaffold_sets
 
 DEV = REPO / "manifests" / "dev"
-
-
-def load(path: Path) -> dict[str, Any]:
-    """One YAML document."""
-    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
-    return loaded
-
-
-def skaffold_sets() -> list[str]:
-    """skaffold's setValueTemplates with the image templates filled as skaffold would."""
-    release = load(REPO / "skaffold.yaml")["deploy"]["helm"]["releases"][0]
-    sets = []
-    for key, value in release["setValueTemplates"].items():
-        filled = re.sub(r"\{\{\.IMAGE_REPO_(\w+)\}\}", lambda m: m.group(1).replace("_", "-"), str(value))
-        filled = re.sub(r"\{\{\.IMAGE_TAG_\w+\}\}", "dev-0123abcd", filled)
-        sets.append(f"{key}={filled}")
-    return sets
 
 
 def test_skaffold_builds_the_three_dockerfile_targets() -> None:

@@ -13,54 +13,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
+
+from tests.chart.support import Stage, parse_stages
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "bot", "operator")
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|cc|build-essential|make|rustc|cargo|libpq-dev|python3-dev)\b")
-
-
-@dataclass
-class Stage:
-    """One build stage: its name, base and instructions (instruction, value)."""
-
-    name: str
-    base: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def values(self, instruction: str) -> list[str]:
-        """The values of every ``instruction`` (e.g. RUN) in this stage."""
-        return [value for name, value in self.instructions if name == instruction]
-
-
-def parse_stages() -> dict[str, Stage]:
-    """The Dockerfile's stages by name (ARGs before the first FROM are substituted)."""
-    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
-    args: dict[str, str] = {}
-    stages: dict[str, Stage] = {}
-    current: Stage | None = None
-    for item in parser.structure:
-        instruction, value = item["instruction"], item["value"]
-        if instruction == "COMMENT":
-            continue
-        if current is None and instruction == "ARG":
-            name, _, default = value.partition("=")
-            args[name] = default
-            continue
-        if instruction == "FROM":
-            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", value.strip(), re.IGNORECASE)
-            assert match, f"FROM {value}"
-            base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], match.group(1))
-            current = Stage(name=match.group(2) or base, base=base)
-            stages[current.name] = current
-            continue
-        assert current is not None, f"{instruction} before the first FROM"
-        current.instructions.append((instruction, value))
-    return stages
 
 
 def chain(stages: dict[str, Stage], name: str) -> list[Stage]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.chart.conftest import CHART, MONITORING, RenderFn
+from tests.chart.support import CHART, MONITORING, RenderFn
 from tests.support.metric_names import exported_metrics
 
 SUFFIXES = ("_bucket", "_count", "_sum", "_created")

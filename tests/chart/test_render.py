@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import (
+from tests.chart.support import (
     CHART,
     MONITORING,
     REPO,

@@ -16,7 +16,6 @@ import os
 import re
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ import yaml
 
 from parley_testing.envtest_tools import ENV_FILE_NAME, EnvtestTools, missing_tool, read_env_file, tools_dir
 from parley_testing.kube import KubeControlPlane
-from tests.chart.conftest import CHART, MONITORING, REPO, helm, template_args
-from tests.chart.test_dev_loop import skaffold_sets
+from parley_testing.waiting import wait_for
+from tests.chart.support import CHART, MONITORING, REPO, helm, skaffold_sets, template_args
 from tests.support import kube_schemas
 
 DEV = REPO / "manifests" / "dev"
@@ -173,14 +172,17 @@ def schema_location(
 ) -> str:
     """kubeconform's -schema-location: strict schemas of every kind the envtest API server serves."""
     get = api_server_getter(kube_control_plane)
-    deadline = time.monotonic() + 30
-    components = kube_schemas.fetch_components(get)
-    while not set(CUSTOM_COMPONENTS) <= components.keys():  # CRDs reach the OpenAPI a moment late
-        assert time.monotonic() < deadline, (
-            f"CRDs not in /openapi/v3: {set(CUSTOM_COMPONENTS) - components.keys()}"
-        )
-        time.sleep(0.5)
+
+    def with_the_crds() -> dict[str, Any]:
         components = kube_schemas.fetch_components(get)
+        if missing := set(CUSTOM_COMPONENTS) - components.keys():
+            raise LookupError(f"CRDs not in /openapi/v3: {missing}")
+        return components
+
+    # CRDs reach the OpenAPI a moment late.
+    components = wait_for(
+        with_the_crds, "the CRDs in /openapi/v3", timeout=30, interval=0.5, retry_on=(LookupError,)
+    )
     schemas = kube_schemas.kubeconform_schemas(components)
     return kube_schemas.write_schemas(tmp_path_factory.mktemp("kubeconform-schemas"), schemas)
 

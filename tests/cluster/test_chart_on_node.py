@@ -21,12 +21,13 @@ import yaml
 from parley_testing.doubles.llm import LLMDouble, error
 from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.envtest_tools import EnvtestTools
+from parley_testing.waiting import eventually
 from tests.support.cluster import (
     CHART,
     HELM_TIMEOUT,
+    KUBE_POLL,
     REPO,
     Release,
-    eventually,
     http_get,
     ready,
 )
@@ -108,7 +109,7 @@ async def test_every_pod_is_ready_and_the_migrations_job_completed(release: Rele
         status: dict[str, object] = job["status"]
         return status if status.get("succeeded") == 1 else None
 
-    status = await eventually(migrated, "the migrations Job complete", timeout=60)
+    status = await eventually(migrated, "the migrations Job complete", timeout=60, interval=KUBE_POLL)
     assert status.get("failed") is None, status
     restarts = {
         pod["metadata"]["name"]: pod["status"]["containerStatuses"][0]["restartCount"] for pod in running
@@ -134,19 +135,23 @@ async def test_an_apiuser_logs_in_through_the_service_and_a_rotation_refuses_the
     async def accepted(password: str) -> bool:
         return await login(password) == 200
 
-    await eventually(lambda: accepted(EXAMPLE_PASSWORD), "logged in as the example ApiUser", timeout=90)
+    await eventually(
+        lambda: accepted(EXAMPLE_PASSWORD), "logged in as the example ApiUser", timeout=90, interval=KUBE_POLL
+    )
     assert await login("not-the-password") == 401
 
     rotated = ROTATED_PASSWORD
     secret = yaml.safe_load(EXAMPLE_USER.read_text(encoding="utf-8").split("---")[0])
     secret["stringData"]["password"] = rotated
     await release.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(secret))
-    await eventually(lambda: accepted(rotated), "logged in with the rotated password", timeout=90)
+    await eventually(
+        lambda: accepted(rotated), "logged in with the rotated password", timeout=90, interval=KUBE_POLL
+    )
 
     async def old_refused() -> bool:
         return await login(EXAMPLE_PASSWORD) == 401
 
-    await eventually(old_refused, "refusing the old password", timeout=30)
+    await eventually(old_refused, "refusing the old password", timeout=30, interval=KUBE_POLL)
 
 
 async def test_the_bot_answers_a_telegram_message_in_polling_mode(
@@ -194,7 +199,7 @@ async def test_prometheus_scrapes_every_service_through_its_servicemonitor(
         up = Counter(t["labels"]["job"] for t in targets if t["health"] == "up")
         return dict(up) if all(up[job] == count for job, count in jobs.items()) else None
 
-    await eventually(all_up, "every ServiceMonitor target up", timeout=90)
+    await eventually(all_up, "every ServiceMonitor target up", timeout=90, interval=KUBE_POLL)
 
 
 async def test_every_documented_metric_is_exported(
@@ -215,7 +220,10 @@ async def test_every_documented_metric_is_exported(
     assert f"echo: {question}" in answer.text
     await release.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(throwaway_apiuser()))
     await eventually(
-        lambda: _apiuser_synced(release, "throwaway"), "the throwaway ApiUser Synced", timeout=60
+        lambda: _apiuser_synced(release, "throwaway"),
+        "the throwaway ApiUser Synced",
+        timeout=60,
+        interval=KUBE_POLL,
     )
     await release.kubectl("delete", "apiuser", "throwaway", "--wait=true", "--timeout=60s")
     stats = f"{await release.service_url('api')}/api/v1/stats?period=day"
@@ -223,13 +231,14 @@ async def test_every_documented_metric_is_exported(
         await asyncio.to_thread(http_get, stats, user="analyst", password=password)
     documented = documented_metrics(METRICS_DOC)
 
-    async def missing() -> set[str] | None:
+    async def none_missing() -> bool:
         present = await asyncio.to_thread(prometheus.metric_names)
-        absent = {name for name in documented if not present & {name, *(name + s for s in SERIES_SUFFIXES)}}
-        return None if absent else absent
+        return all(present & {name, *(name + s for s in SERIES_SUFFIXES)} for name in documented)
 
     try:
-        await eventually(missing, "every documented metric in Prometheus", timeout=60)
+        await eventually(
+            none_missing, "every documented metric in Prometheus", timeout=60, interval=KUBE_POLL
+        )
     except AssertionError:
         present = await asyncio.to_thread(prometheus.metric_names)
         absent = sorted(n for n in documented if not present & {n, *(n + s for s in SERIES_SUFFIXES)})
@@ -247,7 +256,12 @@ async def test_deleting_the_bot_pod_during_an_answer_still_answers_it_once(
     try:
         asked = len(node_llm.requests)
         node_telegram.send_text("answer me through a restart", user_id=user_id)
-        await eventually(lambda: len(node_llm.requests) > asked, "the question at the model", timeout=60)
+        await eventually(
+            lambda: len(node_llm.requests) > asked,
+            "the question at the model",
+            timeout=60,
+            interval=KUBE_POLL,
+        )
         await release.kubectl("delete", "pod", bot["metadata"]["name"], "--wait=false")
         answers = await node_telegram.wait_for_messages(user_id, 1, timeout=120)
     finally:
@@ -258,7 +272,7 @@ async def test_deleting_the_bot_pod_during_an_answer_still_answers_it_once(
         pods = await release.pods("app.kubernetes.io/component=bot")
         return [p["metadata"]["name"] for p in pods if ready(p)] not in ([], [bot["metadata"]["name"]])
 
-    await eventually(replaced, "a new bot pod ready", timeout=120)
+    await eventually(replaced, "a new bot pod ready", timeout=120, interval=KUBE_POLL)
     _, after = await node_telegram.ask("still there?", user_id=user_id, timeout=60)
     assert "echo: still there?" in after.text
     texts = [m.text for m in node_telegram.messages_to(user_id)]
@@ -277,12 +291,15 @@ async def test_a_database_outage_unreadies_the_api_fires_the_alert_and_restarts_
     await release.kubectl("scale", "statefulset", release.component("postgresql"), "--replicas=0")
     try:
         await eventually(
-            lambda: _endpoints_empty(release, "api"), "the API out of its Service's endpoints", timeout=60
+            lambda: _endpoints_empty(release, "api"),
+            "the API out of its Service's endpoints",
+            timeout=60,
+            interval=KUBE_POLL,
         )
         await asyncio.sleep(60)
         assert await restart_counts(release) == before, await release.diagnostics()
 
-        async def firing() -> list[dict[str, object]] | None:
+        async def firing() -> list[dict[str, Any]] | None:
             alerts = await asyncio.to_thread(prometheus.alerts)
             found = [
                 a
@@ -291,13 +308,16 @@ async def test_a_database_outage_unreadies_the_api_fires_the_alert_and_restarts_
             ]
             return found or None
 
-        alerts = await eventually(firing, "ParleyDatabaseDown firing", timeout=180)
+        alerts = await eventually(firing, "ParleyDatabaseDown firing", timeout=180, interval=KUBE_POLL)
         assert {a["labels"]["job"] for a in alerts} <= {release.component("api"), release.component("bot")}
         assert await restart_counts(release) == before, await release.diagnostics()
     finally:
         await release.kubectl("scale", "statefulset", release.component("postgresql"), "--replicas=1")
     await eventually(
-        lambda: _endpoint_count(release, "api", 2), "both API pods back in the endpoints", timeout=180
+        lambda: _endpoint_count(release, "api", 2),
+        "both API pods back in the endpoints",
+        timeout=180,
+        interval=KUBE_POLL,
     )
     assert await restart_counts(release) == before, await release.diagnostics()
 
@@ -313,15 +333,17 @@ async def test_deleting_the_postgresql_pod_is_recovered_from(release: Release) -
         pods = await release.pods("app.kubernetes.io/component=postgresql")
         return any(pod["metadata"]["uid"] != old_uid and ready(pod) for pod in pods)
 
-    await eventually(replaced, "a new PostgreSQL pod ready", timeout=180)
-    await eventually(lambda: _endpoint_count(release, "api", 2), "the API ready again", timeout=180)
+    await eventually(replaced, "a new PostgreSQL pod ready", timeout=180, interval=KUBE_POLL)
+    await eventually(
+        lambda: _endpoint_count(release, "api", 2), "the API ready again", timeout=180, interval=KUBE_POLL
+    )
     stats = f"{await release.service_url('api')}/api/v1/stats?period=day"
 
     async def logged_in() -> bool:
         answer = await asyncio.to_thread(http_get, stats, user="analyst", password=ROTATED_PASSWORD)
         return answer.status == 200
 
-    await eventually(logged_in, "a login after PostgreSQL's restart", timeout=60)
+    await eventually(logged_in, "a login after PostgreSQL's restart", timeout=60, interval=KUBE_POLL)
     assert await restart_counts(release) == before, await release.diagnostics()
 
 

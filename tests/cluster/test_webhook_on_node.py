@@ -18,7 +18,9 @@ import pytest_asyncio
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.envtest_tools import EnvtestTools
-from tests.support.cluster import Release, eventually, ready
+from parley_testing.waiting import eventually
+from tests.bot.support import pending_sql
+from tests.support.cluster import KUBE_POLL, Release, ready
 from tools.localpg import LocalPostgres, throwaway_postgres
 from tools.node.layout import NODE_IP, POD_CIDR
 from tools.node.node import LocalNode
@@ -93,9 +95,14 @@ async def test_the_external_database_release_migrated_before_install(
 
 
 async def test_two_webhook_replicas_answer_each_users_messages_in_order_once(
-    webhook_release: Release, node_telegram: TelegramDouble, node_llm: LLMDouble
+    webhook_release: Release,
+    node_telegram: TelegramDouble,
+    node_llm: LLMDouble,
+    external_postgres: LocalPostgres,
 ) -> None:
-    await eventually(lambda: node_telegram.webhook_url != "", "the webhook registered", timeout=60)
+    await eventually(
+        lambda: node_telegram.webhook_url != "", "the webhook registered", timeout=60, interval=KUBE_POLL
+    )
     users = [610001, 610002, 610003, 610004]  # 12 calls: both replicas take some
     count = 3
     started = time.time()
@@ -112,7 +119,13 @@ async def test_two_webhook_replicas_answer_each_users_messages_in_order_once(
         await asyncio.gather(*(converse(user) for user in users))
         for user in users:
             await node_telegram.wait_for_messages(user, count, timeout=120)
-        await asyncio.sleep(5)  # a duplicate would come from the other replica within its lease time
+
+        async def nothing_pending() -> bool:
+            count = await asyncio.to_thread(external_postgres.psql, pending_sql(users), database="parley")
+            return count == "0"
+
+        # A duplicate would come from the other replica taking over work still pending; none is left.
+        await eventually(nothing_pending, "nothing pending for the users", timeout=60, interval=KUBE_POLL)
     finally:
         node_llm.latency = 0.0
     for user in users:

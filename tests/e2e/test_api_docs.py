@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
-from tests.e2e.conftest import ARTIFACTS, DESKTOP, api_process
+from tests.e2e.support import ARTIFACTS, DESKTOP, api_process
 from tools.localpg import LocalPostgres, free_port
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}

@@ -12,8 +12,9 @@ from typing import Any
 
 from playwright.sync_api import Page, Request, Response, Route, expect
 
-from tests.e2e.conftest import PHONE, NewPage, RunningApi, screenshot
+from parley_testing.waiting import wait_for
 from tests.e2e.seed import ACCOUNTS, EXPECTED, EXPECTED_PREVIOUS_MESSAGES, FALLBACK, LONG_ANSWER
+from tests.e2e.support import PHONE, NewPage, RunningApi, screenshot
 
 STORAGE_KEY = "parley.dashboard.credentials"
 INTEGER_METRICS = ("total_users", "total_messages", "active_dialogs")
@@ -75,11 +76,14 @@ def latency_ms(text: str) -> float:
 
 def wait_until(page: Page, condition: Callable[[], bool]) -> None:
     """Let the page run (route handlers included) until ``condition`` holds."""
-    for _ in range(200):
+
+    def probe() -> bool:
         if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("condition never held")
+            return True
+        page.wait_for_timeout(50)  # Playwright's sync API runs the page only inside its own calls
+        return False
+
+    wait_for(probe, "the condition", timeout=10, interval=0)
 
 
 def page_figures(page: Page) -> dict[str, Any]:

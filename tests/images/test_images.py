@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +32,11 @@ from parley_testing.bot_process import bot_environment
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.kube import KubeControlPlane
+from parley_testing.waiting import eventually, wait_for
 from tests.bot.constants import TEST_USER_ID
-from tests.images.conftest import SERVICES
-from tests.operator.conftest import CRD, apiuser, secret
+from tests.images.support import SERVICES
 from tests.support.containerd import Container, Containerd, Mount
+from tests.support.operator import CRD, apiuser, secret
 from tools.localpg import free_port
 
 pytestmark = pytest.mark.images
@@ -50,18 +49,27 @@ POSTGRES_DATA = "/var/lib/postgresql/data"
 
 def wait_until_ok(url: str, container: Container, timeout: float = START_TIMEOUT) -> httpx.Response:
     """The first 200 from ``url``; fails with the container's output if it exits or never answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code = container.exit_code()
-        if code is not None:
-            pytest.fail(f"{container.id} exited {code} before {url} answered:\n{container.logs()[-4000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return response
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s:\n{container.logs()[-4000:]}")
-        time.sleep(0.3)
+
+    def answered() -> httpx.Response | None:
+        running(container, f"{url} answered")
+        response = httpx.get(url, timeout=2)
+        return response if response.status_code == 200 else None
+
+    return wait_for(
+        answered,
+        f"{url} to answer 200",
+        timeout=timeout,
+        interval=0.3,
+        retry_on=(httpx.TransportError,),
+        describe=lambda: container.logs()[-4000:],
+    )
+
+
+def running(container: Container, before: str) -> None:
+    """Fail at once, with its output, if ``container`` has exited."""
+    code = container.exit_code()
+    if code is not None:
+        pytest.fail(f"{container.id} exited {code} before {before}:\n{container.logs()[-4000:]}")
 
 
 def no_traceback(output: str) -> None:
@@ -278,11 +286,19 @@ def test_operator_makes_an_apiuser_ready(
     try:
         wait_until_ok(f"http://127.0.0.1:{health_port}/healthz", container)
         plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifests))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not apiuser_ready(plane, namespace, "dashboard"):
-            assert container.exit_code() is None, container.logs()[-4000:]
-            assert time.monotonic() < deadline, f"the ApiUser never became Ready:\n{container.logs()[-4000:]}"
-            time.sleep(0.5)
+
+        def dashboard_ready() -> bool:
+            running(container, "the ApiUser became Ready")
+            return apiuser_ready(plane, namespace, "dashboard")
+
+        wait_for(
+            dashboard_ready,
+            "the ApiUser to become Ready",
+            timeout=START_TIMEOUT,
+            interval=0.5,
+            retry_on=(),
+            describe=lambda: container.logs()[-4000:],
+        )
     finally:
         code = container.stop()
 
@@ -322,11 +338,19 @@ def start_postgres(
 
 async def wait_ready(container: Container, probe: list[str]) -> None:
     """Until the chart's readiness probe (pg_isready, run in the container) passes."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while (await asyncio.to_thread(container.exec, *probe)).returncode != 0:
-        assert container.exit_code() is None, container.logs()[-4000:]
-        assert time.monotonic() < deadline, f"pg_isready never passed:\n{container.logs()[-4000:]}"
-        await asyncio.sleep(0.3)
+
+    async def passed() -> bool:
+        running(container, "pg_isready passed")
+        return (await asyncio.to_thread(container.exec, *probe)).returncode == 0
+
+    await eventually(
+        passed,
+        "pg_isready to pass",
+        timeout=START_TIMEOUT,
+        interval=0.3,
+        retry_on=(),
+        describe=lambda: container.logs()[-4000:],
+    )
 
 
 async def login(port: int, password: str) -> asyncpg.Connection:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,9 +16,9 @@ from parley_core import schema
 from parley_core.models import ApiUser, ApiUserSource
 from parley_core.passwords import verify_password
 from parley_testing.kube import SA_ISSUER
-from tests.api.conftest import StatsLogin, stats_login
-from tests.operator.conftest import Cluster, OperatorProcess, apiuser, secret
-from tests.operator.waiting import eventually, row_of, wait_row
+from parley_testing.waiting import eventually
+from tests.support.api import StatsLogin, stats_login
+from tests.support.operator import DEADLINE, Cluster, OperatorProcess, apiuser, row_of, secret, wait_row
 from tests.support.operator_log import refusals
 from tests.utils.api_users import create_random_api_user
 from tools.localpg import LocalPostgres, throwaway_postgres
@@ -136,16 +135,11 @@ async def test_delete_removes_the_row_and_the_finalizer(
 
     cluster.kubectl("delete", "apiuser", "alice", "--wait=false")
 
-    await eventually(lambda: _none(row_of(engine, "alice")), "the row to be deleted")
-    await eventually(lambda: _true(cluster.apiuser("alice") is None), "the ApiUser to disappear")
+    async def row_gone() -> bool:
+        return await row_of(engine, "alice") is None
 
-
-async def _none(value: Awaitable[object]) -> bool:
-    return (await value) is None
-
-
-async def _true(value: bool) -> bool:
-    return value
+    await eventually(row_gone, "the row to be deleted", timeout=DEADLINE)
+    await eventually(lambda: cluster.apiuser("alice") is None, "the ApiUser to disappear", timeout=DEADLINE)
 
 
 async def test_a_second_apiuser_for_the_same_username_gets_conflict_and_never_overwrites(
@@ -329,20 +323,22 @@ async def test_resync_of_unchanged_users_makes_no_bcrypt_call(
         cluster.wait_ready(name)
     assert first.hashes() == len(names)
     await eventually(
-        lambda: _true(first.metric("parley_operator_reconciles_total", trigger="timer") >= len(names)),
+        lambda: first.metric("parley_operator_reconciles_total", trigger="timer") >= len(names),
         "a timer resync of every user",
+        timeout=DEADLINE,
     )
     assert first.hashes() == len(names)
     first.stop()
 
     second = start_operator(database_url, OPERATOR_RESYNC_SECONDS="5")
     await eventually(
-        lambda: _true(
+        lambda: (
             second.metric("parley_operator_reconciles_total", trigger="resume", result="unchanged")
             + second.metric("parley_operator_reconciles_total", trigger="timer", result="unchanged")
             >= len(names)
         ),
         "the restarted operator to check every user",
+        timeout=DEADLINE,
     )
     assert second.hashes() == 0
     assert second.metric("parley_operator_managed_users", ready="true") == len(names)
@@ -374,12 +370,18 @@ async def test_database_stopped_then_started_converges(
         condition = cluster.wait_ready("carol", status="False", reason="DatabaseUnavailable")
         assert "retrying" in condition["message"]
         cluster.kubectl("delete", "apiuser", "alice", "--wait=false")
-        await asyncio.sleep(2)
+        await eventually(
+            lambda: operator.metric("parley_operator_row_deletions_total", result="failed") >= 1,
+            "the finalizer to meet the stopped database",
+            timeout=DEADLINE,
+        )
         assert cluster.apiuser("alice") is not None  # the finalizer waits for the database
 
         own_postgres.start()
         cluster.wait_ready("carol", reason="Synced")
-        await eventually(lambda: _true(cluster.apiuser("alice") is None), "alice's finalizer to finish")
+        await eventually(
+            lambda: cluster.apiuser("alice") is None, "alice's finalizer to finish", timeout=DEADLINE
+        )
         assert await row_of(engine, "alice") is None
         row = await wait_row(engine, "carol")
         assert verify_password("carol-password-long", row.password_hash)

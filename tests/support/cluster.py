@@ -7,12 +7,9 @@ doubles the pods talk to live in the test's event loop and must keep answering m
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "parley"
 NODE_VALUES = REPO / "tests" / "cluster" / "values-node.yaml"
 HELM_TIMEOUT = "6m"
+KUBE_POLL = 1.0  # seconds between polls: every probe of the node is a kubectl or HTTP round trip
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -51,20 +49,6 @@ async def run(
         check=False,
         env=env,
     )
-
-
-async def eventually(probe: Callable[[], object], what: str, timeout: float = 120.0) -> Any:
-    """Call `probe()` (awaiting it when it is a coroutine) until it returns something other than None
-    or False; fail naming `what` and the last result after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        result = probe()
-        last = await result if inspect.isawaitable(result) else result
-        if last is not None and last is not False:
-            return last
-        await asyncio.sleep(1)
-    raise AssertionError(f"not {what} after {timeout:.0f}s (last: {last!r})")
 
 
 @dataclass(frozen=True)

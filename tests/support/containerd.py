@@ -21,11 +21,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from parley_testing.waiting import WaitTimeoutError, wait_for
 
 TOOLS = ("containerd", "ctr", "runc", "containerd-shim-runc-v2")
 START_TIMEOUT = 30.0
@@ -166,12 +167,20 @@ class Containerd:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.ctr("version", check=False, timeout=5).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ContainerdUnavailableError(f"containerd did not start:\n{self._daemon_log()}")
-            time.sleep(0.2)
+        process = self.process
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise ContainerdUnavailableError(f"containerd exited {process.returncode}")
+            return self.ctr("version", check=False, timeout=5).returncode == 0
+
+        try:
+            wait_for(answering, "containerd to answer `ctr version`", timeout=START_TIMEOUT, retry_on=())
+        except (ContainerdUnavailableError, WaitTimeoutError) as exc:
+            self.stop()
+            raise ContainerdUnavailableError(
+                f"containerd did not start ({exc}):\n{self._daemon_log()}"
+            ) from None
 
     def _write_config(self) -> Path:
         """Every path under the work directory; no CRI (Kubernetes is not involved), no metrics."""

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from parley_testing.waiting import wait_for
 
 START_TIMEOUT = 60.0
 EVALUATION_INTERVAL = "5s"
@@ -164,18 +165,20 @@ def running_prometheus(
         )
     prometheus = Prometheus(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+
+        def ready() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"prometheus exited {process.returncode}:\n{prometheus.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{prometheus.url}/-/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"prometheus not ready after {START_TIMEOUT:.0f}s:\n{prometheus.log_tail()}"
-                )
-            time.sleep(0.5)
+            return httpx.get(f"{prometheus.url}/-/ready", timeout=2).status_code == 200
+
+        wait_for(
+            ready,
+            "prometheus to be ready",
+            timeout=START_TIMEOUT,
+            interval=0.5,
+            retry_on=(httpx.HTTPError,),
+            describe=prometheus.log_tail,
+        )
         yield prometheus
     finally:
         process.terminate()

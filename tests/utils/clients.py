@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from parley_api.main import create_app
-from tests.api.conftest import make_settings
+from tests.support.api import make_settings
 from tests.utils.api_users import TEST_BCRYPT_ROUNDS
 
 

@@ -17,11 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_core.passwords import verify_password
-from tests.api.conftest import StatsLogin, stats_login
-from tests.operator.conftest import Cluster, OperatorProcess, apiuser
-from tests.operator.waiting import row_of, wait_row
+from tests.support.api import StatsLogin, stats_login
+from tests.support.operator import Cluster, OperatorProcess, apiuser, row_of, wait_row
 from tests.support.vault_server import VaultServer
-from tests.vault.conftest import LogGuard
+from tests.vault.support import LogGuard
 
 pytestmark = pytest.mark.kube
 

@@ -7,7 +7,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.vault_server import BOT_SERVICE_ACCOUNT, VaultServer
-from tests.vault.conftest import LogGuard
+from tests.vault.support import LogGuard, wait_api_ready
 from tools.localpg import free_port
 
 pytestmark = pytest.mark.kube
@@ -27,20 +26,6 @@ def _process_env(vault_env: dict[str, str], port: int) -> dict[str, str]:
     """The test's environment without any database or Vault variables, plus the pod's VAULT_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "DATABASE_URL", "DB_"))}
     return {**env, **vault_env, "API_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"}
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the API exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never became ready")
 
 
 def test_api_process_reads_database_url_and_admin_token_from_vault(
@@ -64,7 +49,7 @@ def test_api_process_reads_database_url_and_admin_token_from_vault(
     )
     try:
         # Without DATABASE_URL in its environment, /ready is 200 only if the URL came from Vault.
-        _wait_ready(f"http://127.0.0.1:{port}/ready", process)
+        wait_api_ready(f"http://127.0.0.1:{port}/ready", process)
         account = {"username": "vault-reader", "password": "correct horse battery staple"}
         log_guard.watch(account["password"])
         refused = httpx.post(

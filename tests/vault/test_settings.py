@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import SecretStr
 from parley_core.settings import ApiSettings, BotSettings, OperatorSettings, SettingsError, load_settings
 from parley_core.vault import VaultError, VaultReader, VaultSettings
 from parley_testing.kube import SA_ISSUER
+from parley_testing.waiting import wait_for
 from tests.support.vault_server import (
     API_SERVICE_ACCOUNT,
     APP_NAMESPACE,
@@ -27,7 +27,7 @@ from tests.support.vault_server import (
     VaultServer,
     ensure_service_account,
 )
-from tests.vault.conftest import LogGuard
+from tests.vault.support import LogGuard
 
 pytestmark = pytest.mark.kube
 
@@ -365,9 +365,8 @@ def test_sealed_vault_is_retried_until_it_answers(
     try:
         thread = threading.Thread(target=start)
         thread.start()
-        deadline = time.monotonic() + 30
-        while log_guard.count("Retry: ") < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)  # until the start-up has met a 503 at least once
+        # Until the start-up has met a 503 at least once.
+        wait_for(lambda: log_guard.count("Retry: ") >= 1, "a retried 503", timeout=30, interval=0.05)
     finally:
         vault_server.unseal()
     thread.join(timeout=60)

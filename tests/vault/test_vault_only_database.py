@@ -23,8 +23,7 @@ import pytest
 from parley_core.db import create_engine
 from parley_core.settings import BotSettings, OperatorSettings, load_settings
 from tests.support.vault_server import VaultServer
-from tests.vault.conftest import LogGuard
-from tests.vault.test_services import _wait_ready
+from tests.vault.support import LogGuard, wait_api_ready
 from tools.localpg import LocalPostgres, free_port, throwaway_postgres
 
 pytestmark = pytest.mark.kube
@@ -115,7 +114,7 @@ def test_migrations_and_api_read_the_password_from_vault(
         text=True,
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/ready", process)  # at head: it reads what alembic wrote
+        wait_api_ready(f"http://127.0.0.1:{port}/ready", process)  # at head: it reads what alembic wrote
         ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).json()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
