@@ -67,25 +67,24 @@ WORKDIR /app
 # (the chart's migration Job: alembic -c /app/alembic.ini upgrade head).
 COPY --chown=root:root alembic.ini /app/alembic.ini
 COPY --chown=root:root migrations/ /app/migrations/
+# Every image runs unprivileged; what the images add is owned by root, so it stays read-only.
+USER 10001:10001
 
 # ---- the three images ------------------------------------------------------------------------------
 FROM runtime AS api
 COPY --from=build-api --chown=root:root /app/.venv /app/.venv
 ENV API_HOST=0.0.0.0 API_PORT=8000
-USER 10001:10001
 EXPOSE 8000
 ENTRYPOINT ["python", "-m", "parley_api"]
 
 FROM runtime AS bot
 COPY --from=build-bot --chown=root:root /app/.venv /app/.venv
 ENV BOT_HOST=0.0.0.0 BOT_PORT=8080
-USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "parley_bot"]
 
 FROM runtime AS operator
 COPY --from=build-operator --chown=root:root /app/.venv /app/.venv
 ENV OPERATOR_HOST=0.0.0.0 OPERATOR_HEALTH_PORT=8080 OPERATOR_METRICS_PORT=9090
-USER 10001:10001
 EXPOSE 8080 9090
 ENTRYPOINT ["python", "-m", "parley_operator"]

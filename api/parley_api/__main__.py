@@ -6,18 +6,13 @@ import sys
 
 from parley_api.main import create_app
 from parley_api.plumbing.server import serve
-from parley_core.logging import configure_logging, get_logger
-from parley_core.settings import ApiSettings, SettingsError, load_settings
+from parley_core.logging import get_logger
+from parley_core.settings import ApiSettings, settings_for_main
 
 
 def main() -> int:
     """Run the API until SIGTERM/SIGINT; exit 2 on bad configuration."""
-    try:
-        settings = load_settings(ApiSettings)
-    except SettingsError as exc:
-        print(f"parley-api: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(level=settings.log_level, fmt=settings.resolved_log_format)
+    settings = settings_for_main(ApiSettings, program="parley-api")
     get_logger("parley_api").info(
         "api_listening",
         host=settings.api_host,

@@ -28,8 +28,8 @@ from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.output import BOT_METHODS, BestEffortChatActions
 from parley_core.db import create_engine
-from parley_core.logging import configure_logging, get_logger
-from parley_core.settings import BotSettings, SettingsError, load_settings
+from parley_core.logging import get_logger
+from parley_core.settings import BotSettings, settings_for_main
 
 
 @dataclass(frozen=True)
@@ -118,30 +118,22 @@ async def run(
     # keeps full collections (which otherwise pause the event loop for 50-150 ms) short.
     gc.collect()
     gc.freeze()
-    await runner.serve(
+    process = runner.BotProcess(
         settings=bot_settings,
+        lifecycle=lifecycle,
         dp=dp,
         bot=bot,
         engine=engine,
         llm=llm,
-        lifecycle=lifecycle,
-        recovery=services.recovery,
         turns=services.turns,
-        handle_signals=handle_signals,
+        recovery=services.recovery,
     )
+    await runner.serve(process, handle_signals=handle_signals)
 
 
 def main() -> int:
     """Run the bot; exit 2 on bad configuration, 1 when it could not run, 0 after a graceful stop."""
-    try:
-        bot_settings = load_settings(BotSettings)
-        missing = bot_settings.missing_for_start()
-        if missing:
-            raise SettingsError([f"{name} is required to run the bot" for name in missing])
-    except SettingsError as exc:
-        print(f"parley-bot: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(level=bot_settings.log_level, fmt=bot_settings.resolved_log_format)
+    bot_settings = settings_for_main(BotSettings, program="parley-bot")
     log = get_logger("parley_bot")
     try:
         asyncio.run(run(bot_settings))

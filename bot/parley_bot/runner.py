@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -128,26 +129,30 @@ async def _webhook(*, dp: Dispatcher, bot: Bot, settings: BotSettings, lifecycle
     # The webhook stays registered: other replicas keep serving it.
 
 
-async def serve(
-    *,
-    settings: BotSettings,
-    dp: Dispatcher,
-    bot: Bot,
-    engine: AsyncEngine,
-    llm: LLMClient,
-    lifecycle: Lifecycle,
-    recovery: Recovery,
-    turns: TurnRunner,
-    handle_signals: bool = True,
-) -> None:
+@dataclass(frozen=True)
+class BotProcess:
+    """What one bot process serves with and, at shutdown, closes in order."""
+
+    settings: BotSettings
+    lifecycle: Lifecycle
+    dp: Dispatcher
+    bot: Bot
+    engine: AsyncEngine
+    llm: LLMClient
+    turns: TurnRunner
+    recovery: Recovery
+
+
+async def serve(process: BotProcess, *, handle_signals: bool = True) -> None:
     """Serve until SIGTERM/SIGINT (or ``lifecycle.request_stop()``), then drain and close everything."""
-    app = create_health_app(lifecycle=lifecycle, engine=engine, settings=settings)
+    settings, lifecycle, dp, bot = process.settings, process.lifecycle, process.dp, process.bot
+    app = create_health_app(lifecycle=lifecycle, engine=process.engine, settings=settings)
     if handle_signals:
         install_signal_handlers(lifecycle)
     runner: web.AppRunner | None = None
     intake: PollingIntake | None = None
     try:
-        await recovery.start()
+        await process.recovery.start()
         if settings.bot_mode == "webhook":
             assert settings.telegram_webhook_secret is not None
             add_webhook_route(
@@ -165,17 +170,7 @@ async def serve(
             intake = await _poll(dp=dp, bot=bot, settings=settings, lifecycle=lifecycle)
     finally:
         lifecycle.draining = True
-        await _shutdown(
-            settings=settings,
-            bot=bot,
-            engine=engine,
-            llm=llm,
-            lifecycle=lifecycle,
-            runner=runner,
-            intake=intake,
-            recovery=recovery,
-            turns=turns,
-        )
+        await _shutdown(process, runner=runner, intake=intake)
 
 
 async def _start_http(app: web.Application, settings: BotSettings) -> web.AppRunner:
@@ -187,21 +182,13 @@ async def _start_http(app: web.Application, settings: BotSettings) -> web.AppRun
 
 
 async def _shutdown(
-    *,
-    settings: BotSettings,
-    bot: Bot,
-    engine: AsyncEngine,
-    llm: LLMClient,
-    lifecycle: Lifecycle,
-    runner: web.AppRunner | None,
-    intake: PollingIntake | None,
-    recovery: Recovery,
-    turns: TurnRunner,
+    process: BotProcess, *, runner: web.AppRunner | None, intake: PollingIntake | None
 ) -> None:
+    lifecycle = process.lifecycle
     log.info("shutdown_step", step="waiting for in-flight replies", inflight=len(lifecycle.inflight))
     # One budget for the whole drain, inside the pod's termination grace period.
-    deadline = time.monotonic() + settings.shutdown_timeout_seconds
-    still_running = await lifecycle.wait_idle(settings.shutdown_timeout_seconds)
+    deadline = time.monotonic() + process.settings.shutdown_timeout_seconds
+    still_running = await lifecycle.wait_idle(process.settings.shutdown_timeout_seconds)
     if still_running:
         log.warning("shutdown_step", step="cancelling unfinished replies", count=still_running)
         tasks = [task for task in lifecycle.inflight if not task.done()]
@@ -210,18 +197,18 @@ async def _shutdown(
         await asyncio.gather(*tasks, return_exceptions=True)
     else:
         log.info("shutdown_step", step="in-flight replies finished")
-    await turns.close(max(1.0, deadline - time.monotonic()))  # at least one batch of removals
+    await process.turns.close(max(1.0, deadline - time.monotonic()))  # at least one batch of removals
     if intake is not None:
         await intake.confirm()
     log.info("shutdown_step", step="giving back leases")
-    await recovery.stop()
+    await process.recovery.stop()
     log.info("shutdown_step", step="closing Telegram and LLM sessions")
-    await bot.session.close()
-    await llm.close()
+    await process.bot.session.close()
+    await process.llm.close()
     if runner is not None:
         log.info("shutdown_step", step="stopping HTTP server")
         await runner.cleanup()
     log.info("shutdown_step", step="closing database pool")
-    await engine.dispose()
+    await process.engine.dispose()
     log.info("bot_stopped")
     flush_logs()

@@ -10,8 +10,8 @@ import sys
 
 import kopf
 
-from parley_core.logging import configure_logging, flush_logs
-from parley_core.settings import OperatorSettings, SettingsError, load_settings
+from parley_core.logging import flush_logs
+from parley_core.settings import OperatorSettings, settings_for_main
 from parley_operator import handlers
 from parley_operator.model import FINALIZER, KOPF_PREFIX
 
@@ -46,12 +46,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
 
 def main() -> int:
     """Run the operator until SIGTERM/SIGINT; exit 2 on bad configuration."""
-    try:
-        settings = load_settings(OperatorSettings)
-    except SettingsError as exc:
-        print(f"parley-operator: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(level=settings.log_level, fmt=settings.resolved_log_format)
+    settings = settings_for_main(OperatorSettings, program="parley-operator")
     if settings.log_level != "DEBUG":
         # kopf logs every indexer and handler success, and aiohttp every liveness probe; the
         # operator logs what changed itself.

@@ -75,7 +75,8 @@ def test_runtime_stage_is_minimal_and_unprivileged(stages: dict[str, Stage], ser
             assert "apt-get install" not in command, f"{stage.name} installs packages: {command}"
         for copy in stage.values("COPY"):
             assert "--from=uv" not in copy, f"{stage.name} copies uv into the runtime image"
-    (user,) = stages[service].values("USER")
+    # The USER in effect: the last one of the nearest stage that sets one (the runtime base sets it).
+    user = next(stage.values("USER")[-1] for stage in final if stage.values("USER"))
     uid = user.split(":")[0]
     assert uid.isdigit(), "numeric, so runAsNonRoot can verify it"
     assert int(uid) >= 1000

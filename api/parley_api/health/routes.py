@@ -12,7 +12,7 @@ from importlib.metadata import version
 from fastapi import APIRouter, Response, status
 
 from parley_api.health.checks import check_schema
-from parley_api.health.schemas import DatabaseHealth, HealthPublic, PoolHealth, ReadinessPublic
+from parley_api.health.schemas import DatabaseHealth, HealthPublic, ReadinessPublic
 from parley_api.state import StateDep
 from parley_core.db import check_database, pool_stats
 
@@ -31,7 +31,7 @@ async def health(state: StateDep) -> HealthPublic:
         database=DatabaseHealth(
             status="up" if check.ok else "down", latency_ms=check.latency_ms, error=check.error
         ),
-        pool=PoolHealth(**pool_stats(state.engine).as_dict()),
+        pool=pool_stats(state.engine),
     )
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from parley_core.db import PoolStats
+
 # `ahead`: a newer build already migrated the database (a rolling upgrade in progress). Migrations
 # are written expand-then-contract, so this build keeps serving instead of dropping out of every
 # Service until the new pods are ready.
@@ -20,20 +22,6 @@ class DatabaseHealth(BaseModel):
     error: str | None = None
 
 
-class PoolHealth(BaseModel):
-    """Connection-pool counters of this process."""
-
-    size: int
-    max_overflow: int
-    capacity: int
-    checked_out: int
-    idle: int
-    open: int
-    overflow: int
-    available: int
-    utilization: float
-
-
 class HealthPublic(BaseModel):
     """Detailed process health; HTTP 200 whatever the database does."""
 
@@ -42,7 +30,7 @@ class HealthPublic(BaseModel):
     uptime_seconds: float
     draining: bool
     database: DatabaseHealth
-    pool: PoolHealth
+    pool: PoolStats
 
 
 class ReadinessPublic(BaseModel):

@@ -61,10 +61,7 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
         previews_enabled=previews_enabled,
         summary=SummaryPublic(**_summary(figures.summary).model_dump(), previous=_summary(figures.previous)),
         activity_timeline=[
-            TimelinePointPublic(
-                timestamp=p.timestamp, message_count=p.message_count, active_users=p.active_users
-            )
-            for p in figures.timeline
+            TimelinePointPublic.model_validate(p, from_attributes=True) for p in figures.timeline
         ],
         recent_dialogs=[
             RecentDialogPublic(
@@ -76,15 +73,7 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             )
             for d in figures.recent
         ],
-        top_users=[
-            TopUserPublic(
-                user_id=u.user_id,
-                total_messages=u.total_messages,
-                dialog_count=u.dialog_count,
-                last_activity=u.last_activity,
-            )
-            for u in figures.top
-        ],
+        top_users=[TopUserPublic.model_validate(u, from_attributes=True) for u in figures.top],
         llm_usage=LlmUsagePublic(
             requests=requests,
             fallback_count=fallbacks,

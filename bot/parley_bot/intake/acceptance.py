@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -24,6 +23,7 @@ from aiogram.types import TelegramObject, Update
 
 from parley_bot import metrics
 from parley_bot.lifecycle import Lifecycle
+from parley_bot.middlewares.handler import Handler
 from parley_core.db import is_database_unavailable
 from parley_core.logging import get_logger
 
@@ -89,12 +89,7 @@ class AcceptanceMiddleware(BaseMiddleware):
         self.memory_seconds = memory_seconds
         self._accepted: OrderedDict[int, float] = OrderedDict()
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         acceptance: Acceptance = data.setdefault("acceptance", Acceptance())
         seen_at = self._accepted.get(event.update_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -43,26 +44,18 @@ def _sender(update: Update) -> int | None:
     return user.id if user is not None else None
 
 
+@dataclass(kw_only=True, eq=False)
 class PollingIntake:
     """getUpdates -> accept each update -> confirm (the next offset) -> getUpdates ..."""
 
-    def __init__(
-        self,
-        *,
-        bot: Bot,
-        dp: Dispatcher,
-        lifecycle: Lifecycle,
-        polling_timeout: int,
-        backoff_max_seconds: float,
-        feed: Callable[[Update, Acceptance], Coroutine[Any, Any, Any]],
-    ) -> None:
-        self.bot = bot
-        self.dp = dp
-        self.lifecycle = lifecycle
-        self.polling_timeout = polling_timeout
-        self.backoff_max_seconds = backoff_max_seconds
-        self.feed = feed
-        self.offset: int | None = None  # every update below it is accepted and confirmed (or will be)
+    bot: Bot
+    dp: Dispatcher
+    lifecycle: Lifecycle
+    polling_timeout: int
+    backoff_max_seconds: float
+    feed: Callable[[Update, Acceptance], Coroutine[Any, Any, Any]]
+    # Every update below it is accepted and confirmed (or will be).
+    offset: int | None = field(default=None, init=False)
 
     async def run(self) -> None:
         """Poll until the process drains; raises only for a token Telegram rejects."""

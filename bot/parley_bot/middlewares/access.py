@@ -7,13 +7,13 @@ dropped.)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject
 
 from parley_bot import metrics
+from parley_bot.middlewares.handler import Handler
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import get_logger
@@ -31,12 +31,7 @@ class AccessMiddleware(BaseMiddleware):
         self.limiter = limiter
         self.output = output
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Message)
         user = event.from_user
         if user is None:

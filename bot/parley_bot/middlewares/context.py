@@ -6,13 +6,13 @@ the LLM call, so services open their own short transactions.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
 from parley_bot import metrics
+from parley_bot.middlewares.handler import Handler
 from parley_core.logging import bind_context, clear_context, get_logger
 
 log = get_logger(__name__)
@@ -21,12 +21,7 @@ log = get_logger(__name__)
 class UpdateContextMiddleware(BaseMiddleware):
     """Binds update/user/chat ids to every log line of the update."""
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         clear_context()
         message = event.message

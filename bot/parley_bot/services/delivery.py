@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.lifecycle import Lifecycle
-from parley_bot.services.database import persist
+from parley_bot.services.database import Statement, T, persist
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.splitting import split_markdown
 from parley_core.logging import get_logger
@@ -182,14 +182,15 @@ class Delivery:
             await self.output.delete(item.chat_id, message_id)
         return await self._done(user_id, item, release=release)
 
+    async def _persist(self, what: str, statement: Statement[T]) -> T:
+        return await persist(self.engine, statement, what=what, lifecycle=self.lifecycle)
+
     async def _record_part(self, user_id: int, item: OutboxItem, parts_delivered: int) -> bool:
-        return await persist(
-            self.engine,
+        return await self._persist(
+            "record_part",
             lambda conn: turns.record_part(
                 conn, user_id=user_id, holder=self.holder, outbox_id=item.id, parts_delivered=parts_delivered
             ),
-            what="record_part",
-            lifecycle=self.lifecycle,
         )
 
     async def _send(self, item: OutboxItem, index: int, part: str, previews: list[int]) -> None:
@@ -211,13 +212,11 @@ class Delivery:
             # needs to be known about "more work" here.
             self.delivered.add(item.id)
             return Delivered(more=False, released=False)
-        return await persist(
-            self.engine,
+        return await self._persist(
+            "record_delivery",
             lambda conn: turns.record_delivery(
                 conn, user_id=user_id, holder=self.holder, outbox_id=item.id, release=release
             ),
-            what="record_delivery",
-            lifecycle=self.lifecycle,
         )
 
     async def _postpone(self, user_id: int, item: OutboxItem, exc: Exception) -> None:
@@ -232,11 +231,9 @@ class Delivery:
         if isinstance(exc, TelegramRetryAfter):
             retry_in = max(retry_in, float(exc.retry_after))
         log.warning("reply_postponed", chat_id=item.chat_id, retry_in=retry_in, error=type(exc).__name__)
-        await persist(
-            self.engine,
+        await self._persist(
+            "postpone_delivery",
             lambda conn: turns.postpone_delivery(
                 conn, user_id=user_id, holder=self.holder, outbox_id=item.id, retry_in_seconds=retry_in
             ),
-            what="postpone_delivery",
-            lifecycle=self.lifecycle,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,27 +33,22 @@ RESUME_BATCH = 200  # users resumed per heartbeat at most
 PRUNE_EVERY_SECONDS = 3600.0
 
 
+@dataclass(kw_only=True, eq=False)
 class Recovery:
     """Heartbeat, resume of abandoned work, pruning."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        instance: Instance,
-        runner: TurnRunner,
-        lifecycle: Lifecycle,
-        settings: BotSettings,
-    ) -> None:
-        self.engine = engine
-        self.instance = instance
-        self.runner = runner
-        self.lifecycle = lifecycle
-        self.settings = settings
-        self._predecessors_forgotten = instance.mode != "polling"
-        self._failing = False
-        self._pruned_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+    engine: AsyncEngine
+    instance: Instance
+    runner: TurnRunner
+    lifecycle: Lifecycle
+    settings: BotSettings
+    _predecessors_forgotten: bool = field(init=False)
+    _failing: bool = field(default=False, init=False)
+    _pruned_at: float = field(default=0.0, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._predecessors_forgotten = self.instance.mode != "polling"
 
     async def start(self) -> None:
         """First heartbeat (and resume) now, then every BOT_HEARTBEAT_SECONDS in the background."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,27 +43,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(kw_only=True, eq=False)
 class TurnSteps:
     """The steps of one turn, for the worker of a user whose lease this process holds."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        settings: BotSettings,
-        lifecycle: Lifecycle,
-        holder: uuid.UUID,
-        delivery: Delivery,
-        answerer: Answerer,
-        on_last_delivery: LastDelivery,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.lifecycle = lifecycle
-        self.holder = holder
-        self.delivery = delivery
-        self.answerer = answerer
-        self.on_last_delivery = on_last_delivery
+    engine: AsyncEngine
+    settings: BotSettings
+    lifecycle: Lifecycle
+    holder: uuid.UUID
+    delivery: Delivery
+    answerer: Answerer
+    on_last_delivery: LastDelivery
 
     async def run(self, work: UserWork) -> bool:
         """One turn on ``work``; True when more work may wait (the lease is still held), False when done."""

@@ -1,7 +1,7 @@
 """Settings of Parley's services (pydantic-settings), with secrets optionally from Vault."""
 
 from parley_core.settings.api import ApiSettings
-from parley_core.settings.base import ParleySettings, load_settings
+from parley_core.settings.base import ParleySettings, load_settings, settings_for_main
 from parley_core.settings.bot import BotSettings
 from parley_core.settings.errors import SettingsError
 from parley_core.settings.operator import OperatorSettings
@@ -13,4 +13,5 @@ __all__ = [
     "ParleySettings",
     "SettingsError",
     "load_settings",
+    "settings_for_main",
 ]

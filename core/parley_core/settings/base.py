@@ -6,6 +6,7 @@ only), environment variables, `.env`, defaults.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -119,6 +120,10 @@ class ParleySettings(BaseSettings):
             database=self.db_name,
         )
 
+    def missing_for_start(self) -> list[str]:
+        """Variables that may be unset for tooling but are needed to run the service."""
+        return []
+
     def secret_values(self) -> list[str]:
         """Every secret this process holds, for the log redactor."""
         values = [
@@ -160,4 +165,18 @@ def load_settings(settings_cls: type[SettingsT], **overrides: Any) -> SettingsT:
         raise SettingsError([f"cannot read secrets from Vault: {exc}"]) from None
     for value in settings.secret_values():
         parley_logging.secrets.add(value)
+    return settings
+
+
+def settings_for_main(settings_cls: type[SettingsT], *, program: str) -> SettingsT:
+    """Settings and logging for a service's ``main()``; bad configuration ends the process with exit 2."""
+    try:
+        settings = load_settings(settings_cls)
+        missing = settings.missing_for_start()
+        if missing:
+            raise SettingsError([f"{name} is required to run {program}" for name in missing])
+    except SettingsError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    parley_logging.configure_logging(level=settings.log_level, fmt=settings.resolved_log_format)
     return settings
