@@ -13,8 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parley_testing.waiting import WaitTimeoutError, wait_for
+
 STOP_TIMEOUT = 20.0
 LOG_TAIL_LINES = 30
+
+
+class _ExitedError(Exception):
+    """The daemon stopped while something waited for it (waiting longer cannot help)."""
 
 
 class NodeError(RuntimeError):
@@ -121,24 +127,22 @@ class Daemon:
 
     def wait_until(self, check: Callable[[], bool], what: str, timeout: float) -> None:
         """Poll `check` until it is true; fail with the log's tail if the process dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        last_error = ""
-        while time.monotonic() < deadline:
+
+        def probe() -> bool:
             if not self.running():
-                raise NodeError(
-                    f"{self.name} exited before {what}; last lines of {self.log_path}:\n"
-                    f"{log_tail(self.log_path)}"
-                )
-            try:
-                if check():
-                    return
-            except (OSError, subprocess.SubprocessError, NodeError) as exc:
-                last_error = f" ({type(exc).__name__}: {exc})"
-            time.sleep(0.5)
-        raise NodeError(
-            f"{self.name} not {what} after {timeout:.0f}s{last_error}; last lines of {self.log_path}:\n"
-            f"{log_tail(self.log_path)}"
-        )
+                raise _ExitedError(f"{self.name} exited before {what}")
+            return check()
+
+        try:
+            wait_for(
+                probe,
+                f"{self.name} {what}",
+                timeout=timeout,
+                interval=0.5,
+                retry_on=(OSError, subprocess.SubprocessError, NodeError),
+            )
+        except (_ExitedError, WaitTimeoutError) as exc:
+            raise NodeError(f"{exc}; last lines of {self.log_path}:\n{log_tail(self.log_path)}") from None
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
