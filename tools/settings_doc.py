@@ -11,7 +11,13 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from parley_core.settings import ApiSettings, BotSettings, OperatorSettings, ParleySettings
+from parley_core.settings import (
+    ApiSettings,
+    BotSettings,
+    MigrationSettings,
+    OperatorSettings,
+    ParleySettings,
+)
 from parley_core.settings.sources import secret_field_names
 from parley_core.vault import VaultSettings
 
@@ -25,6 +31,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
     ("API (`parley_api`)", ApiSettings, ParleySettings),
     ("Bot (`parley_bot`)", BotSettings, ParleySettings),
     ("Operator (`parley_operator`)", OperatorSettings, ParleySettings),
+    ("Migration (`alembic upgrade head`)", MigrationSettings, ParleySettings),
 ]
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -9,6 +14,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from parley_core import schema
 from parley_core.metadata import metadata
+from parley_testing.waiting import wait_for
+from tests.support.postgres import DedicatedPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TABLES = {
     "users",
@@ -84,3 +93,64 @@ async def test_history_index_is_partial(database_url: str) -> None:
     assert definition is not None
     assert "(user_id, created_at DESC)" in definition
     assert "WHERE (deleted_at IS NULL)" in definition
+
+
+def _alembic_upgrade(database_url: str, wait_seconds: float, log: Path) -> subprocess.Popen[bytes]:
+    """`alembic upgrade head` as the chart's migration Job runs it, its output in ``log``."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATABASE_URL": database_url,
+        "MIGRATIONS_WAIT_SECONDS": str(wait_seconds),
+        "LOG_FORMAT": "json",
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_the_migration_waits_for_a_database_that_is_still_starting(
+    dedicated_postgres: DedicatedPostgres, tmp_path: Path
+) -> None:
+    dedicated_postgres.server.create_database("fresh")
+    url = dedicated_postgres.server.url("fresh")
+    dedicated_postgres.stop()
+    log = tmp_path / "migration.log"
+    migration = _alembic_upgrade(url, wait_seconds=120, log=log)
+    try:
+        wait_for(lambda: "migrations_waiting_for_database" in log.read_text(), what="the migration to wait")
+        assert migration.poll() is None, log.read_text()
+        dedicated_postgres.start()
+        assert migration.wait(timeout=60) == 0, log.read_text()
+    finally:
+        migration.kill()
+    engine = create_async_engine(url)
+    try:
+        assert await schema.is_at_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_the_migration_gives_up_at_its_deadline(
+    dedicated_postgres: DedicatedPostgres, tmp_path: Path
+) -> None:
+    dedicated_postgres.stop()
+    log = tmp_path / "migration.log"
+    migration = _alembic_upgrade(dedicated_postgres.url, wait_seconds=0, log=log)
+    assert migration.wait(timeout=60) != 0
+    assert "ConnectionRefusedError" in log.read_text()
+
+
+def test_the_migration_does_not_wait_for_a_database_that_does_not_exist(
+    dedicated_postgres: DedicatedPostgres, tmp_path: Path
+) -> None:
+    log = tmp_path / "migration.log"
+    migration = _alembic_upgrade(dedicated_postgres.server.url("missing"), wait_seconds=120, log=log)
+    assert migration.wait(timeout=60) != 0
+    output = log.read_text()
+    assert "InvalidCatalogNameError" in output
+    assert "migrations_waiting_for_database" not in output
