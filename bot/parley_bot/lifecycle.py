@@ -98,12 +98,11 @@ class PollingHeartbeat(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        polls = isinstance(method, GetUpdates)  # a flag, not narrowing: make_request wants the generic
-        if not polls:
-            return await make_request(bot, method)
         try:
             response = await make_request(bot, method)
         finally:
-            self.lifecycle.last_poll_at = time.monotonic()
-        metrics.BOT_LAST_SUCCESSFUL_POLL.set_to_current_time()
+            if isinstance(method, GetUpdates):
+                self.lifecycle.last_poll_at = time.monotonic()
+        if isinstance(method, GetUpdates):
+            metrics.BOT_LAST_SUCCESSFUL_POLL.set_to_current_time()
         return response

@@ -19,6 +19,8 @@ import collections
 import contextlib
 import time
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 from aiogram.exceptions import (
     TelegramBadRequest,
@@ -182,8 +184,9 @@ class Delivery:
             await self.output.delete(item.chat_id, message_id)
         return await self._done(user_id, item, release=release)
 
-    async def _persist(self, what: str, statement: Statement[T]) -> T:
-        return await persist(self.engine, statement, what=what, lifecycle=self.lifecycle)
+    def _persist(self, what: str, statement: Statement[T]) -> Coroutine[Any, Any, T]:
+        # Hands back persist's own coroutine: no extra frame on the delivery path.
+        return persist(self.engine, statement, what=what, lifecycle=self.lifecycle)
 
     async def _record_part(self, user_id: int, item: OutboxItem, parts_delivered: int) -> bool:
         return await self._persist(
