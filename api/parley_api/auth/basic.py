@@ -124,11 +124,10 @@ class Authenticator:
             await passwords.verify_password_async(password, await self._dummy(), executor=self._bcrypt)
             log.info("auth_failed", reason="unknown username")
             return None
-        matched = await self._shared_check(key, password, record.password_hash, username, address)
+        matched = await self._shared_check(key, password, record, address)
         if not matched or not record.is_active:
             log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
             return None
-        self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
         return AuthenticatedUser(id=record.id, username=record.username)
 
     def _renew_soon(self, key: bytes, password: str, record: ApiUserRecord) -> None:
@@ -151,19 +150,25 @@ class Authenticator:
 
         self._renewals[check_key] = asyncio.get_running_loop().create_task(renew())
 
-    async def _shared_check(
-        self, key: bytes, password: str, password_hash: str, username: str, address: str
-    ) -> bool:
-        """One bcrypt check per credential and row at a time; the first request reserves and runs it."""
+    async def _shared_check(self, key: bytes, password: str, record: ApiUserRecord, address: str) -> bool:
+        """One bcrypt check per credential and row at a time; the first request reserves and runs it.
+
+        A match is cached inside the shared check, before its waiters resume: a request that
+        arrives between the check's end and its first waiter's turn then finds the entry instead
+        of starting a second bcrypt check. (Whether the account is active is read on every use.)
+        """
 
         async def check() -> bool:
-            await self.throttle.reserve(username, address)
-            matched = await passwords.verify_password_async(password, password_hash, executor=self._bcrypt)
+            await self.throttle.reserve(record.username, address)
+            matched = await passwords.verify_password_async(
+                password, record.password_hash, executor=self._bcrypt
+            )
             if matched:  # once per check, not once per request that waited for it
-                await self.throttle.forgive(username)
+                self.cache.put(key, user_id=record.id, password_hash=record.password_hash)
+                await self.throttle.forgive(record.username)
             return matched
 
-        return await self._checks.run((key, self.cache.tag(password_hash)), check)
+        return await self._checks.run((key, self.cache.tag(record.password_hash)), check)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
