@@ -30,6 +30,11 @@ TELEGRAM_MESSAGES_SENT = Counter("telegram_messages_sent_total", "Messages the b
 LLM_TOKENS = Counter(
     "llm_tokens_total", "Tokens used, by model and kind (prompt/completion).", ["model", "kind"]
 )
+LLM_COST = Counter(
+    "llm_cost_usd_total",
+    "US dollars spent, by model: the gateway's reported cost, else the LLM_PRICES estimate.",
+    ["model"],
+)
 LLM_CIRCUIT_OPEN = Gauge("llm_circuit_open", "1 while the model's circuit breaker skips it.", ["model"])
 BOT_REPLY_DURATION = Histogram(
     "bot_reply_duration_seconds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     func,
@@ -128,6 +130,8 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # US dollars: the gateway's reported cost, else the bot's price table; NULL when neither knew.
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(16, 10))
     # A question whose turn ended without an answer (models unavailable, waited too long): kept for
     # the stats, left out of the history the model reads.
     unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

@@ -8,6 +8,7 @@ never served.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -20,7 +21,8 @@ from parley_core.stats.queries import (
     SummaryFigures,
     TimelinePoint,
     TopUserFigures,
-    _truncate,
+    model_usage,
+    truncate_preview,
 )
 
 _LIVE = "deleted_at IS NULL AND created_at >= :{p}start AND created_at < :{p}end"
@@ -78,7 +80,8 @@ def recent_dialogs_query(
 
     def parse(rows: Sequence[Any]) -> list[DialogFigures]:
         return [
-            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
+            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], truncate_preview(r[4], preview_length))
+            for r in rows
         ]
 
     return StatsQuery("baseline_recent_dialogs", text(sql), _params(window) | {"limit": limit}, parse)
@@ -88,12 +91,12 @@ def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFig
     """Users by message count in the window."""
     sql = f"""
       SELECT user_id, count(*) AS total, count(DISTINCT date_trunc('day', created_at, 'UTC')),
-             max(created_at)
+             max(created_at), coalesce(sum(cost_usd), 0)
         FROM messages WHERE {_LIVE.format(p="")}
        GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit"""
 
     def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
-        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3], Decimal(r[4])) for r in rows]
 
     return StatsQuery("baseline_top_users", text(sql), _params(window) | {"limit": limit}, parse)
 
@@ -102,11 +105,12 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     """Assistant answers per model."""
     sql = f"""
       SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
-             sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms)
+             sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms),
+             coalesce(sum(cost_usd), 0), count(cost_usd)
         FROM messages WHERE {_LIVE.format(p="")} AND role = 'assistant' AND model IS NOT NULL
        GROUP BY model ORDER BY count(*) DESC, model"""
 
     def parse(rows: Sequence[Any]) -> list[ModelUsage]:
-        return [ModelUsage(str(r[0]), *(int(value) for value in r[1:])) for r in rows]
+        return [model_usage(r) for r in rows]
 
     return StatsQuery("baseline_llm_usage", text(sql), _params(window), parse)

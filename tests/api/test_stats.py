@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -45,13 +46,13 @@ async def _add_message(
             {"u": user_id, "at": at - timedelta(days=1)},
         )
         columns = {"role": "user", "model": None, "fallback_used": False, "latency_ms": None,
-                   "prompt_tokens": None, "completion_tokens": None, **extra}  # fmt: skip
+                   "prompt_tokens": None, "completion_tokens": None, "cost_usd": None, **extra}  # fmt: skip
         await conn.execute(
             text(
                 "INSERT INTO messages (id, user_id, role, content, content_length, model, fallback_used,"
-                " latency_ms, prompt_tokens, completion_tokens, created_at)"
+                " latency_ms, prompt_tokens, completion_tokens, cost_usd, created_at)"
                 " VALUES (:id, :u, :role, :c, :len, :model, :fallback_used, :latency_ms, :prompt_tokens,"
-                " :completion_tokens, :at)"
+                " :completion_tokens, :cost_usd, :at)"
             ),
             {"id": uuid.uuid4(), "u": user_id, "c": content, "len": len(content), "at": at, **columns},
         )
@@ -162,6 +163,33 @@ async def test_figures_of_a_small_conversation(stats_client: httpx.AsyncClient, 
     week = (await stats_client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)).json()
     assert week["summary"]["total_messages"] == 6
     assert week["summary"]["active_dialogs"] == 3
+
+
+async def test_costs_per_model_and_per_user(stats_client: httpx.AsyncClient, db: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    answer: dict[str, Any] = {"role": "assistant", "prompt_tokens": 10, "completion_tokens": 20}
+    await _add_message(db, 1, now - timedelta(minutes=30), model="m-a", cost_usd=Decimal("0.0012"), **answer)
+    await _add_message(db, 1, now - timedelta(minutes=20), model="m-a", cost_usd=Decimal("0.0003"), **answer)
+    await _add_message(db, 1, now - timedelta(minutes=15), model="m-a", **answer)  # a cost nobody knew
+    await _add_message(db, 2, now - timedelta(minutes=10), model="m-b", cost_usd=Decimal("0.02"), **answer)
+    await _add_message(db, 2, now - timedelta(minutes=9), "and a question")
+    await _add_message(db, 3, now - timedelta(days=3), model="m-b", cost_usd=Decimal("5"), **answer)  # older
+
+    body = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+
+    usage = body["llm_usage"]
+    assert usage["cost_usd"] == 0.0215
+    by_model = {m["model"]: (m["requests"], m["priced_requests"], m["cost_usd"]) for m in usage["models"]}
+    assert by_model == {"m-a": (3, 2, 0.0015), "m-b": (1, 1, 0.02)}
+    by_user = {u["user_id"]: u["cost_usd"] for u in body["top_users"]}
+    assert by_user == {1: 0.0015, 2: 0.02}
+
+    # A soft-deleted answer (/reset) leaves the figures, its cost too.
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE messages SET deleted_at = now() WHERE user_id = 2"))
+    body = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+    assert body["llm_usage"]["cost_usd"] == 0.0015
+    assert [(u["user_id"], u["cost_usd"]) for u in body["top_users"]] == [(1, 0.0015)]
 
 
 async def test_a_new_message_counts_at_once(stats_client: httpx.AsyncClient, db: AsyncEngine) -> None:

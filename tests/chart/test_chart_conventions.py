@@ -60,11 +60,14 @@ def test_every_value_is_documented_with_param() -> None:
 
 
 def schema_problems(schema: dict[str, Any], path: str = "") -> list[str]:
-    """Objects in the schema that accept unknown keys (other than free-form string maps)."""
+    """Objects in the schema that accept unknown keys (other than free-form string maps, and maps
+    whose keys are the user's but whose entries are closed records, like model -> price)."""
     problems = []
     if schema.get("type") == "object":
         extra = schema.get("additionalProperties")
         name = path.rsplit(".", 1)[-1]
+        if isinstance(extra, dict) and extra.get("type") == "object":
+            return schema_problems(extra, f"{path}.*")
         if name in FREE_MAPS:
             # User keys (string maps) or a Kubernetes API type the API server validates (affinity).
             return [] if extra in ({"type": "string"}, False) else [path]

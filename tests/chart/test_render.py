@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -669,3 +670,19 @@ def test_production_memory_requests_equal_limits(render: RenderFn) -> None:
     for name in ("parley-api", "parley-bot"):
         resources = containers(rendered.get("Deployment", name))[0]["resources"]
         assert resources["requests"]["memory"] == resources["limits"]["memory"], name
+
+
+def test_the_migration_waits_for_the_database(render: RenderFn) -> None:
+    """The first install's Job waits for the bundled PostgreSQL instead of failing until it is up."""
+    assert render().get("ConfigMap", "parley-migrations")["data"]["MIGRATIONS_WAIT_SECONDS"] == "180"
+    shorter = render(sets=["migrations.waitSeconds=30"])
+    assert shorter.get("ConfigMap", "parley-migrations")["data"]["MIGRATIONS_WAIT_SECONDS"] == "30"
+
+
+def test_llm_prices_reach_the_bot_as_json(render: RenderFn, render_error: FailFn) -> None:
+    assert "LLM_PRICES" not in render().get("ConfigMap", "parley-bot")["data"]
+    priced = render(values=["dev", "llm-prices"])
+    prices = json.loads(priced.get("ConfigMap", "parley-bot")["data"]["LLM_PRICES"])
+    assert prices == {"openai/gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}
+    assert "completion" in render_error(sets=["bot.llm.prices.m.prompt=1"])
+    assert "input" in render_error(sets=["bot.llm.prices.m.input=1", "bot.llm.prices.m.completion=1"])

@@ -110,3 +110,27 @@ def test_a_deadline_that_leaves_the_fallback_no_time_is_refused(monkeypatch: pyt
 def test_heartbeats_must_fit_the_staleness_window() -> None:
     with pytest.raises(SettingsError, match="BOT_INSTANCE_STALE_SECONDS"):
         load_settings(BotSettings, bot_heartbeat_seconds=10, bot_instance_stale_seconds=20)
+
+
+def test_prices_come_as_json_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_PRICES", '{"openai/gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}')
+
+    price = load_settings(BotSettings).llm_prices["openai/gpt-4o-mini"]
+
+    assert price.cost(prompt_tokens=1_000_000, completion_tokens=500_000) == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"m": {"prompt": -1, "completion": 1}}',
+        '{"m": {"prompt": 1}}',
+        '{"m": {"input": 1, "output": 2}}',
+        "[1]",
+    ],
+)
+def test_a_malformed_price_table_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LLM_PRICES", value)
+
+    with pytest.raises(SettingsError, match="LLM_PRICES"):
+        load_settings(BotSettings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -53,6 +54,11 @@ def _moment(rng: random.Random) -> datetime:
     return NOW - timedelta(seconds=rng.random() * 70 * 86400)
 
 
+def _cost(rng: random.Random) -> Decimal | None:
+    """An answer's cost as the column stores it (10 decimal places), unknown for some answers."""
+    return None if rng.random() < 0.25 else Decimal(rng.randint(1, 10**8)) / 10**10
+
+
 async def _insert_random(conn: AsyncConnection, rng: random.Random, users: list[int], count: int) -> None:
     for _ in range(count):
         role = rng.choice(["user", "assistant"])
@@ -60,15 +66,15 @@ async def _insert_random(conn: AsyncConnection, rng: random.Random, users: list[
         await conn.execute(
             text(
                 "INSERT INTO messages (id, user_id, role, content, content_length, model, prompt_tokens,"
-                " completion_tokens, latency_ms, fallback_used, created_at)"
-                " VALUES (:id, :u, :role, :c, :len, :model, :pt, :ct, :lat, :fb, :at)"
+                " completion_tokens, latency_ms, fallback_used, cost_usd, created_at)"
+                " VALUES (:id, :u, :role, :c, :len, :model, :pt, :ct, :lat, :fb, :cost, :at)"
             ),
             {
                 "id": uuid.uuid4(), "u": rng.choice(users), "role": role, "c": content, "len": len(content),
                 "model": rng.choice(MODELS) if role == "assistant" else None,
                 "pt": rng.randint(1, 500), "ct": rng.randint(1, 500),
                 "lat": rng.choice([None, rng.randint(100, 5000)]), "fb": rng.random() < 0.2,
-                "at": _moment(rng),
+                "cost": _cost(rng) if role == "assistant" else None, "at": _moment(rng),
             },
         )  # fmt: skip
 

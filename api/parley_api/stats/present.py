@@ -48,6 +48,8 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             fallback_count=m.fallback_count,
             fallback_share=_ratio(m.fallback_count, m.requests),
             avg_latency_ms=round(m.latency_sum_ms / m.latency_count, 1) if m.latency_count else None,
+            cost_usd=float(m.cost_usd),
+            priced_requests=m.cost_count,
         )
         for m in figures.models
     ]
@@ -78,6 +80,7 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             requests=requests,
             fallback_count=fallbacks,
             fallback_share=_ratio(fallbacks, requests),
+            cost_usd=float(sum(m.cost_usd for m in figures.models)),
             models=models,
         ),
     )

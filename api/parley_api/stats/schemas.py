@@ -25,6 +25,11 @@ UtcDatetime = Annotated[
     Field(json_schema_extra={"format": "date-time", "examples": ["2026-11-26T14:00:00Z"]}),
 ]
 Count = Annotated[int, Field(ge=0)]
+Dollars = Annotated[
+    float,
+    Field(ge=0, description="US dollars (Parley): of the answers whose cost is known."),
+    PlainSerializer(lambda value: round(value, 6), return_type=float),
+]
 
 
 class SummaryFiguresPublic(BaseModel):
@@ -70,6 +75,7 @@ class TopUserPublic(BaseModel):
     total_messages: Count
     dialog_count: Count = Field(description="Distinct UTC days with activity in the period.")
     last_activity: UtcDatetime
+    cost_usd: Dollars
 
 
 class ModelUsagePublic(BaseModel):
@@ -83,6 +89,10 @@ class ModelUsagePublic(BaseModel):
     fallback_count: Count
     fallback_share: float = Field(ge=0, le=1, description="Share of these answers given as fallback.")
     avg_latency_ms: float | None = Field(ge=0, description="Mean LLM latency; null when unknown.")
+    cost_usd: Dollars
+    priced_requests: Count = Field(
+        description="Answers whose cost is known (the gateway reported it or LLM_PRICES has the model)."
+    )
 
 
 class LlmUsagePublic(BaseModel):
@@ -91,6 +101,7 @@ class LlmUsagePublic(BaseModel):
     requests: Count
     fallback_count: Count
     fallback_share: float = Field(ge=0, le=1)
+    cost_usd: Dollars
     models: list[ModelUsagePublic]
 
 

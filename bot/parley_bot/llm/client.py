@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from parley_bot import metrics
@@ -36,7 +37,7 @@ from parley_bot.llm.types import (
     PartialCallback,
 )
 from parley_core.logging import get_logger
-from parley_core.settings import BotSettings
+from parley_core.settings import BotSettings, ModelPrice
 
 log = get_logger(__name__)
 
@@ -84,12 +85,14 @@ class LLMClient:
         breaker_failures: int,
         breaker_cooldown_seconds: float,
         max_completion_tokens: int | None = None,
+        prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         self._gateway = Gateway(
             api_key=api_key,
             base_url=base_url,
             timeout_seconds=policy.timeout_seconds,
             max_completion_tokens=max_completion_tokens,
+            prices=prices,
         )
         self.models = [primary_model] if fallback_model == primary_model else [primary_model, fallback_model]
         self.policy = policy
@@ -118,6 +121,7 @@ class LLMClient:
             breaker_failures=settings.llm_breaker_failures,
             breaker_cooldown_seconds=settings.llm_breaker_cooldown_seconds,
             max_completion_tokens=settings.llm_max_completion_tokens,
+            prices=settings.llm_prices,
         )
 
     async def close(self) -> None:
@@ -145,7 +149,7 @@ class LLMClient:
             reserve = 0.0 if is_last else self.policy.timeout_seconds  # the fallback's one attempt
             answer = await self._try_model(model, breaker, run, on_partial, budget_end=run.deadline - reserve)
             if answer is not None:
-                text, prompt_tokens, completion_tokens = answer
+                text, prompt_tokens, completion_tokens, cost_usd = answer
                 latency_ms = round((time.perf_counter() - run.started) * 1000)
                 log.info(
                     "llm_answered",
@@ -153,6 +157,7 @@ class LLMClient:
                     latency_ms=latency_ms,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
+                    cost_usd=cost_usd,
                     fallback_used=index > 0,
                 )
                 return Completion(
@@ -163,6 +168,7 @@ class LLMClient:
                     latency_ms=latency_ms,
                     fallback_used=index > 0,
                     trimmed_messages=run.trimmed,
+                    cost_usd=cost_usd,
                 )
         raise LLMUnavailableError(run.last_error)
 

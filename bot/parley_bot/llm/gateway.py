@@ -1,4 +1,8 @@
-"""One request to the gateway's /chat/completions, plain or streamed, and the tokens it used.
+"""One request to the gateway's /chat/completions, plain or streamed, and the tokens and cost it used.
+
+The cost is the gateway's own figure when it reports one (OpenRouter puts ``usage.cost``, in credits
+= US dollars, into every response and into a stream's last chunk); otherwise the price table
+(LLM_PRICES) turns the token counts into dollars; a model in neither has no cost.
 
 The SDK's generic ``chat.completions.create`` re-validates every argument against its TypedDicts
 (about 18 ms of CPU per call in openai 3.x, the bot's biggest cost under load). ``post`` is the
@@ -8,14 +12,17 @@ SDK's own all the same. The SDK's retries are off (``max_retries=0``): the clien
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from parley_bot import metrics
 from parley_bot.llm.failures import EmptyAnswerError
 from parley_bot.llm.types import ChatMessage, PartialCallback
+from parley_core.settings import ModelPrice
 
 
 class ModelAnswer(NamedTuple):
@@ -24,13 +31,20 @@ class ModelAnswer(NamedTuple):
     text: str
     prompt_tokens: int | None
     completion_tokens: int | None
+    cost_usd: float | None
 
 
 class Gateway:
     """Sends chat completion requests to one OpenAI-compatible gateway."""
 
     def __init__(
-        self, *, api_key: str, base_url: str, timeout_seconds: float, max_completion_tokens: int | None
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout_seconds: float,
+        max_completion_tokens: int | None,
+        prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         # aiohttp as the SDK's transport (the `openai[aiohttp]` extra): httpx's connection pool checks
         # every pooled connection on each request, which with hundreds of conversations in flight
@@ -43,6 +57,7 @@ class Gateway:
             http_client=DefaultAioHttpClient(timeout=timeout_seconds),
         )
         self.max_completion_tokens = max_completion_tokens
+        self.prices = dict(prices or {})
 
     async def close(self) -> None:
         """Close the HTTP connections."""
@@ -71,10 +86,7 @@ class Gateway:
         text = (response.choices[0].message.content or "") if response.choices else ""
         if not text.strip():
             raise EmptyAnswerError
-        usage = response.usage
-        return _counted(
-            model, text, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
-        )
+        return self._counted(model, text, response.usage)
 
     async def stream(
         self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
@@ -89,26 +101,40 @@ class Gateway:
             stream_cls=AsyncStream[ChatCompletionChunk],
         )
         parts: list[str] = []
-        prompt_tokens = completion_tokens = None
+        usage: CompletionUsage | None = None
         async with stream:
             async for chunk in stream:
                 if chunk.usage is not None:
-                    prompt_tokens, completion_tokens = (
-                        chunk.usage.prompt_tokens,
-                        chunk.usage.completion_tokens,
-                    )
+                    usage = chunk.usage
                 if chunk.choices and chunk.choices[0].delta.content:
                     parts.append(chunk.choices[0].delta.content)
                     await on_partial("".join(parts))
         text = "".join(parts)
         if not text.strip():
             raise EmptyAnswerError
-        return _counted(model, text, prompt_tokens, completion_tokens)
+        return self._counted(model, text, usage)
 
+    def _counted(self, model: str, text: str, usage: CompletionUsage | None) -> ModelAnswer:
+        """The answer with its tokens and cost, counted in the metrics."""
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
+        if prompt_tokens:
+            metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
+        if completion_tokens:
+            metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
+        cost = self._cost(model, usage)
+        if cost:
+            metrics.LLM_COST.labels(model=model).inc(cost)
+        return ModelAnswer(text, prompt_tokens, completion_tokens, cost)
 
-def _counted(model: str, text: str, prompt_tokens: int | None, completion_tokens: int | None) -> ModelAnswer:
-    if prompt_tokens:
-        metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
-    if completion_tokens:
-        metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
-    return ModelAnswer(text, prompt_tokens, completion_tokens)
+    def _cost(self, model: str, usage: CompletionUsage | None) -> float | None:
+        """The gateway's reported cost, else the price table's; None when neither knows."""
+        if usage is None:
+            return None
+        reported = (usage.model_extra or {}).get("cost")
+        if isinstance(reported, int | float) and not isinstance(reported, bool) and reported >= 0:
+            return float(reported)
+        price = self.prices.get(model)
+        if price is None:
+            return None
+        return price.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)

@@ -32,6 +32,7 @@ class Completion:
     latency_ms: int
     fallback_used: bool
     trimmed_messages: int = 0
+    cost_usd: float | None = None
 
 
 class LLMUnavailableError(RuntimeError):

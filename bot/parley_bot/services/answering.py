@@ -94,6 +94,7 @@ class Answerer:
                 completion_tokens=completion.completion_tokens,
                 latency_ms=completion.latency_ms,
                 fallback_used=completion.fallback_used,
+                cost_usd=completion.cost_usd,
             )
         reply = ReplyDraft(
             chat_id,

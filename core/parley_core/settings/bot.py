@@ -5,13 +5,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from parley_core.settings.base import ParleySettings
 
 # What Telegram accepts as a webhook secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class ModelPrice(BaseModel):
+    """What a model costs, in US dollars per million tokens (the unit gateways publish prices in)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: float = Field(ge=0, description="US dollars per million prompt (input) tokens.")
+    completion: float = Field(ge=0, description="US dollars per million completion (output) tokens.")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """US dollars for one request of these token counts."""
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
 
 
 class BotSettings(ParleySettings):
@@ -108,6 +121,13 @@ class BotSettings(ParleySettings):
     )
     llm_max_completion_tokens: int | None = Field(
         default=None, ge=1, description="max_tokens of one answer; unset leaves it to the model."
+    )
+    llm_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON: model -> `{"prompt": ..., "completion": ...}` in US dollars per million '
+        "tokens. An answer's cost is the gateway's own figure (OpenRouter reports `usage.cost` with "
+        "every response); this table prices answers of gateways that report tokens only. A model "
+        "in neither has no cost recorded.",
     )
 
     stream_replies: Literal["auto", "draft", "edit", "off"] = Field(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import TextClause, text
@@ -68,6 +69,7 @@ class TopUserFigures:
     total_messages: int
     dialog_count: int
     last_activity: datetime
+    cost_usd: Decimal  # of the user's answers in the window whose cost is known
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,24 @@ class ModelUsage:
     fallback_count: int
     latency_sum_ms: int
     latency_count: int
+    cost_usd: Decimal
+    cost_count: int  # answers whose cost is known
+
+
+def model_usage(row: Sequence[Any]) -> ModelUsage:
+    """A ModelUsage from a row of model, requests, tokens, fallbacks, latency and cost columns."""
+    model, requests, prompt, completion, fallbacks, latency_sum, latency_count, cost, cost_count = row
+    return ModelUsage(
+        model=str(model),
+        requests=int(requests),
+        prompt_tokens=int(prompt),
+        completion_tokens=int(completion),
+        fallback_count=int(fallbacks),
+        latency_sum_ms=int(latency_sum),
+        latency_count=int(latency_count),
+        cost_usd=Decimal(cost),
+        cost_count=int(cost_count),
+    )
 
 
 def _window_params(window: Window, prefix: str = "") -> dict[str, Any]:
@@ -183,14 +203,16 @@ def recent_dialogs_query(
 
     def parse(rows: Sequence[Any]) -> list[DialogFigures]:
         return [
-            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], _truncate(r[4], preview_length)) for r in rows
+            DialogFigures(int(r[0]), int(r[1]), r[2], r[3], truncate_preview(r[4], preview_length))
+            for r in rows
         ]
 
     params = _window_params(window) | {"scan": scan, "limit": limit, "preview_length": preview_length}
     return StatsQuery("recent_dialogs", text(sql), params, parse)
 
 
-def _truncate(content: str | None, length: int | None) -> str | None:
+def truncate_preview(content: str | None, length: int | None) -> str | None:
+    """The start of a message for a preview: ``length`` characters at most, "…" when cut; None when off."""
     if content is None or not length:
         return None
     return content if len(content) <= length else content[: length - 1].rstrip() + "…"
@@ -212,11 +234,12 @@ def advance_window_query(window: Window) -> StatsQuery[bool]:
 # writer whose clock runs ahead) — so the days and the last activity of a user do the same: a user whose
 # only messages lie ahead still has a last activity, never none.
 _TOP_FROM_TOTALS = """
-    SELECT t.user_id, t.total, d.days, d.last_activity
+    SELECT t.user_id, t.total, d.days, d.last_activity, d.cost_usd
       FROM (SELECT user_id, total FROM stats_window_totals
              WHERE kind = :kind AND total > 0 ORDER BY total DESC, user_id LIMIT :limit) AS t
      CROSS JOIN LATERAL (
-       SELECT count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days, max(last_at) AS last_activity
+       SELECT count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days, max(last_at) AS last_activity,
+              sum(cost_usd) AS cost_usd
          FROM stats_user_buckets
         WHERE granularity = :g AND user_id = t.user_id AND bucket >= :start) AS d
      WHERE d.last_activity IS NOT NULL
@@ -225,7 +248,7 @@ _TOP_FROM_TOTALS = """
 
 _TOP_AGGREGATED = """
     SELECT user_id, sum(message_count) AS total, count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days,
-           max(last_at) AS last_activity
+           max(last_at) AS last_activity, sum(cost_usd) AS cost_usd
       FROM stats_user_buckets
      WHERE granularity = :g AND bucket >= :start AND bucket < :end
      GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit
@@ -240,7 +263,7 @@ def top_users_query(window: Window, *, limit: int, tracked: bool = True) -> Stat
     """
 
     def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
-        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+        return [TopUserFigures(int(r[0]), int(r[1]), int(r[2]), r[3], Decimal(r[4])) for r in rows]
 
     params = _window_params(window) | {"limit": limit, "kind": window.period.value}
     return StatsQuery("top_users", text(_TOP_FROM_TOTALS if tracked else _TOP_AGGREGATED), params, parse)
@@ -250,7 +273,7 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     """Answers per model in the window, most used first."""
     sql = """
     SELECT model, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(fallback_count),
-           sum(latency_sum_ms), sum(latency_count)
+           sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count)
       FROM stats_model_buckets
      WHERE granularity = :g AND bucket >= :start AND bucket < :end
      GROUP BY model
@@ -259,6 +282,6 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     """
 
     def parse(rows: Sequence[Any]) -> list[ModelUsage]:
-        return [ModelUsage(str(r[0]), *(int(value) for value in r[1:])) for r in rows]
+        return [model_usage(r) for r in rows]
 
     return StatsQuery("llm_usage", text(sql), _window_params(window), parse)

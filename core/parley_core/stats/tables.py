@@ -9,8 +9,9 @@ at every commit. See docs/guides/database-tuning.md for why they exist.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, SmallInteger, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley_core.models import Base
@@ -49,6 +50,7 @@ class StatsUserBucket(Base):
     length_sum: Mapped[int] = mapped_column(BigInteger)
     first_at: Mapped[datetime] = mapped_column()
     last_at: Mapped[datetime] = mapped_column()
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(), server_default=text("0"))
 
 
 class StatsBucketGap(Base):
@@ -83,6 +85,8 @@ class StatsModelBucket(Base):
     fallback_count: Mapped[int] = mapped_column(BigInteger)
     latency_sum_ms: Mapped[int] = mapped_column(BigInteger)
     latency_count: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(), server_default=text("0"))
+    cost_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # answers with a cost
 
 
 class StatsWindow(Base):

@@ -4,8 +4,10 @@ POST {base}/chat/completions answers like OpenAI/OpenRouter: Bearer key required
 errors in OpenAI's ``{"error": {message, type, param, code}}`` shape, 429 with Retry-After,
 5xx, a 400 ``context_length_exceeded`` when the prompt exceeds the model's context, hanging
 requests (the client's timeout must fire), dropped connections, and streaming as SSE chunks
-ending in a usage chunk (with ``stream_options.include_usage``) and ``[DONE]``. Latency is
-scripted. Only for tests and the benchmark; never a runtime default.
+ending in a usage chunk (with ``stream_options.include_usage``) and ``[DONE]``. Like OpenRouter,
+every usage object carries ``cost`` (credits, i.e. US dollars) from the double's per-model prices;
+``report_cost=False`` plays a gateway that reports tokens only. Latency is scripted. Only for tests
+and the benchmark; never a runtime default.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def default_answer(messages: list[dict[str, Any]]) -> str:
     return f"echo: {last}"
 
 
+# US dollars per million prompt and completion tokens, when a test names no price for the model.
+DEFAULT_PRICE = (0.5, 1.5)
+
+
 def count_tokens(text: str) -> int:
     """A stand-in tokenizer: one token per whitespace-separated word (at least one per message)."""
     return max(len(text.split()), 1)
@@ -82,6 +88,8 @@ class LLMDouble:
     answer: Callable[[list[dict[str, Any]]], str] = default_answer
     chunk_words: int = 3
     chunk_delay: float = 0.0
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    report_cost: bool = True
     record: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
@@ -92,6 +100,11 @@ class LLMDouble:
     def script(self, model: str, *steps: Step) -> None:
         """Queue answers for ``model`` ("*" for any model); unscripted requests get a normal reply."""
         self._scripts.setdefault(model, deque()).extend(steps)
+
+    def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """What the double bills for a request (its ``usage.cost``)."""
+        prompt_price, completion_price = self.prices.get(model, DEFAULT_PRICE)
+        return (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
 
     def models_called(self) -> list[str]:
         """Model of every request so far, in order."""
@@ -174,11 +187,14 @@ class LLMDouble:
                 param="messages",
             )
         text = step.text if step.text is not None else self.answer(messages)
-        usage = {
+        completion_tokens = count_tokens(text)
+        usage: dict[str, int | float] = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": count_tokens(text),
-            "total_tokens": prompt_tokens + count_tokens(text),
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         }
+        if self.report_cost:
+            usage["cost"] = self.cost_of(model, prompt_tokens, completion_tokens)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._stream(request, model, text, usage if include_usage else None, step)
@@ -217,7 +233,7 @@ class LLMDouble:
         request: web.Request,
         model: str,
         text: str,
-        usage: dict[str, int] | None,
+        usage: dict[str, int | float] | None,
         step: Step,
     ) -> web.StreamResponse:
         response = web.StreamResponse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,10 +24,10 @@ consumed AS (
 ),
 answer AS (
     INSERT INTO messages (user_id, role, content, content_length, model, prompt_tokens,
-                          completion_tokens, latency_ms, fallback_used)
+                          completion_tokens, latency_ms, fallback_used, cost_usd)
     SELECT CAST(:user_id AS bigint), 'assistant', CAST(:content AS text), CAST(:content_length AS integer),
            CAST(:model AS varchar), CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer),
-           CAST(:latency_ms AS integer), CAST(:fallback_used AS boolean)
+           CAST(:latency_ms AS integer), CAST(:fallback_used AS boolean), CAST(:cost_usd AS numeric)
     WHERE CAST(:store_answer AS boolean) AND EXISTS (SELECT 1 FROM consumed)
     RETURNING id
 ),
@@ -99,6 +100,7 @@ async def finish_turn(
                 "completion_tokens": answer.completion_tokens if answer else None,
                 "latency_ms": answer.latency_ms if answer else None,
                 "fallback_used": answer.fallback_used if answer else False,
+                "cost_usd": _dollars(answer.cost_usd) if answer else None,
                 "preview_message_ids": list(previews),
                 "r_chat_ids": [r.chat_id for r in replies],
                 "r_reply_tos": [r.reply_to_message_id for r in replies],
@@ -117,3 +119,8 @@ async def finish_turn(
 async def record_preview(conn: AsyncConnection, *, message_id: uuid.UUID, preview_message_id: int) -> None:
     """Remember a streaming preview sent for the turn of ``message_id``, so a resumed turn reuses it."""
     await conn.execute(_RECORD_PREVIEW, {"message_id": message_id, "preview": preview_message_id})
+
+
+def _dollars(cost: float | None) -> Decimal | None:
+    """A float cost as the exact decimal the column stores (asyncpg sends numeric as Decimal)."""
+    return None if cost is None else Decimal(repr(cost))

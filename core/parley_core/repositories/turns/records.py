@@ -104,6 +104,7 @@ class StoredAnswer:
     completion_tokens: int | None
     latency_ms: int
     fallback_used: bool
+    cost_usd: float | None = None  # US dollars; None when neither the gateway nor a price knew
 
 
 @dataclass(frozen=True)
