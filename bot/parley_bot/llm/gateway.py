@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
-from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from parley_bot import metrics
 from parley_bot.llm.failures import EmptyAnswerError
 from parley_bot.llm.types import ChatMessage, PartialCallback
+from parley_bot.llm.wire import Usage, answer_text, delta_text, usage_of
 from parley_core.settings import ModelPrice
 
 
@@ -77,16 +76,17 @@ class Gateway:
 
     async def answer(self, model: str, messages: list[ChatMessage], timeout: float) -> ModelAnswer:
         """The whole answer in one response; EmptyAnswerError when it has no text."""
+        # cast_to=object: the SDK's documented way to get the JSON body as it came (see wire.py).
         response = await self._client.post(
             "/chat/completions",
             body=self._body(model, messages, stream=False),
-            cast_to=ChatCompletion,
+            cast_to=object,
             options={"timeout": timeout, "security": {"bearer_auth": True}},
         )
-        text = (response.choices[0].message.content or "") if response.choices else ""
+        text = answer_text(response)
         if not text.strip():
             raise EmptyAnswerError
-        return self._counted(model, text, response.usage)
+        return self._counted(model, text, usage_of(response))
 
     async def stream(
         self, model: str, messages: list[ChatMessage], timeout: float, on_partial: PartialCallback
@@ -95,26 +95,25 @@ class Gateway:
         stream = await self._client.post(
             "/chat/completions",
             body=self._body(model, messages, stream=True),
-            cast_to=ChatCompletion,
+            cast_to=object,
             options={"timeout": timeout, "security": {"bearer_auth": True}},
             stream=True,
-            stream_cls=AsyncStream[ChatCompletionChunk],
+            stream_cls=AsyncStream[object],
         )
         parts: list[str] = []
-        usage: CompletionUsage | None = None
+        usage: Usage | None = None
         async with stream:
             async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.choices and chunk.choices[0].delta.content:
-                    parts.append(chunk.choices[0].delta.content)
+                usage = usage_of(chunk) or usage
+                if piece := delta_text(chunk):
+                    parts.append(piece)
                     await on_partial("".join(parts))
         text = "".join(parts)
         if not text.strip():
             raise EmptyAnswerError
         return self._counted(model, text, usage)
 
-    def _counted(self, model: str, text: str, usage: CompletionUsage | None) -> ModelAnswer:
+    def _counted(self, model: str, text: str, usage: Usage | None) -> ModelAnswer:
         """The answer with its tokens and cost, counted in the metrics."""
         prompt_tokens = usage.prompt_tokens if usage else None
         completion_tokens = usage.completion_tokens if usage else None
@@ -127,13 +126,12 @@ class Gateway:
             metrics.LLM_COST.labels(model=model).inc(cost)
         return ModelAnswer(text, prompt_tokens, completion_tokens, cost)
 
-    def _cost(self, model: str, usage: CompletionUsage | None) -> float | None:
+    def _cost(self, model: str, usage: Usage | None) -> float | None:
         """The gateway's reported cost, else the price table's; None when neither knows."""
         if usage is None:
             return None
-        reported = (usage.model_extra or {}).get("cost")
-        if isinstance(reported, int | float) and not isinstance(reported, bool) and reported >= 0:
-            return float(reported)
+        if usage.cost is not None:
+            return usage.cost
         price = self.prices.get(model)
         if price is None:
             return None
