@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event, exc, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     create_async_engine,
@@ -23,6 +25,10 @@ from parley_core.logging import get_logger
 from parley_core.settings import ParleySettings
 
 log = get_logger(__name__)
+
+# The max_overflow each engine's pool was built with (SQLAlchemy keeps it only in a private attribute
+# of the pool; keyed by engine, because dispose() replaces the pool with a new one of the same shape).
+_MAX_OVERFLOW: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,13 @@ class PoolStats:
 
 
 def pool_stats(engine: AsyncEngine) -> PoolStats:
-    """Read the pool's counters; capacity is pool_size + max_overflow."""
+    """Read the pool's counters; capacity is pool_size + max_overflow (known for pools built by
+    :func:`create_engine`; 0 for others)."""
     pool = engine.sync_engine.pool
     if not isinstance(pool, QueuePool):
         return PoolStats(0, 0, 0, 0, 0, 0, 0, 0, 0.0)
     size = pool.size()
-    max_overflow = int(getattr(pool, "_max_overflow", 0))
+    max_overflow = _MAX_OVERFLOW.get(engine.sync_engine, 0)
     checked_out = pool.checkedout()
     idle = pool.checkedin()
     capacity = size + max(max_overflow, 0)
@@ -110,6 +117,7 @@ def create_engine(settings: ParleySettings, *, application_name: str = "parley")
         hide_parameters=True,  # parameters may hold message text or password hashes
         connect_args={"timeout": settings.db_connect_timeout, "server_settings": server_settings},
     )
+    _MAX_OVERFLOW[engine.sync_engine] = settings.db_max_overflow
     PoolUtilizationWarning(engine, settings.db_pool_warn_utilization)
     return engine
 
