@@ -74,6 +74,16 @@ BOT_REPLIES_UNDELIVERABLE = Counter(
     "bot_replies_undeliverable_total",
     "Stored replies dropped because Telegram refused them for good (bot blocked, chat gone) or kept failing.",
 )
+BOT_BUDGET_REFUSALS = Counter(
+    "bot_budget_refusals_total",
+    "Turns refused because a budget was used up, by the limit's period (day/month) and unit (tokens/usd).",
+    ["period", "unit"],
+)
+BOT_BUDGET_WARNINGS = Counter(
+    "bot_budget_warnings_total",
+    "Users told an answer took a budget to BUDGET_WARN_PERCENT, by period and unit.",
+    ["period", "unit"],
+)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(

@@ -48,6 +48,7 @@ COMMANDS = [
     BotCommand(command="settings", description="Show your settings"),
     BotCommand(command="system", description="Set your own system prompt"),
     BotCommand(command="history", description="How many messages I keep in mind"),
+    BotCommand(command="usage", description="What you used and what is left"),
     BotCommand(command="help", description="What I can do"),
 ]
 

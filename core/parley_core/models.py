@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -157,8 +158,50 @@ class UserSettings(TimestampMixin, Base):
         server_default=text(str(DEFAULT_MAX_HISTORY_MESSAGES)),
     )
     system_prompt: Mapped[str | None] = mapped_column(Text)
+    # The user's choice from LLM_MODEL_CHOICES (/model); NULL: the configured primary model.
+    model: Mapped[str | None] = mapped_column(String(128))
 
     user: Mapped[User] = relationship(back_populates="settings", lazy="raise")
+
+
+class UserBudget(Base):
+    """An admin's per-user budget override; NULL limits mean "the default of the settings".
+
+    Keyed by Telegram user id without a foreign key: a budget may be set before the user writes.
+    """
+
+    __tablename__ = "user_budgets"
+    __table_args__ = (
+        CheckConstraint(
+            "tokens_per_day >= 0 AND tokens_per_month >= 0 AND usd_per_day >= 0 AND usd_per_month >= 0",
+            name="limits_non_negative",
+        ),
+    )
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    usd_per_day: Mapped[Decimal | None] = mapped_column(Numeric(16, 6))
+    usd_per_month: Mapped[Decimal | None] = mapped_column(Numeric(16, 6))
+    exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    updated_by: Mapped[str | None] = mapped_column(String(128))  # "telegram:<id>" or "api:<username>"
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class UsageCounter(Base):
+    """What a user's turns consumed in one UTC day: the budgets' ledger.
+
+    Written with the answer by the turn's own statement, and never decreased: /reset forgets the
+    conversation, not what it cost. A month is the sum of its days (at most 31 rows per check).
+    """
+
+    __tablename__ = "usage_counters"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(16, 10), server_default=text("0"))
+    turns: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class ApiUser(TimestampMixin, Base):

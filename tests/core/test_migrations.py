@@ -33,6 +33,8 @@ TABLES = {
     "stats_windows",
     "stats_window_totals",
     "bot_instances",
+    "user_budgets",
+    "usage_counters",
     "bot_inbox",
     "bot_outbox",
     "telegram_updates",

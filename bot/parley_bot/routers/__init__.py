@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from parley_bot.routers import chat, errors, history, settings, start, unsupported
+from parley_bot.routers import chat, errors, history, settings, start, unsupported, usage
 
 
 def create_routers() -> list[Router]:
@@ -18,6 +18,7 @@ def create_routers() -> list[Router]:
         start.create_router(),
         history.create_router(),
         settings.create_router(),
+        usage.create_router(),
         chat.create_router(),
         unsupported.create_router(),
     ]

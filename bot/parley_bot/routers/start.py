@@ -16,6 +16,7 @@ HELP = (
     "/settings — show your settings\n"
     "/system &lt;text&gt; — set your own system prompt; /system reset restores the default\n"
     "/history &lt;n&gt; — how many recent messages I keep in mind\n"
+    "/usage — what your answers used, and what is left of your budget\n"
     "/help — this list\n\n"
     "I answer text only. In groups, mention me or reply to one of my messages."
 )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_bot import metrics
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.services.answering import Answerer
+from parley_bot.services.budgets import BudgetGuard
 from parley_bot.services.database import execute, persist
 from parley_bot.services.delivery import Delivery
 from parley_bot.services.prompt import looks_split
@@ -53,6 +54,7 @@ class TurnSteps:
     holder: uuid.UUID
     delivery: Delivery
     answerer: Answerer
+    budgets: BudgetGuard
     on_last_delivery: LastDelivery
 
     async def run(self, work: UserWork) -> bool:
@@ -125,9 +127,21 @@ class TurnSteps:
         bind_context(chat_id=chat_id)
         if len(pending) > 1:
             metrics.BOT_MESSAGES_COALESCED.inc(len(pending) - 1)
+        reply_to = None if chat_id > 0 else pending[-1].telegram_message_id
+        refusal = self.budgets.refusal(work, _now())
+        if refusal is not None:
+            log.info("turn_over_budget")
+            notice = ReplyDraft(chat_id, reply_to, refusal, markdown=False, parts_total=1)
+            return bool(
+                await self._store_and_deliver(work.user_id, pending, answer=None, replies=[notice], last=True)
+            )
         answered = await self.answerer.answer(work, pending)
+        replies = [answered.reply]
+        warning = self.budgets.warning(work, answered.answer, _now())
+        if warning is not None:
+            replies.append(ReplyDraft(chat_id, reply_to, warning, markdown=False, parts_total=1))
         more = await self._store_and_deliver(
-            work.user_id, pending, answer=answered.answer, replies=[answered.reply], last=True
+            work.user_id, pending, answer=answered.answer, replies=replies, last=True
         )
         waited = (_now() - pending[-1].received_at).total_seconds()
         metrics.BOT_REPLY_DURATION.labels(outcome=answered.outcome).observe(max(waited, 0.0))

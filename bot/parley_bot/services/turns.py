@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,7 @@ from parley_bot import metrics
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
 from parley_bot.services.answering import Answerer
+from parley_bot.services.budgets import BudgetGuard
 from parley_bot.services.database import execute, persist
 from parley_bot.services.delivery import DeliveredReplies, Delivery
 from parley_bot.services.instance import Instance
@@ -93,6 +94,7 @@ class TurnRunner:
             holder=instance.id,
             delivery=delivery,
             answerer=Answerer(engine=engine, llm=llm, output=output, settings=settings),
+            budgets=BudgetGuard(settings),
             on_last_delivery=self._finishing_now,
         )
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -156,13 +158,10 @@ class TurnRunner:
             # the finishing worker has just delivered may still show, and is left to it.
             delivered = finishing.outbox_ids if finishing is not None else set()
             work = self._unsent(
-                UserWork(
-                    user_id=work.user_id,
+                replace(
+                    work,
                     pending=[*work.pending, accepted.message],
                     outbox=[item for item in work.outbox if item.id not in delivered],
-                    history=work.history,
-                    system_prompt=work.system_prompt,
-                    max_history_messages=work.max_history_messages,
                 )
             )
         if profile.id in self._workers:
@@ -249,14 +248,7 @@ class TurnRunner:
         """``work`` without replies this process delivered and has not removed from the outbox yet."""
         if self.delivered is None or not any(item.id in self.delivered for item in work.outbox):
             return work
-        return UserWork(
-            user_id=work.user_id,
-            pending=work.pending,
-            outbox=[item for item in work.outbox if item.id not in self.delivered],
-            history=work.history,
-            system_prompt=work.system_prompt,
-            max_history_messages=work.max_history_messages,
-        )
+        return replace(work, outbox=[item for item in work.outbox if item.id not in self.delivered])
 
     async def close(self, timeout: float) -> None:
         """On shutdown, after the workers: remove the delivered replies still pending."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, ClassVar, Self
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from parley_core.settings.base import ParleySettings
+from parley_core.settings.base import split_commas
+from parley_core.settings.budgets import BudgetSettings
 
 
-class ApiSettings(ParleySettings):
+class ApiSettings(BudgetSettings):
     """The stats API and dashboard (parley_api)."""
 
     api_host: str = Field(default="127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
@@ -148,11 +148,7 @@ class ApiSettings(ParleySettings):
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):  # a JSON list, as pydantic-settings would take it
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_commas(value)
 
     @field_validator(
         "stats_api_rate_limit",

@@ -6,6 +6,7 @@ only), environment variables, `.env`, defaults.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, Literal, Self, TypeVar
 
@@ -20,6 +21,17 @@ from parley_core.vault import VaultError, VaultSettings
 
 # Values that are fine on a laptop and fatal in production.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", "admin"})
+
+
+def split_commas(value: object) -> object:
+    """A list setting's value: "a, b" or a JSON list from the environment, a scalar as one item."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):  # a JSON list, as pydantic-settings would take it
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
 
 
 class ParleySettings(BaseSettings):

@@ -8,7 +8,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from parley_core.settings.base import ParleySettings
+from parley_core.settings.base import split_commas
+from parley_core.settings.budgets import BudgetSettings
 
 # What Telegram accepts as a webhook secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -27,7 +28,7 @@ class ModelPrice(BaseModel):
         return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
 
 
-class BotSettings(ParleySettings):
+class BotSettings(BudgetSettings):
     """The Telegram bot (parley_bot)."""
 
     telegram_bot_token: SecretStr | None = Field(default=None, description="Token from @BotFather.")
@@ -42,6 +43,11 @@ class BotSettings(ParleySettings):
     llm_model: str = Field(default="openai/gpt-4o-mini", description="Primary model.")
     llm_fallback_model: str = Field(
         default="meta-llama/llama-3.1-8b-instruct", description="Model used when the primary fails."
+    )
+    llm_model_choices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models a user may pick with /model (their choice replaces "
+        "LLM_MODEL as the primary; the fallback stays). Empty: /model only shows the configured models.",
     )
     bot_host: str = Field(
         default="127.0.0.1",
@@ -201,6 +207,10 @@ class BotSettings(ParleySettings):
         default_factory=list,
         description="Comma-separated Telegram user ids allowed to chat; empty allows everyone.",
     )
+    bot_admin_user_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Telegram user ids that may change users' budgets with /budget.",
+    )
 
     telegram_global_per_second: float = Field(
         default=30.0, ge=0, description="Outgoing messages per second for the whole bot; 0 = unpaced."
@@ -222,14 +232,10 @@ class BotSettings(ParleySettings):
         default=30.0, gt=0, le=300, description="Longest wait for in-flight replies on shutdown."
     )
 
-    @field_validator("allowed_user_ids", mode="before")
+    @field_validator("allowed_user_ids", "bot_admin_user_ids", "llm_model_choices", mode="before")
     @classmethod
-    def _split_user_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, int):
-            return [value]
-        return value
+    def _split_lists(cls, value: object) -> object:
+        return split_commas(value)
 
     @model_validator(mode="after")
     def _webhook_needs_url_and_secret(self) -> Self:

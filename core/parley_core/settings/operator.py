@@ -8,7 +8,7 @@ from typing import Annotated, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from parley_core.settings.base import ParleySettings
+from parley_core.settings.base import ParleySettings, split_commas
 
 # The label an operator in label mode requires on password Secrets (docs/operator.md#which-secrets).
 DEFAULT_SECRET_LABEL_SELECTOR = "parley.dev/apiuser-password=true"  # noqa: S105 - a label, not a secret
@@ -99,9 +99,7 @@ class OperatorSettings(ParleySettings):
     @field_validator("operator_namespaces", "operator_secret_names", mode="before")
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_commas(value)
 
     @field_validator("operator_secret_names")
     @classmethod

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from parley_core.repositories import budgets
 from parley_core.repositories.turns.records import ReplyDraft, StoredAnswer
 
 # The lease is checked under a row lock (FOR UPDATE re-reads a row changed meanwhile), so a
@@ -31,6 +33,7 @@ answer AS (
     WHERE CAST(:store_answer AS boolean) AND EXISTS (SELECT 1 FROM consumed)
     RETURNING id
 ),
+usage AS ({record_usage}),
 {unanswered}reply AS (
     INSERT INTO bot_outbox (user_id, message_id, chat_id, reply_to_message_id, content, markdown,
                             parts_total, preview_message_ids, created_at)
@@ -47,6 +50,13 @@ answer AS (
 SELECT (SELECT count(*) FROM consumed) AS consumed,
        (SELECT coalesce(array_agg(id ORDER BY created_at), '{}') FROM reply) AS outbox_ids
 """
+# What the turn consumed is added to the budgets' ledger when the turn stored its answer, or when
+# another process took the lease meanwhile (the tokens were spent all the same) — not when the
+# statement is repeated after its first run committed (then the lease is ours and nothing is left).
+_FINISH_SQL = _FINISH_SQL.replace(
+    "{record_usage}",
+    budgets.record_usage(when="EXISTS (SELECT 1 FROM consumed) OR NOT EXISTS (SELECT 1 FROM lease)"),
+)
 # A turn that ends without an answer also marks its questions, so later turns leave them out of the
 # history. Its own statement: in the answered case (nearly every turn) the extra UPDATE would still
 # be planned, against a parameter unknown to a generic plan, and it cost ~8 % of the throughput.
@@ -78,13 +88,19 @@ async def finish_turn(
     message_ids: list[uuid.UUID],
     answer: StoredAnswer | None,
     replies: list[ReplyDraft],
+    usage_day: date | None = None,
 ) -> list[uuid.UUID] | None:
     """Consume ``message_ids`` from the inbox, store ``answer`` and queue ``replies`` in the outbox.
+
+    The answer's tokens and cost are added to the user's budget ledger for the UTC day
+    ``usage_day`` (the current one by default).
 
     Returns the outbox ids in order, or None when the lease is no longer the caller's (or the
     messages are gone, e.g. after /reset): then nothing was stored and nothing may be sent.
     """
     previews = next((r.preview_message_ids for r in replies if r.is_answer), ())
+    tokens = (answer.prompt_tokens or 0) + (answer.completion_tokens or 0) if answer else 0
+    cost = _dollars(answer.cost_usd) if answer else None
     row = (
         await conn.execute(
             _FINISH if answer is not None else _FINISH_UNANSWERED,
@@ -100,7 +116,11 @@ async def finish_turn(
                 "completion_tokens": answer.completion_tokens if answer else None,
                 "latency_ms": answer.latency_ms if answer else None,
                 "fallback_used": answer.fallback_used if answer else False,
-                "cost_usd": _dollars(answer.cost_usd) if answer else None,
+                "cost_usd": cost,
+                "record_usage": bool(tokens or cost),
+                "usage_day": usage_day or datetime.now(UTC).date(),
+                "usage_tokens": tokens,
+                "usage_usd": cost or Decimal(0),
                 "preview_message_ids": list(previews),
                 "r_chat_ids": [r.chat_id for r in replies],
                 "r_reply_tos": [r.reply_to_message_id for r in replies],

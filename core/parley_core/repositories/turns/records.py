@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from parley_core.budgets import Override, Spending
 from parley_core.models import MessageRole
 
 AcceptStatus = Literal["duplicate", "stored", "refused"]
@@ -68,6 +69,9 @@ class UserWork:
     history: list[HistoryMessage]
     system_prompt: str | None
     max_history_messages: int
+    model: str | None = None  # the user's /model choice, None: the configured primary
+    budget_override: Override | None = None
+    spending: Spending = field(default_factory=Spending)  # of the current UTC day and month
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley_core.models import MessageRole
+from parley_core.repositories import budgets
 from parley_core.repositories.turns.lease import LEASE_IS_FREE, lease_parameters
 from parley_core.repositories.turns.records import (
     Accepted,
@@ -25,11 +26,11 @@ from parley_core.repositories.users import TelegramProfile
 # The user's queued messages, stored replies, settings and recent answered history — for the lease
 # holder only (`{gate}` is false otherwise, and PostgreSQL then skips the whole subquery).
 _WORK = """
-SELECT prefs.max_history, prefs.system_prompt, pending.items AS pending, outbox.items AS outbox,
-       history.roles, history.contents
+SELECT prefs.max_history, prefs.system_prompt, prefs.model, pending.items AS pending,
+       outbox.items AS outbox, history.roles, history.contents, spent.*, {override_columns}
 FROM (
     SELECT coalesce(max(s.max_history_messages), CAST(:default_history AS integer)) AS max_history,
-           max(s.system_prompt) AS system_prompt
+           max(s.system_prompt) AS system_prompt, max(s.model) AS model
     FROM user_settings s WHERE s.user_id = CAST(:user_id AS bigint)
 ) prefs
 CROSS JOIN LATERAL (
@@ -64,8 +65,15 @@ CROSS JOIN LATERAL (
         LIMIT greatest(prefs.max_history - 1, 0)
     ) h
 ) history
+CROSS JOIN LATERAL ({spending}) spent
+LEFT JOIN user_budgets ub ON ub.user_id = CAST(:user_id AS bigint)
 WHERE {gate}
 """
+
+
+def _work_sql(*, gate: str) -> str:
+    return _WORK.format(gate=gate, spending=budgets.SPENDING, override_columns=budgets.OVERRIDE_COLUMNS)
+
 
 # One round trip. CTEs of one statement share a snapshot: the work returned is the state before
 # this message, and the caller adds the message itself.
@@ -114,7 +122,7 @@ SELECT NOT EXISTS (SELECT 1 FROM fresh) AS duplicate,
        work.*
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (
-    {_WORK.format(gate="CAST(:want_work AS boolean) AND coalesce((SELECT leased FROM person), false)")}
+    {_work_sql(gate="CAST(:want_work AS boolean) AND coalesce((SELECT leased FROM person), false)")}
 ) work ON true
 """  # noqa: S608  (constant SQL fragments; values are bound parameters)
 )
@@ -128,7 +136,7 @@ WITH lease AS (
 )
 SELECT EXISTS (SELECT 1 FROM lease) AS leased, work.*
 FROM (SELECT 1) one
-LEFT JOIN LATERAL ({_WORK.format(gate="EXISTS (SELECT 1 FROM lease)")}) work ON true
+LEFT JOIN LATERAL ({_work_sql(gate="EXISTS (SELECT 1 FROM lease)")}) work ON true
 """  # noqa: S608  (constant SQL fragments; values are bound parameters)
 )
 
@@ -175,6 +183,9 @@ def _work(user_id: int, row: Any) -> UserWork:
         history=history,
         system_prompt=row.system_prompt,
         max_history_messages=row.max_history,
+        model=row.model,
+        budget_override=budgets.override_of(row),
+        spending=budgets.spending_of(row),
     )
 
 
@@ -192,13 +203,15 @@ async def accept_message(
     max_queued: int,
     dedupe_seconds: float,
     want_work: bool = True,
+    today: date | None = None,
 ) -> Accepted:
     """Store and queue a user's message unless its update was accepted within ``dedupe_seconds``.
 
     ``refused``: the user already has ``max_queued`` messages waiting (nothing stored). When the
     user's lease is (now) the caller's, ``work`` holds what was queued before this message, the
     stored replies not yet delivered, the settings and the history — unless ``want_work`` is
-    False (the caller is already working on this user and will look again itself).
+    False (the caller is already working on this user and will look again itself). ``today``:
+    the UTC day whose (and whose month's) spending the work reports; the current one by default.
     """
     row = (
         await conn.execute(
@@ -217,6 +230,7 @@ async def accept_message(
                 "max_queued": max_queued,
                 "dedupe_seconds": float(dedupe_seconds),
                 "want_work": want_work,
+                **budgets.period_parameters(today or _today()),
             },
         )
     ).one()
@@ -237,12 +251,27 @@ async def accept_message(
 
 
 async def claim_work(
-    conn: AsyncConnection, *, user_id: int, lease: LeaseTerms, default_history: int
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    lease: LeaseTerms,
+    default_history: int,
+    today: date | None = None,
 ) -> UserWork | None:
     """Take the user's lease if it is free (or already ours) and return the waiting work; else None."""
     row = (
         await conn.execute(
-            _CLAIM, {**lease_parameters(lease), "user_id": user_id, "default_history": default_history}
+            _CLAIM,
+            {
+                **lease_parameters(lease),
+                "user_id": user_id,
+                "default_history": default_history,
+                **budgets.period_parameters(today or _today()),
+            },
         )
     ).one()
     return _work(user_id, row) if row.leased else None
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
