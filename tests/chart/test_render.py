@@ -686,3 +686,25 @@ def test_llm_prices_reach_the_bot_as_json(render: RenderFn, render_error: FailFn
     assert prices == {"openai/gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}
     assert "completion" in render_error(sets=["bot.llm.prices.m.prompt=1"])
     assert "input" in render_error(sets=["bot.llm.prices.m.input=1", "bot.llm.prices.m.completion=1"])
+
+
+def test_budgets_reach_the_bot_and_the_api_and_unset_limits_stay_unset(
+    render: RenderFn, render_error: FailFn
+) -> None:
+    default = render().get("ConfigMap", "parley-bot")["data"]
+    assert [key for key in default if key.startswith("BUDGET_")] == ["BUDGET_WARN_PERCENT"]
+    assert "BOT_ADMIN_USER_IDS" not in default
+    budgeted = render(values=["dev", "budgets"])
+    expected = {
+        "BUDGET_TOKENS_PER_DAY": "200000",
+        "BUDGET_USD_PER_MONTH": "1.5",
+        "BUDGET_EXEMPT_USER_IDS": "1001,1002",
+        "BUDGET_WARN_PERCENT": "80",
+    }
+    for name in ("parley-bot", "parley-api"):
+        data = budgeted.get("ConfigMap", name)["data"]
+        assert {key: value for key, value in data.items() if key.startswith("BUDGET_")} == expected, name
+    assert budgeted.get("ConfigMap", "parley-bot")["data"]["BOT_ADMIN_USER_IDS"] == "42"
+    assert "BOT_ADMIN_USER_IDS" not in budgeted.get("ConfigMap", "parley-api")["data"]
+    assert "minimum" in render_error(sets=["budgets.tokensPerDay=-1"])
+    assert "warnPercent" in render_error(sets=["budgets.warnPercent=100"])

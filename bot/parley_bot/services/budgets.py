@@ -49,7 +49,7 @@ class BudgetGuard:
         metrics.BOT_BUDGET_REFUSALS.labels(period=blocked.period, unit=blocked.unit).inc()
         return (
             f"Sorry, you have used your {_PERIOD_WORDS[blocked.period]} budget "
-            f"({amount(blocked.used, blocked.unit)} of {amount(blocked.limit, blocked.unit)}). "
+            f"({used_of(blocked)}). "
             f"It resets {when(blocked.resets_at, now)}; I'll gladly answer then. /usage shows the details."
         )
 
@@ -70,13 +70,20 @@ class BudgetGuard:
             return None
         for meter in crossed:
             metrics.BOT_BUDGET_WARNINGS.labels(period=meter.period, unit=meter.unit).inc()
-        lines = [
-            f"You have used {min(round(meter.fraction * 100), 100)}% of your {_PERIOD_WORDS[meter.period]} "
-            f"budget ({amount(meter.used, meter.unit)} of {amount(meter.limit, meter.unit)}); "
-            f"it resets {when(meter.resets_at, now)}."
-            for meter in crossed
-        ]
-        return "\n".join(lines)
+        return "\n".join(_warning(meter, now) for meter in crossed)
+
+
+def _warning(meter: Meter, now: datetime) -> str:
+    period = _PERIOD_WORDS[meter.period]
+    if meter.exhausted:
+        return (
+            f"That used up your {period} budget ({used_of(meter)}); "
+            f"I can answer again {when(meter.resets_at, now)}."
+        )
+    return (
+        f"You have used {round(meter.fraction * 100)}% of your {period} budget ({used_of(meter)}); "
+        f"it resets {when(meter.resets_at, now)}."
+    )
 
 
 def consumed_tokens(answer: StoredAnswer) -> int:
@@ -94,6 +101,13 @@ def amount(value: Decimal, unit: str) -> str:
     if unit == "tokens":
         return f"{int(value):,} tokens"
     return f"${value.quantize(Decimal('0.0001')):,}" if value < 100 else f"${value:,.2f}"
+
+
+def used_of(meter: Meter) -> str:
+    """``1,234 of 10,000 tokens`` or ``$0.2500 of $1.5000``."""
+    if meter.unit == "tokens":
+        return f"{int(meter.used):,} of {amount(meter.limit, 'tokens')}"
+    return f"{amount(meter.used, 'usd')} of {amount(meter.limit, 'usd')}"
 
 
 def when(resets_at: datetime, now: datetime) -> str:
@@ -128,10 +142,7 @@ def usage_lines(budget: Budget, spending: Spending, now: datetime) -> list[str]:
 def _meter_line(meter: Meter, now: datetime) -> str:
     period = "today" if meter.period == "day" else "this month"
     state = "used up" if meter.exhausted else f"{amount(meter.left, meter.unit)} left"
-    return (
-        f"• {amount(meter.used, meter.unit)} of {amount(meter.limit, meter.unit)} {period} — {state}, "
-        f"resets {when(meter.resets_at, now)}"
-    )
+    return f"• {used_of(meter)} {period} — {state}, resets {when(meter.resets_at, now)}"
 
 
 async def read(engine: AsyncEngine, *, user_id: int, now: datetime) -> stored_budgets.StoredBudget:

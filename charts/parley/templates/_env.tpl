@@ -68,3 +68,25 @@ PARLEY_MIGRATIONS_DIR: "/app/migrations"
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* parley.budgetEnv: the default budgets, for the bot (enforces them) and the API (shows them). */}}
+{{- define "parley.budgetEnv" -}}
+{{- with .Values.budgets }}
+{{- if not (kindIs "invalid" .tokensPerDay) }}
+BUDGET_TOKENS_PER_DAY: {{ .tokensPerDay | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .tokensPerMonth) }}
+BUDGET_TOKENS_PER_MONTH: {{ .tokensPerMonth | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .usdPerDay) }}
+BUDGET_USD_PER_DAY: {{ .usdPerDay | toString | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .usdPerMonth) }}
+BUDGET_USD_PER_MONTH: {{ .usdPerMonth | toString | quote }}
+{{- end }}
+{{- with .exemptUserIds }}
+BUDGET_EXEMPT_USER_IDS: {{ join "," . | quote }}
+{{- end }}
+BUDGET_WARN_PERCENT: {{ .warnPercent | quote }}
+{{- end }}
+{{- end -}}
