@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from parley_api.auth.basic import Authenticator
 from parley_api.auth.routes import router as auth_router
+from parley_api.budgets.routes import router as budgets_router
 from parley_api.dashboard.routes import router as dashboard_router
 from parley_api.errors import register_error_handlers
 from parley_api.health.routes import router as health_router
@@ -81,6 +82,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(stats_router)
+    app.include_router(budgets_router)
     app.include_router(dashboard_router)
     install_docs(app)
     install_cors(app, settings)  # so it wraps every response, errors included

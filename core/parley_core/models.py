@@ -61,6 +61,16 @@ class ApiUserSource(enum.StrEnum):
     OPERATOR = "operator"
 
 
+class ApiUserRole(enum.StrEnum):
+    """What a dashboard account may do: read the stats, or also manage the bot's users' budgets.
+
+    Only an ApiUser resource (the operator) grants ``admin``; self-registered accounts are analysts.
+    """
+
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
 def _enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
     # VARCHAR + CHECK rather than a native enum type: adding a value needs no ALTER TYPE.
     return Enum(
@@ -210,6 +220,8 @@ class ApiUser(TimestampMixin, Base):
     __tablename__ = "api_users"
     __table_args__ = (
         CheckConstraint("source <> 'operator' OR owner_uid IS NOT NULL", name="operator_rows_have_owner"),
+        # Only an ApiUser resource grants admin: a self-registered account can never be one.
+        CheckConstraint("role <> 'admin' OR source = 'operator'", name="admins_come_from_resources"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -217,6 +229,11 @@ class ApiUser(TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(72))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     source: Mapped[ApiUserSource] = mapped_column(_enum(ApiUserSource, "api_user_source"))
+    role: Mapped[ApiUserRole] = mapped_column(
+        _enum(ApiUserRole, "api_user_role"),
+        default=ApiUserRole.ANALYST,
+        server_default=ApiUserRole.ANALYST.value,
+    )
     owner_namespace: Mapped[str | None] = mapped_column(String(253))
     owner_name: Mapped[str | None] = mapped_column(String(253))
     owner_uid: Mapped[str | None] = mapped_column(String(64))

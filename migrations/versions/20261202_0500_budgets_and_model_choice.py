@@ -1,4 +1,4 @@
-"""per-user budgets and their ledger; each user's model choice
+"""per-user budgets and their ledger; each user's model choice; admin accounts of the API
 
 Revision ID: 0500
 Revises: 0400
@@ -8,7 +8,8 @@ Create Date: 2026-12-02 13:00:00
 day, added by the statement that stores the turn's answer and never decreased (/reset forgets a
 conversation, not what it cost). `user_budgets` holds an admin's per-user override of the default
 limits (NULL: the default) and exemptions. `user_settings.model` is the user's /model choice.
-Expand-only: two new tables and a nullable column.
+`api_users.role` tells analysts from admins, who may also read and set budgets through the API.
+Expand-only: two new tables, a nullable column and a column with a constant default.
 """
 
 from __future__ import annotations
@@ -26,6 +27,20 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("user_settings", sa.Column("model", sa.String(length=128), nullable=True))
+    op.add_column(
+        "api_users",
+        sa.Column(
+            "role",
+            sa.Enum(
+                "analyst", "admin", name="api_user_role", native_enum=False, create_constraint=True, length=16
+            ),
+            server_default="analyst",
+            nullable=False,
+        ),
+    )
+    op.create_check_constraint(
+        op.f("ck_api_users_admins_come_from_resources"), "api_users", "role <> 'admin' OR source = 'operator'"
+    )
     op.create_table(
         "user_budgets",
         sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -56,4 +71,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("usage_counters")
     op.drop_table("user_budgets")
+    op.drop_constraint(op.f("ck_api_users_admins_come_from_resources"), "api_users", type_="check")
+    op.drop_constraint(op.f("ck_api_users_api_user_role"), "api_users", type_="check")
+    op.drop_column("api_users", "role")
     op.drop_column("user_settings", "model")

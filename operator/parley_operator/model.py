@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from parley_core.models import ApiUserRole
+
 GROUP = "parley.dev"
 VERSION = "v1alpha1"
 PLURAL = "apiusers"
@@ -63,6 +65,7 @@ class Target:
     vault_ref: VaultRef | None
     disabled: bool
     adopt: bool
+    role: ApiUserRole = ApiUserRole.ANALYST
 
     @property
     def reference(self) -> dict[str, Any]:
@@ -111,6 +114,9 @@ def target_from(body: Mapping[str, Any]) -> Target:
             raise InvalidSpecError("spec.vault.key is not a valid key")
     else:
         raise InvalidSpecError("the password source must be an object")
+    raw_role = spec.get("role", ApiUserRole.ANALYST.value)
+    if raw_role not in {role.value for role in ApiUserRole}:
+        raise InvalidSpecError("spec.role must be analyst or admin")
     annotations = metadata.get("annotations") or {}
     return Target(
         namespace=str(metadata.get("namespace") or ""),
@@ -122,4 +128,5 @@ def target_from(body: Mapping[str, Any]) -> Target:
         vault_ref=vault_ref,
         disabled=spec.get("disabled") is True,
         adopt=str(annotations.get(ADOPT_ANNOTATION, "")).lower() == "true",
+        role=ApiUserRole(raw_role),
     )

@@ -165,8 +165,8 @@ class Reconciler:
             # Disabling never depends on the password source: a missing Secret must not keep a
             # login alive.
             wrote = False
-            if row.is_active:
-                wrote = await self._set_active(target, active=False)
+            if row.is_active or row.role != target.role:
+                wrote = await self._set_access(target, active=False)
             return Outcome(True, Reason.SYNCED, "account disabled: its logins are refused", wrote=wrote)
 
         password = await self.sources.read(target)
@@ -178,10 +178,11 @@ class Reconciler:
             )
 
         if owned and row is not None and not self._stale(row, target, password):
-            if row.is_active == active:
+            if row.is_active == active and row.role == target.role:
                 return _synced(password, self._message(target, password, "in sync"), wrote=False)
-            await self._set_active(target, active=active)
-            return _synced(password, self._message(target, password, "re-enabled"), wrote=True)
+            await self._set_access(target, active=active)
+            what = "re-enabled" if row.is_active != active else "given its role"
+            return _synced(password, self._message(target, password, what), wrote=True)
 
         password_hash = await self.hasher.hash(password.value)
         written = await self._upsert(target, password, password_hash, claim)
@@ -199,13 +200,13 @@ class Reconciler:
     @staticmethod
     def _message(target: Target, password: Password, what: str) -> str:
         state = "disabled" if target.disabled else "active"
-        return f"row {what} from {password.where}; account {state}"
+        return f"row {what} from {password.where}; account {state}, role {target.role.value}"
 
-    async def _set_active(self, target: Target, *, active: bool) -> bool:
+    async def _set_access(self, target: Target, *, active: bool) -> bool:
         async def write() -> bool:
             async with self.engine.begin() as conn:
-                return await api_users.set_active_owned(
-                    conn, target.username, owner_uid=target.uid, is_active=active
+                return await api_users.set_access_owned(
+                    conn, target.username, owner_uid=target.uid, is_active=active, role=target.role
                 )
 
         return await self._db(write)
@@ -218,6 +219,7 @@ class Reconciler:
                     username=target.username,
                     password_hash=password_hash,
                     is_active=not target.disabled,
+                    role=target.role,
                     fingerprint=row_fingerprint(password.fingerprint, target.username, password_hash),
                     owner_namespace=target.namespace,
                     owner_name=target.name,

@@ -23,6 +23,7 @@ from parley_api.auth.throttle import LoginThrottle
 from parley_api.plumbing.single_flight import SingleFlight
 from parley_core import passwords
 from parley_core.logging import get_logger
+from parley_core.models import ApiUserRole
 from parley_core.repositories import api_users
 from parley_core.repositories.api_users import ApiUserRecord
 from parley_core.settings import ApiSettings
@@ -39,6 +40,7 @@ class AuthenticatedUser:
 
     id: int
     username: str
+    role: ApiUserRole = ApiUserRole.ANALYST
 
 
 class InvalidCredentialsError(Exception):
@@ -116,7 +118,7 @@ class Authenticator:
             ):
                 if self.cache.due_for_renewal(cached):
                     self._renew_soon(key, password, record)
-                return AuthenticatedUser(id=record.id, username=record.username)
+                return AuthenticatedUser(id=record.id, username=record.username, role=record.role)
             self.cache.discard(key)
         if record is None:
             # Spend the same bcrypt time as for a real account, so timing does not reveal usernames.
@@ -128,7 +130,7 @@ class Authenticator:
         if not matched or not record.is_active:
             log.info("auth_failed", reason="wrong password" if not matched else "inactive", username=username)
             return None
-        return AuthenticatedUser(id=record.id, username=record.username)
+        return AuthenticatedUser(id=record.id, username=record.username, role=record.role)
 
     def _renew_soon(self, key: bytes, password: str, record: ApiUserRecord) -> None:
         """Check a cached credential again in the background, so its entry is renewed before it

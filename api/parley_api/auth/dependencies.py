@@ -11,6 +11,7 @@ from parley_api.auth.header import BasicCredentials, basic_auth_scheme, unauthor
 from parley_api.auth.throttle import LoginThrottledError
 from parley_api.plumbing.client_address import client_address
 from parley_api.state import StateDep
+from parley_core.models import ApiUserRole
 
 
 async def get_current_user(
@@ -34,3 +35,15 @@ async def get_current_user(
 
 
 CurrentUserDep = Annotated[AuthenticatedUser, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUserDep) -> AuthenticatedUser:
+    """The current user, if the account is an admin (ApiUser ``spec.role: admin``); else 403."""
+    if user.role is not ApiUserRole.ADMIN:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN, detail="this endpoint needs an admin account"
+        )
+    return user
+
+
+AdminUserDep = Annotated[AuthenticatedUser, Depends(get_admin_user)]

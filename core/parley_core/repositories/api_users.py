@@ -13,7 +13,7 @@ from sqlalchemy import RowMapping, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from parley_core.models import ApiUser, ApiUserSource
+from parley_core.models import ApiUser, ApiUserRole, ApiUserSource
 
 _COLUMNS = (
     ApiUser.id,
@@ -21,6 +21,7 @@ _COLUMNS = (
     ApiUser.password_hash,
     ApiUser.is_active,
     ApiUser.source,
+    ApiUser.role,
     ApiUser.created_at,
     ApiUser.updated_at,
 )
@@ -43,6 +44,7 @@ class ApiUserRecord:
     password_hash: str
     is_active: bool
     source: ApiUserSource
+    role: ApiUserRole
     created_at: datetime
     updated_at: datetime
 
@@ -116,6 +118,7 @@ class OwnedApiUserRecord:
     password_hash: str
     is_active: bool
     source: ApiUserSource
+    role: ApiUserRole
     owner_namespace: str | None
     owner_name: str | None
     owner_uid: str | None
@@ -128,6 +131,7 @@ _OWNED_COLUMNS = (
     ApiUser.password_hash,
     ApiUser.is_active,
     ApiUser.source,
+    ApiUser.role,
     ApiUser.owner_namespace,
     ApiUser.owner_name,
     ApiUser.owner_uid,
@@ -149,6 +153,7 @@ async def upsert_owned(
     password_hash: str,
     is_active: bool,
     fingerprint: str,
+    role: ApiUserRole = ApiUserRole.ANALYST,
     owner_namespace: str,
     owner_name: str,
     owner_uid: str,
@@ -165,6 +170,7 @@ async def upsert_owned(
         "username": username,
         "password_hash": password_hash,
         "is_active": is_active,
+        "role": role,
         "source": ApiUserSource.OPERATOR,
         "owner_namespace": owner_namespace,
         "owner_name": owner_name,
@@ -186,12 +192,14 @@ async def upsert_owned(
     return (await conn.execute(statement)).one_or_none() is not None
 
 
-async def set_active_owned(conn: AsyncConnection, username: str, *, owner_uid: str, is_active: bool) -> bool:
-    """Enable or disable an account owned by ``owner_uid``; False when it owns no such row."""
+async def set_access_owned(
+    conn: AsyncConnection, username: str, *, owner_uid: str, is_active: bool, role: ApiUserRole
+) -> bool:
+    """Enable or disable an account owned by ``owner_uid`` and set its role; False without such a row."""
     result = await conn.execute(
         update(ApiUser)
         .where(ApiUser.username == username, ApiUser.owner_uid == owner_uid)
-        .values(is_active=is_active)
+        .values(is_active=is_active, role=role)
         .returning(ApiUser.id)
     )
     return result.one_or_none() is not None

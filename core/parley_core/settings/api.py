@@ -102,6 +102,10 @@ class ApiSettings(BudgetSettings):
         default="10/minute",
         description="Requests to /api/v1/stats per authenticated user (limits notation, e.g. `10/minute`).",
     )
+    budgets_api_rate_limit: str = Field(
+        default="60/minute",
+        description="Requests to /api/v1/budgets per authenticated admin (limits notation).",
+    )
     registration_rate_limit: str = Field(
         default="5/minute", description="Calls of POST /api/v1/auth/register per client address."
     )
@@ -152,6 +156,7 @@ class ApiSettings(BudgetSettings):
 
     @field_validator(
         "stats_api_rate_limit",
+        "budgets_api_rate_limit",
         "registration_rate_limit",
         "auth_failure_limit_per_username",
         "auth_failure_limit_per_address",
