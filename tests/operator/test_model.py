@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from parley_core.models import ApiUserRole
 from parley_operator.model import InvalidSpecError, SecretRef, Target, VaultRef, target_from
 from tests.operator.support import UID, body
 
@@ -37,6 +38,7 @@ def test_target_from_reads_a_vault_source() -> None:
         ({"vault": {"path": "x", "key": "k"}}, "exactly one password source"),
         ({"passwordSecretRef": None}, "exactly one password source"),
         ({"passwordSecretRef": "alice-pw"}, "must be an object"),
+        ({"role": "root"}, "spec.role must be analyst or admin"),
         ({"passwordSecretRef": {"name": "Bad_Name", "key": "k"}}, "not a valid Secret name"),
         ({"passwordSecretRef": {"name": "ok", "key": "bad key"}}, "not a valid Secret key"),
     ],
@@ -58,3 +60,8 @@ def test_target_from_refuses_bad_vault_refs(path: str, key: str) -> None:
 
     with pytest.raises(InvalidSpecError, match=r"spec\.vault"):
         target_from(raw)
+
+
+def test_the_role_defaults_to_analyst_and_admin_is_read() -> None:
+    assert target_from(body()).role is ApiUserRole.ANALYST
+    assert target_from(body(role="admin")).role is ApiUserRole.ADMIN

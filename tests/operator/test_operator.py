@@ -126,6 +126,25 @@ async def test_disabled_refuses_the_login_and_enabling_restores_it(
     assert operator.hashes() == hashes  # toggling the flag never re-hashes
 
 
+async def test_an_admin_apiuser_becomes_an_admin_row_and_the_api_server_refuses_unknown_roles(
+    cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
+) -> None:
+    cluster.apply(secret("alice-password", ALICE_PW), apiuser("alice", "alice", role="admin"))
+    condition = cluster.wait_ready("alice")
+    await wait_row(engine, "alice", lambda row: row.role == "admin")
+    assert "role admin" in condition["message"]
+    hashes = operator.hashes()
+    assert (await row_of(engine, "alice")) is not None
+
+    cluster.apply(apiuser("alice", "alice"))  # role left out: the CRD's default, analyst
+    await wait_row(engine, "alice", lambda row: row.role == "analyst")
+    assert operator.hashes() == hashes  # a role change never re-hashes
+
+    refused = cluster.apply(secret("bob-password", ALICE_PW), apiuser("bob", "bob", role="root"), check=False)
+    assert refused.returncode != 0
+    assert "Unsupported value" in refused.stderr
+
+
 async def test_delete_removes_the_row_and_the_finalizer(
     cluster: Cluster, operator: OperatorProcess, engine: AsyncEngine
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from parley_core.models import ApiUser, ApiUserSource
+from parley_core.models import ApiUser, ApiUserRole, ApiUserSource
 from parley_core.passwords import verify_password
 from parley_core.repositories import api_users
 from parley_operator.reconcile import row_fingerprint
@@ -185,3 +185,24 @@ async def test_release_deletes_only_an_owned_row(engine: AsyncEngine) -> None:
     assert await sync.release(username="alice", owner_uid="someone-else") is False
     assert await sync.release(username="alice", owner_uid=UID) is True
     assert await sync.release(username="alice", owner_uid=UID) is False
+
+
+async def test_the_role_follows_the_spec_without_re_hashing(engine: AsyncEngine) -> None:
+    secrets = FakeSecrets()
+    secrets.put("alice-pw", PASSWORD)
+    sync = reconciler(engine, secrets)
+    created = await sync.sync(target(role=ApiUserRole.ADMIN), owner_alive=alive())
+    demoted = await sync.sync(target(), owner_alive=alive())
+    again = await sync.sync(target(), owner_alive=alive())
+    disabled_admin = await sync.sync(target(role=ApiUserRole.ADMIN, disabled=True), owner_alive=alive())
+
+    async with engine.connect() as conn:
+        row = await api_users.get_with_owner(conn, "alice")
+    assert "role admin" in created.message
+    assert (demoted.wrote, demoted.hashed) == (True, False)
+    assert "given its role" in demoted.message
+    assert again.wrote is False
+    assert disabled_admin.wrote
+    assert row is not None
+    assert (row.role, row.is_active) == (ApiUserRole.ADMIN, False)
+    assert sync.hasher.calls == 1

@@ -117,6 +117,7 @@ def apiuser(
     key: str = "password",
     vault: dict[str, str] | None = None,
     disabled: bool | None = None,
+    role: str | None = None,
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An ApiUser manifest reading its password from a Secret (default) or Vault."""
@@ -127,6 +128,8 @@ def apiuser(
         spec["passwordSecretRef"] = {"name": secret_name or f"{name}-password", "key": key}
     if disabled is not None:
         spec["disabled"] = disabled
+    if role is not None:
+        spec["role"] = role
     metadata: dict[str, Any] = {"name": name}
     if annotations:
         metadata["annotations"] = annotations

@@ -14,7 +14,8 @@ millisecond would measure a burst of N simultaneous answers the harness created,
 - DB round trips per message: a separate in-process run; PostgreSQL counts the statements it ran
   (pg_stat_statements, BEGIN/COMMIT included) and the client counts pool pre-ping pings.
 
-Outgoing pacing (TELEGRAM_GLOBAL_PER_SECOND etc.) and the per-user rate limit are off: they exist to
+Budgets are on (every limit set, none reached). Outgoing pacing (TELEGRAM_GLOBAL_PER_SECOND etc.) and
+the per-user rate limit are off: they exist to
 stay inside Telegram's limits, and with them on the bot would measure Telegram's 30 messages/s, not
 its own capacity. Streaming is off (plain request/answer). Results: tools/bench/results/bot.json.
 """
@@ -68,6 +69,16 @@ def doubles() -> tuple[TelegramDouble, LLMDouble]:
     return telegram, llm
 
 
+# Budgets on, as a production bot runs: every turn reads the ledger with its claim, checks the four
+# limits and adds its consumption with the answer. Large enough that no simulated user reaches them.
+BUDGETS = {
+    "budget_tokens_per_day": "1000000000",
+    "budget_tokens_per_month": "10000000000",
+    "budget_usd_per_day": "1000",
+    "budget_usd_per_month": "10000",
+}
+
+
 def say(message: str) -> None:
     """Progress for the person waiting."""
     print(f"[bench-bot] {message}", flush=True)
@@ -86,6 +97,7 @@ def bot_env(database_url: str, telegram: TelegramDouble, llm: LLMDouble, port: i
         "TELEGRAM_GROUP_PER_MINUTE": "0",
         "RATE_LIMIT_BURST": "1000000",
         "RATE_LIMIT_PER_MINUTE": "1000000",
+        **{name.upper(): value for name, value in BUDGETS.items()},
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
     }
@@ -228,6 +240,7 @@ async def round_trips(server: LocalPostgres, database_url: str, *, pre_ping: boo
         telegram_chat_interval_seconds=0,
         telegram_group_per_minute=0,
         rate_limit_burst=1000,
+        **BUDGETS,
         log_level="WARNING",
     )
     lifecycle = Lifecycle()
