@@ -311,9 +311,9 @@ BAD_OBJECTS = [
         apiVersion: parley.dev/v1alpha1
         kind: ApiUser
         metadata: {name: alice}
-        spec: {username: alice, passwordSecretRef: {name: s, key: k}, role: admin}
+        spec: {username: alice, passwordSecretRef: {name: s, key: k}, clearance: top-secret}
         """,
-        "additional properties 'role' not allowed",
+        "additional properties 'clearance' not allowed",
         id="crd-unknown-field",
     ),
     pytest.param(
