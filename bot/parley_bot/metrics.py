@@ -84,6 +84,11 @@ BOT_BUDGET_WARNINGS = Counter(
     "Users told an answer took a budget to BUDGET_WARN_PERCENT, by period and unit.",
     ["period", "unit"],
 )
+# Every (period, unit) series exists from the start at 0, so rate() and alerts see the first refusal.
+for _period in ("day", "month"):
+    for _unit in ("tokens", "usd"):
+        BOT_BUDGET_REFUSALS.labels(period=_period, unit=_unit)
+        BOT_BUDGET_WARNINGS.labels(period=_period, unit=_unit)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(
