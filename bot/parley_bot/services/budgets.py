@@ -60,7 +60,7 @@ class BudgetGuard:
         budget = self.budget_of(work.user_id, work.budget_override)
         if budget.exempt or not budget.limits.any():
             return None
-        after = work.spending.plus(consumed_tokens(answer), consumed_usd(answer))
+        after = work.spending.plus(answer.tokens, answer.dollars or Decimal(0))
         crossed = budgets.newly_warned(
             budgets.meters(budget, work.spending, now),
             budgets.meters(budget, after, now),
@@ -84,16 +84,6 @@ def _warning(meter: Meter, now: datetime) -> str:
         f"You have used {round(meter.fraction * 100)}% of your {period} budget ({used_of(meter)}); "
         f"it resets {when(meter.resets_at, now)}."
     )
-
-
-def consumed_tokens(answer: StoredAnswer) -> int:
-    """The tokens an answer counts against a budget (prompt and completion)."""
-    return (answer.prompt_tokens or 0) + (answer.completion_tokens or 0)
-
-
-def consumed_usd(answer: StoredAnswer) -> Decimal:
-    """The dollars an answer counts against a budget (unknown cost counts as none)."""
-    return Decimal(repr(answer.cost_usd)) if answer.cost_usd is not None else Decimal(0)
 
 
 def amount(value: Decimal, unit: str) -> str:

@@ -99,8 +99,8 @@ async def finish_turn(
     messages are gone, e.g. after /reset): then nothing was stored and nothing may be sent.
     """
     previews = next((r.preview_message_ids for r in replies if r.is_answer), ())
-    tokens = (answer.prompt_tokens or 0) + (answer.completion_tokens or 0) if answer else 0
-    cost = _dollars(answer.cost_usd) if answer else None
+    tokens = answer.tokens if answer else 0
+    cost = answer.dollars if answer else None
     row = (
         await conn.execute(
             _FINISH if answer is not None else _FINISH_UNANSWERED,
@@ -139,8 +139,3 @@ async def finish_turn(
 async def record_preview(conn: AsyncConnection, *, message_id: uuid.UUID, preview_message_id: int) -> None:
     """Remember a streaming preview sent for the turn of ``message_id``, so a resumed turn reuses it."""
     await conn.execute(_RECORD_PREVIEW, {"message_id": message_id, "preview": preview_message_id})
-
-
-def _dollars(cost: float | None) -> Decimal | None:
-    """A float cost as the exact decimal the column stores (asyncpg sends numeric as Decimal)."""
-    return None if cost is None else Decimal(repr(cost))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from parley_core.budgets import Override, Spending
@@ -109,6 +110,16 @@ class StoredAnswer:
     latency_ms: int
     fallback_used: bool
     cost_usd: float | None = None  # US dollars; None when neither the gateway nor a price knew
+
+    @property
+    def tokens(self) -> int:
+        """Prompt and completion tokens: what the answer counts against a token budget."""
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
+    def dollars(self) -> Decimal | None:
+        """The cost as the exact decimal the database stores (asyncpg sends numeric as Decimal)."""
+        return None if self.cost_usd is None else Decimal(repr(self.cost_usd))
 
 
 @dataclass(frozen=True)
