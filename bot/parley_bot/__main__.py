@@ -82,9 +82,9 @@ def create_dispatcher(
     dp.update.outer_middleware(AcceptanceMiddleware(lifecycle))
     dp.update.outer_middleware(UpdateContextMiddleware())
     refusals = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
-    dp.message.middleware(
-        AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
-    )
+    access = AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
+    dp.message.middleware(access)
+    dp.callback_query.middleware(access)
     dp.include_routers(*create_routers())
     return dp
 

@@ -89,6 +89,18 @@ for _period in ("day", "month"):
     for _unit in ("tokens", "usd"):
         BOT_BUDGET_REFUSALS.labels(period=_period, unit=_unit)
         BOT_BUDGET_WARNINGS.labels(period=_period, unit=_unit)
+BOT_ANSWERS_STOPPED = Counter(
+    "bot_answers_stopped_total",
+    "Answers a user stopped while they were being written (draft stop or Stop button).",
+)
+BOT_RETRIES = Counter("bot_retries_total", "/retry commands that queued the last question again.")
+BOT_MODEL_CHOICES = Counter(
+    "bot_model_choices_total", "Models users picked with /model (the default model included).", ["model"]
+)
+BOT_MODEL_WITHDRAWN = Counter(
+    "bot_model_withdrawn_total",
+    "Turns of users whose /model choice had left LLM_MODEL_CHOICES: answered with LLM_MODEL, and told so.",
+)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(

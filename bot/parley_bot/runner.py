@@ -48,6 +48,8 @@ COMMANDS = [
     BotCommand(command="settings", description="Show your settings"),
     BotCommand(command="system", description="Set your own system prompt"),
     BotCommand(command="history", description="How many messages I keep in mind"),
+    BotCommand(command="model", description="Pick the model that answers you"),
+    BotCommand(command="retry", description="Answer my last question again"),
     BotCommand(command="usage", description="What you used and what is left"),
     BotCommand(command="help", description="What I can do"),
 ]
@@ -154,6 +156,7 @@ async def serve(process: BotProcess, *, handle_signals: bool = True) -> None:
     intake: PollingIntake | None = None
     try:
         await process.recovery.start()
+        process.turns.stops.start()
         if settings.bot_mode == "webhook":
             assert settings.telegram_webhook_secret is not None
             add_webhook_route(
@@ -203,6 +206,7 @@ async def _shutdown(
         await intake.confirm()
     log.info("shutdown_step", step="giving back leases")
     await process.recovery.stop()
+    await process.turns.stops.close()
     log.info("shutdown_step", step="closing Telegram and LLM sessions")
     await process.bot.session.close()
     await process.llm.close()

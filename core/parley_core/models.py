@@ -146,6 +146,10 @@ class Message(Base):
     # A question whose turn ended without an answer (models unavailable, waited too long): kept for
     # the stats, left out of the history the model reads.
     unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # An answer the user stopped while it was being written: what the model had written by then.
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # An answer /retry regenerated: kept for the stats and its cost, left out of the history.
+    replaced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # The Telegram update that carried a user's message (for tracing; de-duplication is
     # `telegram_updates`, because Telegram re-uses update ids after a quiet week).
     telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,7 +2,8 @@
 
 One call of :meth:`LLMClient.complete` answers one user message within one overall deadline:
 
-* the primary model first (skipped while its circuit breaker is open), then the fallback model;
+* the primary model first — the user's own choice from LLM_MODEL_CHOICES when they made one —
+  (skipped while its circuit breaker is open), then the fallback model;
 * each model gets ``LLM_ATTEMPTS_PER_MODEL`` attempts on retryable failures (429, 5xx, connection
   errors, a stream that breaks off), with exponential backoff and full jitter between them,
   honouring Retry-After when it fits the deadline;
@@ -11,7 +12,9 @@ One call of :meth:`LLMClient.complete` answers one user message within one overa
 * every model but the last must finish by ``deadline - LLM_TIMEOUT_SECONDS``, so the fallback always
   gets one full attempt (settings refuse a deadline shorter than two timeouts);
 * other 4xx answers (bad key, unknown model) move straight to the next model;
-* "context too long" trims the oldest half of the history and retries once.
+* "context too long" trims the oldest half of the history and retries once;
+* cancelling the call (a user's stop) closes the request in flight; ``progress`` then tells what
+  the model had written and which model it was.
 
 The policy's timing is in ``retry``, what counts as which failure in ``failures``, and one request
 (plain or streamed, through the openai SDK over aiohttp, like the Telegram session) in ``gateway``.
@@ -35,11 +38,14 @@ from parley_bot.llm.types import (
     ContextTooLongError,
     LLMUnavailableError,
     PartialCallback,
+    Progress,
 )
 from parley_core.logging import get_logger
 from parley_core.settings import BotSettings, ModelPrice
 
 log = get_logger(__name__)
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text; used only for stopped requests
 
 
 @dataclass
@@ -94,12 +100,32 @@ class LLMClient:
             max_completion_tokens=max_completion_tokens,
             prices=prices,
         )
-        self.models = [primary_model] if fallback_model == primary_model else [primary_model, fallback_model]
+        self.primary_model = primary_model
+        self.fallback_model = fallback_model
         self.policy = policy
-        self.breakers = {
-            model: CircuitBreaker(model, failures=breaker_failures, cooldown_seconds=breaker_cooldown_seconds)
-            for model in self.models
-        }
+        self._breaker_failures = breaker_failures
+        self._breaker_cooldown_seconds = breaker_cooldown_seconds
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def models_for(self, primary: str | None = None) -> list[str]:
+        """The models one call tries in order: ``primary`` (LLM_MODEL unless given), then the fallback."""
+        first = primary or self.primary_model
+        return [first] if self.fallback_model == first else [first, self.fallback_model]
+
+    @property
+    def models(self) -> list[str]:
+        """The configured chain: LLM_MODEL, then LLM_FALLBACK_MODEL."""
+        return self.models_for()
+
+    def _breaker(self, model: str) -> CircuitBreaker:
+        # One breaker per model, shared by every user who picked it.
+        breaker = self.breakers.get(model)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                model, failures=self._breaker_failures, cooldown_seconds=self._breaker_cooldown_seconds
+            )
+            self.breakers[model] = breaker
+        return breaker
 
     @classmethod
     def from_settings(cls, settings: BotSettings) -> LLMClient:
@@ -128,15 +154,42 @@ class LLMClient:
         """Close the HTTP connections."""
         await self._gateway.close()
 
+    def stopped_usage(
+        self, model: str, messages: list[ChatMessage], text: str
+    ) -> tuple[int, int, float | None]:
+        """What a request stopped midway used: (prompt tokens, completion tokens, US dollars or None).
+
+        A closed stream brings no usage, so it is estimated at one token per CHARS_PER_TOKEN
+        characters and priced with LLM_PRICES (a gateway's own figure is not available).
+        """
+        prompt_tokens = -(-sum(len(m.content) for m in messages) // CHARS_PER_TOKEN)
+        completion_tokens = -(-len(text) // CHARS_PER_TOKEN)
+        return (
+            prompt_tokens,
+            completion_tokens,
+            self._gateway.count_stopped(model, prompt_tokens, completion_tokens),
+        )
+
     async def complete(
-        self, messages: list[ChatMessage], *, on_partial: PartialCallback | None = None
+        self,
+        messages: list[ChatMessage],
+        *,
+        on_partial: PartialCallback | None = None,
+        primary: str | None = None,
+        progress: Progress | None = None,
     ) -> Completion:
-        """Answer ``messages``; streams through ``on_partial`` when given. Raises LLMUnavailableError."""
+        """Answer ``messages`` with ``primary`` (LLM_MODEL unless given), then the fallback.
+
+        Streams through ``on_partial`` when given; ``progress`` follows the model asked and the text
+        so far. Raises LLMUnavailableError.
+        """
         run = _Run(
             deadline=asyncio.get_running_loop().time() + self.policy.deadline_seconds, messages=messages
         )
-        for index, model in enumerate(self.models):
-            breaker = self.breakers[model]
+        progress = progress if progress is not None else Progress()
+        models = self.models_for(primary)
+        for index, model in enumerate(models):
+            breaker = self._breaker(model)
             if not breaker.allow():
                 metrics.LLM_ERRORS.labels(model=model, error_type="circuit_open").inc()
                 log.warning("llm_model_skipped", model=model, reason="circuit_open")
@@ -145,9 +198,12 @@ class LLMClient:
             if index > 0:
                 metrics.LLM_FALLBACK_USED.inc()
                 log.warning("llm_fallback", model=model, reason=run.last_error)
-            is_last = index == len(self.models) - 1
+            is_last = index == len(models) - 1
             reserve = 0.0 if is_last else self.policy.timeout_seconds  # the fallback's one attempt
-            answer = await self._try_model(model, breaker, run, on_partial, budget_end=run.deadline - reserve)
+            progress.model, progress.text, progress.fallback_used = model, "", index > 0
+            answer = await self._try_model(
+                model, breaker, run, progress.follow(on_partial), budget_end=run.deadline - reserve
+            )
             if answer is not None:
                 text, prompt_tokens, completion_tokens, cost_usd = answer
                 latency_ms = round((time.perf_counter() - run.started) * 1000)

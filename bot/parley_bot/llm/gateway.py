@@ -126,6 +126,16 @@ class Gateway:
             metrics.LLM_COST.labels(model=model).inc(cost)
         return ModelAnswer(text, prompt_tokens, completion_tokens, cost)
 
+    def count_stopped(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Count an estimate of what a stopped request used (no usage comes back); returns its cost."""
+        metrics.LLM_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
+        metrics.LLM_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
+        price = self.prices.get(model)
+        cost = price.cost(prompt_tokens, completion_tokens) if price is not None else None
+        if cost:
+            metrics.LLM_COST.labels(model=model).inc(cost)
+        return cost
+
     def _cost(self, model: str, usage: Usage | None) -> float | None:
         """The gateway's reported cost, else the price table's; None when neither knows."""
         if usage is None:

@@ -21,6 +21,30 @@ class ChatMessage:
     content: str
 
 
+@dataclass
+class Progress:
+    """What a call has produced so far: the model being asked and the text it has streamed.
+
+    A stopped answer keeps this text; a new attempt or the fallback model starts it afresh.
+    """
+
+    model: str | None = None
+    text: str = ""
+    fallback_used: bool = False
+
+    def follow(self, on_partial: PartialCallback | None) -> PartialCallback | None:
+        """``on_partial`` that also records each text (None stays None: nothing streams)."""
+        if on_partial is None:
+            return None
+        forward = on_partial
+
+        async def recorded(text: str) -> None:
+            self.text = text
+            await forward(text)
+
+        return recorded
+
+
 @dataclass(frozen=True)
 class Completion:
     """An answer, with what produced it."""

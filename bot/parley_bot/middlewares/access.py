@@ -1,4 +1,4 @@
-"""Inner middleware on messages meant for the bot: the optional allowlist.
+"""Inner middleware on messages meant for the bot and on button presses: the optional allowlist.
 
 It runs after the routers' filters, so group chatter the bot ignores costs a user nothing. (The
 per-user rate limit applies to answers, in services/turns.py: a fast writer waits, nothing is
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import Message, TelegramObject
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from parley_bot import metrics
 from parley_bot.middlewares.handler import Handler
@@ -32,13 +32,16 @@ class AccessMiddleware(BaseMiddleware):
         self.output = output
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Message)
+        assert isinstance(event, Message | CallbackQuery)
         user = event.from_user
         if user is None:
             return None
         if self.allowed and user.id not in self.allowed:
             metrics.BOT_ACCESS_DENIED.inc()
             log.info("access_denied")
+            if isinstance(event, CallbackQuery):
+                await self.output.answer_callback(event.id, NOT_ALLOWED)
+                return None
             decision = self.limiter.check(user.id)  # keeps refusals themselves rate-limited
             if decision.allowed:
                 await self.output.send_plain(event.chat.id, NOT_ALLOWED)

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from parley_bot.routers import chat, errors, history, settings, start, unsupported, usage
+from parley_bot.routers import (
+    chat,
+    errors,
+    history,
+    models,
+    settings,
+    start,
+    stop_and_retry,
+    unsupported,
+    usage,
+)
 
 
 def create_routers() -> list[Router]:
@@ -19,6 +29,8 @@ def create_routers() -> list[Router]:
         history.create_router(),
         settings.create_router(),
         usage.create_router(),
+        models.create_router(),
+        stop_and_retry.create_router(),
         chat.create_router(),
         unsupported.create_router(),
     ]

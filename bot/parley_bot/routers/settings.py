@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_bot.filters import AddressedToBot, IsCommand
 from parley_bot.incoming import FromUser, profile_of
 from parley_bot.llm import LLMClient
-from parley_bot.services import preferences
+from parley_bot.services import models, preferences
 from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.formatting import escape
 from parley_core.settings import BotSettings
@@ -30,13 +30,15 @@ async def command_settings_handler(
     """Show the settings the bot uses for this user."""
     current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
     streaming = "on" if settings.stream_replies != "off" else "off"
+    chain = llm.models_for(models.for_turn(current.model, settings).primary)
     text = (
         "<b>Your settings</b>\n"
         f"History: last {current.max_history_messages} messages"
         f"{' (default)' if current.history_is_default else ''} — /history &lt;n&gt;\n"
         f"System prompt{' (default)' if current.prompt_is_default else ''} — /system &lt;text&gt;:\n"
         f"<blockquote>{escape(current.system_prompt)}</blockquote>\n"
-        f"Model: {escape(' → fallback '.join(llm.models))}\n"
+        f"Model: {escape(' → fallback '.join(chain))}"
+        " — /model\n"
         f"Streaming in private chats: {streaming}"
     )
     await output.send_html(message.chat.id, text)

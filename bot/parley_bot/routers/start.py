@@ -16,6 +16,8 @@ HELP = (
     "/settings — show your settings\n"
     "/system &lt;text&gt; — set your own system prompt; /system reset restores the default\n"
     "/history &lt;n&gt; — how many recent messages I keep in mind\n"
+    "/model — pick the model that answers you\n"
+    "/retry — answer my last question again (Stop, under an answer being written, stops it)\n"
     "/usage — what your answers used, and what is left of your budget\n"
     "/help — this list\n\n"
     "I answer text only. In groups, mention me or reply to one of my messages."

@@ -1,9 +1,12 @@
 """Asking the model for one chat's waiting messages, with the per-user rate limit, "typing…" and previews.
 
 The per-user rate limit may make the turn wait first — the messages stay queued, none is dropped,
-and a long wait is announced. While the model answers (no database connection is held), "typing…"
-shows and, in private chats with STREAM_REPLIES on, previews of the answer so far. What comes back
-is the reply to store: the model's answer, or a notice when no model could answer.
+and a long wait is announced. The model asked first is the user's /model choice (``models``).
+While the model answers (no database connection is held), "typing…" shows and, with
+STREAM_REPLIES on, previews of the answer so far: drafts or edited messages in private chats, and
+in groups an edited message once the answer takes longer than GROUP_PREVIEW_DELAY_SECONDS. Each
+preview can stop the answer (``stops``); what was written by then is the answer, marked stopped.
+What comes back is the reply to store: the model's answer, or a notice when no model could answer.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
-from parley_bot.llm import ContextTooLongError, LLMClient, LLMUnavailableError
+from parley_bot.llm import ChatMessage, ContextTooLongError, LLMClient, LLMUnavailableError, Progress
 from parley_bot.llm.types import Completion
+from parley_bot.services import models
 from parley_bot.services.database import execute
 from parley_bot.services.delivery import reply_parts
 from parley_bot.services.prompt import build_prompt
 from parley_bot.services.rate_limit import RateLimiter
+from parley_bot.services.stops import RunningAnswer, Stops
 from parley_bot.telegram import ReplyStream, TelegramOutput
 from parley_core.logging import get_logger
 from parley_core.repositories import turns
@@ -36,7 +41,13 @@ UNAVAILABLE = (
 TOO_LONG = "Sorry, that message is too long for the model. Please shorten it or split it up."
 SLOW_DOWN = "You are writing faster than I may answer; I'll reply in about {seconds} s."
 
+STOPPED = "⏹ _Stopped._"
+STOPPED_EMPTY = "⏹ Stopped before I wrote anything."
+
 SLOW_DOWN_NOTICE_SECONDS = 5.0  # a rate-limit wait at least this long is announced
+# Groups get a preview (with the Stop button) only for an answer still being written after this
+# long: a quick answer then costs one message of the group's 20 per minute, not two.
+GROUP_PREVIEW_DELAY_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,19 +56,27 @@ class Answered:
 
     answer: StoredAnswer | None
     reply: ReplyDraft
-    outcome: str  # "answered", "unavailable" or "too_long" (bot_reply_duration_seconds)
+    outcome: str  # "answered", "stopped", "unavailable" or "too_long" (bot_reply_duration_seconds)
+    note: str | None = None  # said after the reply (the user's model left the allowlist)
 
 
 class Answerer:
     """Asks the LLM client for the answer to a chat's waiting messages."""
 
     def __init__(
-        self, *, engine: AsyncEngine, llm: LLMClient, output: TelegramOutput, settings: BotSettings
+        self,
+        *,
+        engine: AsyncEngine,
+        llm: LLMClient,
+        output: TelegramOutput,
+        settings: BotSettings,
+        stops: Stops,
     ) -> None:
         self.engine = engine
         self.llm = llm
         self.output = output
         self.settings = settings
+        self.stops = stops
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
 
     async def answer(self, work: UserWork, pending: list[PendingMessage]) -> Answered:
@@ -66,7 +85,8 @@ class Answerer:
         private = chat_id > 0
         reply_to = None if private else pending[-1].telegram_message_id
         await self._wait_for_rate_limit(work.user_id, chat_id)
-        stream = self._stream(chat_id, pending) if private else None
+        turn_model = await self._model_for(work)
+        stream = self._stream(chat_id, pending, reply_to=reply_to)
         prompt = build_prompt(
             system_prompt=work.system_prompt or self.settings.llm_system_prompt,
             history=work.history,
@@ -74,17 +94,37 @@ class Answerer:
             max_history=work.max_history_messages,
         )
         completion: Completion | None = None
+        answer: StoredAnswer | None = None
         outcome = "answered"
+        progress = Progress()
+        call = asyncio.ensure_future(
+            self.llm.complete(
+                prompt,
+                on_partial=stream.update if stream else None,
+                primary=turn_model.primary,
+                progress=progress,
+            )
+        )
         try:
             async with self.output.typing(chat_id):
-                completion = await self.llm.complete(prompt, on_partial=stream.update if stream else None)
+                if stream is None:
+                    completion = await call
+                else:
+                    with self.stops.running(
+                        chat_id=chat_id, token=stream.stop_token, user_id=work.user_id, task=call
+                    ) as running:
+                        completion = await self._until_stopped(call, running)
+                        if completion is None:
+                            outcome = "stopped"
+                            answer = self._stopped(prompt, progress)
         except LLMUnavailableError as exc:
             outcome, text = "unavailable", UNAVAILABLE
             log.warning("turn_not_answered", outcome=outcome, reason=exc.reason)
         except ContextTooLongError as exc:
             outcome, text = "too_long", TOO_LONG
             log.warning("turn_not_answered", outcome=outcome, reason=str(exc))
-        answer = None
+        finally:
+            call.cancel()  # the turn itself was cancelled (shutdown): close the request too
         if completion is not None:
             text = completion.text.replace("\x00", "")
             answer = StoredAnswer(
@@ -96,6 +136,8 @@ class Answerer:
                 fallback_used=completion.fallback_used,
                 cost_usd=completion.cost_usd,
             )
+        elif answer is not None:
+            text = f"{answer.content}\n\n{STOPPED}" if answer.content.strip() else STOPPED_EMPTY
         reply = ReplyDraft(
             chat_id,
             reply_to,
@@ -105,7 +147,47 @@ class Answerer:
             is_answer=answer is not None,
             preview_message_ids=stream.preview_message_ids if stream else (),
         )
-        return Answered(answer=answer, reply=reply, outcome=outcome)
+        return Answered(answer=answer, reply=reply, outcome=outcome, note=turn_model.note)
+
+    @staticmethod
+    async def _until_stopped(call: asyncio.Future[Completion], running: RunningAnswer) -> Completion | None:
+        """The completion, or None when the user stopped it (a cancellation of the turn propagates)."""
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not running.stopped or (current is not None and current.cancelling()):
+                raise
+            return None
+
+    def _stopped(self, prompt: list[ChatMessage], progress: Progress) -> StoredAnswer:
+        """What a stopped answer stores: the text so far and an estimate of what it used."""
+        model = progress.model or self.llm.primary_model
+        text = progress.text.replace("\x00", "")
+        prompt_tokens, completion_tokens, cost = self.llm.stopped_usage(model, prompt, text)
+        return StoredAnswer(
+            content=text,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=0,
+            fallback_used=progress.fallback_used,
+            cost_usd=cost,
+            stopped=True,
+        )
+
+    async def _model_for(self, work: UserWork) -> models.TurnModel:
+        turn_model = models.for_turn(work.model, self.settings)
+        if turn_model.withdrawn is not None:
+            metrics.BOT_MODEL_WITHDRAWN.inc()
+            log.info("model_choice_withdrawn", model=turn_model.withdrawn)
+            try:
+                await models.forget_withdrawn(
+                    engine=self.engine, user_id=work.user_id, model=turn_model.withdrawn
+                )
+            except Exception as exc:  # the note comes again next turn; nothing else is lost
+                log.warning("model_choice_not_forgotten", error=type(exc).__name__)
+        return turn_model
 
     async def _wait_for_rate_limit(self, user_id: int, chat_id: int) -> None:
         wait = self.limiter.reserve(user_id)
@@ -118,10 +200,13 @@ class Answerer:
                 await self.output.send_plain(chat_id, SLOW_DOWN.format(seconds=round(wait)))
         await asyncio.sleep(wait)
 
-    def _stream(self, chat_id: int, pending: list[PendingMessage]) -> ReplyStream | None:
+    def _stream(
+        self, chat_id: int, pending: list[PendingMessage], *, reply_to: int | None
+    ) -> ReplyStream | None:
         mode = self.settings.stream_replies
         if mode == "off":
             return None
+        private = chat_id > 0
         newest = pending[-1]
 
         async def remember_preview(message_id: int) -> None:
@@ -136,11 +221,18 @@ class Answerer:
                 log.warning("preview_not_recorded", error=type(exc).__name__)
 
         previews = tuple(p for m in pending for p in m.preview_message_ids)
+        interval = self.settings.stream_edit_interval_seconds
+        per_minute = self.settings.telegram_group_per_minute
+        if not private and per_minute > 0:  # a group takes that many messages and edits a minute
+            interval = max(interval, 60.0 / per_minute)
         return ReplyStream(
             self.output,
             chat_id,
-            mode="edit" if mode == "edit" else "draft",
-            interval_seconds=self.settings.stream_edit_interval_seconds,
+            mode="draft" if private and mode != "edit" else "edit",
+            interval_seconds=interval,
+            reply_to=reply_to,
             previews=previews,
             on_new_preview=remember_preview,
+            stoppable=True,
+            delay_seconds=0.0 if private else GROUP_PREVIEW_DELAY_SECONDS,
         )

@@ -23,6 +23,7 @@ class EffectiveSettings:
     history_is_default: bool
     system_prompt: str
     prompt_is_default: bool
+    model: str | None = None  # the stored /model choice (None: LLM_MODEL); it may have left the allowlist
 
 
 async def effective_settings(
@@ -36,6 +37,7 @@ async def effective_settings(
         history_is_default=stored.max_history_messages is None,
         system_prompt=stored.system_prompt or settings.llm_system_prompt,
         prompt_is_default=stored.system_prompt is None,
+        model=stored.model,
     )
 
 

@@ -137,6 +137,8 @@ class TurnSteps:
             )
         answered = await self.answerer.answer(work, pending)
         replies = [answered.reply]
+        if answered.note is not None:
+            replies.append(ReplyDraft(chat_id, reply_to, answered.note, markdown=False, parts_total=1))
         warning = self.budgets.warning(work, answered.answer, _now())
         if warning is not None:
             replies.append(ReplyDraft(chat_id, reply_to, warning, markdown=False, parts_total=1))

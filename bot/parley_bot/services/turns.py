@@ -39,11 +39,12 @@ from parley_bot.services.budgets import BudgetGuard
 from parley_bot.services.database import execute, persist
 from parley_bot.services.delivery import DeliveredReplies, Delivery
 from parley_bot.services.instance import Instance
+from parley_bot.services.stops import Stops
 from parley_bot.services.turn_steps import TurnSteps
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import bind_context, clear_context, get_logger
 from parley_core.repositories import turns
-from parley_core.repositories.turns import AcceptStatus, UserWork
+from parley_core.repositories.turns import AcceptStatus, Retry, UserWork
 from parley_core.repositories.users import TelegramProfile
 from parley_core.settings import BotSettings
 
@@ -83,6 +84,8 @@ class TurnRunner:
         # batches. Several webhook replicas give the lease back, so whichever replica receives the
         # next message can answer it.
         self.sticky_leases = settings.bot_mode == "polling"
+        # Several webhook replicas: a stop may reach another replica than the one writing the answer.
+        self.stops = Stops(engine=engine, lifecycle=lifecycle, broadcast=not self.sticky_leases)
         self.delivered = DeliveredReplies(engine=engine, lifecycle=lifecycle) if self.sticky_leases else None
         delivery = Delivery(
             engine=engine, output=output, lifecycle=lifecycle, holder=instance.id, delivered=self.delivered
@@ -93,7 +96,7 @@ class TurnRunner:
             lifecycle=lifecycle,
             holder=instance.id,
             delivery=delivery,
-            answerer=Answerer(engine=engine, llm=llm, output=output, settings=settings),
+            answerer=Answerer(engine=engine, llm=llm, output=output, settings=settings, stops=self.stops),
             budgets=BudgetGuard(settings),
             on_last_delivery=self._finishing_now,
         )
@@ -175,6 +178,42 @@ class TurnRunner:
         elif accepted.leased:
             self._start(profile.id, work)  # None (claim first) unless this statement read the work
         return "stored"
+
+    async def retry(
+        self,
+        *,
+        user_id: int,
+        update_id: int,
+        chat_id: int,
+        telegram_message_id: int,
+        sent_at: datetime,
+    ) -> Retry:
+        """/retry: queue the user's last question again (the old answer leaves the history), and answer it.
+
+        A turn in progress makes it ``busy``: the user retries once it has ended (a stop ends it at once).
+        """
+        if user_id in self._workers:
+            return Retry("busy")
+        async with self.engine.begin() as conn:
+            retried = await turns.retry_last_answer(
+                conn,
+                user_id=user_id,
+                update_id=update_id,
+                chat_id=chat_id,
+                telegram_message_id=telegram_message_id,
+                sent_at=sent_at,
+                lease=self.instance.lease_terms(),
+                dedupe_seconds=self.settings.bot_update_dedupe_seconds,
+            )
+        if retried.status == "queued":
+            metrics.BOT_RETRIES.inc()
+            log.info("turn_retried", replaced_answer=str(retried.replaced_answer))
+            if user_id in self._workers:  # a message started a worker meanwhile: it looks again
+                self._woken.add(user_id)
+            elif retried.leased:
+                self._start(user_id, None)
+            # Otherwise another replica holds the lease and answers it with its next claim.
+        return retried
 
     def resume(self, user_id: int) -> None:
         """Work waits for ``user_id`` and nobody alive is doing it: claim it and answer."""

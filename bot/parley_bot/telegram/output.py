@@ -25,6 +25,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import (
+    AnswerCallbackQuery,
     DeleteMessage,
     DeleteWebhook,
     EditMessageText,
@@ -38,7 +39,7 @@ from aiogram.methods import (
     SetWebhook,
 )
 from aiogram.methods.base import TelegramMethod, TelegramType
-from aiogram.types import LinkPreviewOptions, ReplyParameters
+from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from aiogram.utils.chat_action import ChatActionSender
 
 from parley_bot import metrics
@@ -70,6 +71,7 @@ BOT_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
     SetMyCommands,
     SetWebhook,
     DeleteWebhook,
+    AnswerCallbackQuery,
 )
 # aiogram parses every answer as Response[<return type>]. pydantic caches such generic classes only
 # weakly, so under load they are garbage-collected and rebuilt, about 10 ms of CPU each time (a third
@@ -130,7 +132,15 @@ class TelegramOutput:
                 log.warning("telegram_transient_error", method=name, error=type(exc).__name__)
                 await asyncio.sleep(0.5 * transient)
 
-    async def _send(self, chat_id: int, text: str, *, html: bool, reply_to: int | None) -> int:
+    async def _send(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        html: bool,
+        reply_to: int | None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> int:
         method = SendMessage(
             chat_id=chat_id,
             text=text,
@@ -139,6 +149,7 @@ class TelegramOutput:
             reply_parameters=(
                 ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
             ),
+            reply_markup=keyboard,
         )
         message = await self.call(method, chat_id=chat_id)
         metrics.TELEGRAM_MESSAGES_SENT.inc()
@@ -164,17 +175,44 @@ class TelegramOutput:
             ids.append(await self.send_part(chat_id, part, reply_to=reply_to if index == 0 else None))
         return ids
 
-    async def send_html(self, chat_id: int, html_text: str, *, reply_to: int | None = None) -> int:
+    async def send_html(
+        self,
+        chat_id: int,
+        html_text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> int:
         """Send a short reply the bot wrote itself in Telegram HTML (user values already escaped)."""
-        return await self._send(chat_id, html_text, html=True, reply_to=reply_to)
+        return await self._send(chat_id, html_text, html=True, reply_to=reply_to, keyboard=keyboard)
 
-    async def send_plain(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int:
-        """Send a short unformatted reply."""
-        return await self._send(chat_id, text, html=False, reply_to=reply_to)
+    async def send_plain(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> int:
+        """Send a short unformatted reply (with buttons under it, when given)."""
+        return await self._send(chat_id, text, html=False, reply_to=reply_to, keyboard=keyboard)
 
-    async def edit_plain(self, chat_id: int, message_id: int, text: str) -> None:
-        """Replace a message's text with unformatted ``text`` (streaming previews)."""
-        await self._edit(chat_id, message_id, text, html=False)
+    async def edit_plain(
+        self, chat_id: int, message_id: int, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Replace a message's text with unformatted ``text``; its buttons go unless given again."""
+        await self._edit(chat_id, message_id, text, html=False, keyboard=keyboard)
+
+    async def edit_html(self, chat_id: int, message_id: int, html_text: str) -> None:
+        """Replace a message's text with the bot's own Telegram HTML (and remove its buttons)."""
+        await self._edit(chat_id, message_id, html_text, html=True)
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        """Acknowledge a button press (Telegram shows ``text`` briefly); a late one is only logged."""
+        try:
+            await self.call(AnswerCallbackQuery(callback_query_id=callback_id, text=text))
+        except TelegramBadRequest as exc:  # "query is too old": the press still did its work
+            log.info("callback_answer_failed", error=exc.message)
 
     async def edit_part(self, chat_id: int, message_id: int, part: str) -> None:
         """Replace a message's text with the formatted Markdown ``part`` (falling back to plain)."""
@@ -190,13 +228,22 @@ class TelegramOutput:
                 log.warning("telegram_html_rejected", chat_id=chat_id, error=exc.message)
         await self._edit(chat_id, message_id, part, html=False)
 
-    async def _edit(self, chat_id: int, message_id: int, text: str, *, html: bool) -> None:
+    async def _edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        html: bool,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> None:
         method = EditMessageText(
             chat_id=chat_id,
             message_id=message_id,
             text=text,
             parse_mode="HTML" if html else None,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=keyboard,
         )
         try:
             await self.call(method, chat_id=chat_id)
@@ -209,9 +256,16 @@ class TelegramOutput:
         with contextlib.suppress(TelegramBadRequest):
             await self.call(DeleteMessage(chat_id=chat_id, message_id=message_id))
 
-    async def send_draft(self, chat_id: int, draft_id: int, text: str) -> None:
-        """Show ``text`` as the chat's draft (Bot API sendMessageDraft); not paced, previews are ephemeral."""
-        await self.call(SendMessageDraft(chat_id=chat_id, draft_id=draft_id, text=text, parse_mode=None))
+    async def send_draft(self, chat_id: int, draft_id: int, text: str, *, can_stop: bool = False) -> None:
+        """Show ``text`` as the chat's draft (Bot API sendMessageDraft); not paced, previews are ephemeral.
+
+        ``can_stop``: Telegram shows a Stop button; pressing it sends a stopped_message_generation update.
+        """
+        await self.call(
+            SendMessageDraft(
+                chat_id=chat_id, draft_id=draft_id, text=text, parse_mode=None, can_stop=can_stop or None
+            )
+        )
 
     def typing(self, chat_id: int) -> ChatActionSender:
         """``async with`` it: "typing…" in the chat from TYPING_DELAY_SECONDS on until the block ends.

@@ -12,8 +12,12 @@ Two ways, chosen per chat:
   is resumed by another process after a crash.
 
 Previews are plain text (half-written Markdown is not valid), throttled to one update per
-STREAM_EDIT_INTERVAL_SECONDS per chat and paced like every other message. A failed preview is
-only logged: the final answer is what matters.
+``interval_seconds`` per chat and paced like every other message. A failed preview is only logged:
+the final answer is what matters.
+
+A ``stoppable`` stream lets the user stop the answer: drafts carry Telegram's own Stop
+(``can_stop``), edit-mode previews an inline Stop button whose data names the stream's
+``stop_token`` (the draft id). ``services/stops`` does the stopping.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from parley_bot.telegram.output import TelegramOutput
 from parley_bot.telegram.splitting import split_markdown
@@ -33,6 +38,16 @@ from parley_core.logging import get_logger
 log = get_logger(__name__)
 
 StreamMode = Literal["draft", "edit"]
+
+STOP_PREFIX = "stop:"
+STOP_LABEL = "⏹ Stop"
+
+
+def stop_button(token: int) -> InlineKeyboardMarkup:
+    """The inline Stop button of an edit-mode preview."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=STOP_LABEL, callback_data=f"{STOP_PREFIX}{token}")]]
+    )
 
 
 class ReplyStream:
@@ -48,6 +63,8 @@ class ReplyStream:
         reply_to: int | None = None,
         previews: tuple[int, ...] = (),
         on_new_preview: Callable[[int], Awaitable[None]] | None = None,
+        stoppable: bool = False,
+        delay_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.output = output
@@ -63,11 +80,19 @@ class ReplyStream:
         if previews:
             self.mode = "edit"
         self._draft_id = random.randint(1, 2**31 - 1)  # noqa: S311  (an identifier, not a secret)
+        self.stoppable = stoppable
+        self._keyboard = stop_button(self._draft_id) if stoppable else None
+        self._not_before = clock() + delay_seconds  # no preview for an answer that is ready sooner
+
+    @property
+    def stop_token(self) -> int:
+        """What a stop for this stream names: the draft id (also in the Stop button's data)."""
+        return self._draft_id
 
     async def update(self, text: str) -> None:
         """Show ``text`` (the answer so far) unless the chat was updated less than an interval ago."""
         now = self._clock()
-        if now - self._last_shown < self.interval_seconds:
+        if now < self._not_before or now - self._last_shown < self.interval_seconds:
             return
         self._last_shown = now
         parts = split_markdown(text)
@@ -82,7 +107,7 @@ class ReplyStream:
 
     async def _draft(self, text: str) -> bool:
         try:
-            await self.output.send_draft(self.chat_id, self._draft_id, text)
+            await self.output.send_draft(self.chat_id, self._draft_id, text, can_stop=self.stoppable)
         except (TelegramNotFound, TelegramBadRequest) as exc:
             log.info("stream_drafts_unavailable", chat_id=self.chat_id, error=exc.message)
             if isinstance(exc, TelegramNotFound):
@@ -96,11 +121,13 @@ class ReplyStream:
             if index < len(self._messages):
                 message_id, shown = self._messages[index]
                 if shown != part:
-                    await self.output.edit_plain(self.chat_id, message_id, part)
+                    await self.output.edit_plain(self.chat_id, message_id, part, keyboard=self._keyboard)
                     self._messages[index] = (message_id, part)
             else:
                 reply_to = self.reply_to if index == 0 else None
-                message_id = await self.output.send_plain(self.chat_id, part, reply_to=reply_to)
+                message_id = await self.output.send_plain(
+                    self.chat_id, part, reply_to=reply_to, keyboard=self._keyboard
+                )
                 self._messages.append((message_id, part))
                 if self._on_new_preview is not None:
                     await self._on_new_preview(message_id)

@@ -1,10 +1,10 @@
-"""Per-user preferences: how much history the LLM sees and the user's own system prompt."""
+"""Per-user preferences: how much history the LLM sees, the user's own system prompt and model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,20 +17,23 @@ class UserPreferences:
 
     max_history_messages: int | None
     system_prompt: str | None
+    model: str | None = None
 
 
 async def get_preferences(conn: AsyncConnection, *, user_id: int) -> UserPreferences:
     """The user's settings, or all defaults when none were ever set."""
     row = (
         await conn.execute(
-            select(UserSettings.max_history_messages, UserSettings.system_prompt).where(
+            select(UserSettings.max_history_messages, UserSettings.system_prompt, UserSettings.model).where(
                 UserSettings.user_id == user_id
             )
         )
     ).first()
     if row is None:
         return UserPreferences(max_history_messages=None, system_prompt=None)
-    return UserPreferences(max_history_messages=row.max_history_messages, system_prompt=row.system_prompt)
+    return UserPreferences(
+        max_history_messages=row.max_history_messages, system_prompt=row.system_prompt, model=row.model
+    )
 
 
 async def set_system_prompt(conn: AsyncConnection, *, user_id: int, system_prompt: str | None) -> None:
@@ -52,4 +55,24 @@ async def set_max_history(conn: AsyncConnection, *, user_id: int, max_history_me
             index_elements=[UserSettings.user_id],
             set_={"max_history_messages": statement.excluded.max_history_messages, "updated_at": func.now()},
         )
+    )
+
+
+async def set_model(conn: AsyncConnection, *, user_id: int, model: str | None) -> None:
+    """Store (or with ``None`` clear) the user's /model choice; the user row must exist."""
+    statement = insert(UserSettings).values(user_id=user_id, model=model)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[UserSettings.user_id],
+            set_={"model": statement.excluded.model, "updated_at": func.now()},
+        )
+    )
+
+
+async def forget_model(conn: AsyncConnection, *, user_id: int, model: str) -> None:
+    """Clear the user's choice if it is still ``model`` (a newer choice is left alone)."""
+    await conn.execute(
+        update(UserSettings)
+        .where(UserSettings.user_id == user_id, UserSettings.model == model)
+        .values(model=None, updated_at=func.now())
     )

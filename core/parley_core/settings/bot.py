@@ -276,6 +276,11 @@ class BotSettings(BudgetSettings):
             )
         return self
 
+    @property
+    def offered_models(self) -> list[str]:
+        """What /model offers: LLM_MODEL (the default) first, then LLM_MODEL_CHOICES, each once."""
+        return list(dict.fromkeys([self.llm_model, *self.llm_model_choices]))
+
     def missing_for_start(self) -> list[str]:
         """Variables without which the bot cannot answer anybody."""
         missing = []

@@ -92,6 +92,9 @@ class LLMDouble:
     report_cost: bool = True
     record: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Streams the client closed before their end (a stopped answer): the gateway stops generating.
+    disconnects: int = 0
+    streamed_chunks: int = 0  # content chunks written to streams, in all
     url: str = ""
     _scripts: dict[str, deque[Step]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
@@ -253,18 +256,23 @@ class LLMDouble:
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
-        await response.write(chunk({"role": "assistant", "content": ""}))
-        words = text.split(" ")
-        pieces = [
-            " ".join(words[i : i + self.chunk_words]) + (" " if i + self.chunk_words < len(words) else "")
-            for i in range(0, len(words), self.chunk_words)
-        ]
-        if step.kind == "stream_error":
-            pieces = pieces[:2]
-        for piece in pieces:
-            await response.write(chunk({"content": piece}))
-            if self.chunk_delay:
-                await asyncio.sleep(self.chunk_delay)
+        try:
+            await response.write(chunk({"role": "assistant", "content": ""}))
+            words = text.split(" ")
+            pieces = [
+                " ".join(words[i : i + self.chunk_words]) + (" " if i + self.chunk_words < len(words) else "")
+                for i in range(0, len(words), self.chunk_words)
+            ]
+            if step.kind == "stream_error":
+                pieces = pieces[:2]
+            for piece in pieces:
+                await response.write(chunk({"content": piece}))
+                self.streamed_chunks += 1
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1  # the client went away mid-answer: stop generating
+            raise
         if step.kind == "stream_error":
             error_event = {"error": {"message": "Provider returned error", "code": 502}}
             await response.write(f"data: {json.dumps(error_event)}\n\n".encode())

@@ -4,8 +4,11 @@ It answers like api.telegram.org: the token is part of the path (a wrong one is 
 methods are 404, a text over 4096 characters (UTF-16 code units, after entity parsing) is 400
 "message is too long", malformed HTML is 400 "can't parse entities: ...", an edit that changes
 nothing is 400 "message is not modified", flood control is 429 with ``parameters.retry_after``,
-and getUpdates honours offsets (confirming earlier updates), limits and the long-poll timeout, and
-refuses to run while a webhook is set or when a second poller interrupts the first (409).
+getUpdates honours offsets (confirming earlier updates), limits and the long-poll timeout, and
+refuses to run while a webhook is set or when a second poller interrupts the first (409). Update
+types the bot did not list in ``allowed_updates`` are never delivered. Inline keyboards are checked
+(1-64 bytes of callback data) and an edit without one removes it; a button press can be answered
+once (``answerCallbackQuery``); a draft's Stop exists only when it was sent with ``can_stop``.
 Tests push updates in and read what the bot sent. Only for tests; never a runtime default.
 
 ``ask()`` pushes a user's message and waits for the bot's answer (benchmarks). With
@@ -23,6 +26,7 @@ import itertools
 import json
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,9 @@ from aiohttp import web
 from parley_testing.doubles.credentials import TELEGRAM_TOKEN
 
 MAX_TEXT_UTF16 = 4096
+MAX_CALLBACK_TEXT = 200  # answerCallbackQuery's notification text
+# What Telegram leaves out unless a bot lists it in allowed_updates.
+NOT_SENT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _ALLOWED_TAGS = {
     "b",
     "strong",
@@ -144,6 +151,12 @@ class SentMessage:
     sent_at: float = field(default_factory=time.perf_counter)  # when the bot's sendMessage arrived
     edits: int = 0
     deleted: bool = False
+    reply_markup: dict[str, Any] | None = None  # inline keyboard; an edit without one removes it
+
+    def buttons(self) -> list[tuple[str, str]]:
+        """(text, callback_data) of each inline button, row by row."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [(str(b["text"]), str(b.get("callback_data", ""))) for row in rows for b in row]
 
 
 @dataclass
@@ -153,6 +166,7 @@ class Draft:
     chat_id: int
     draft_id: int
     text: str
+    can_stop: bool = False
 
 
 @dataclass
@@ -177,6 +191,10 @@ class TelegramDouble:
     # Where a registered webhook origin is really reached (what an ingress in front of the bot does for
     # Telegram): {"https://bot.example": "http://10.0.0.7:8080"}; the path is kept.
     webhook_routes: dict[str, str] = field(default_factory=dict)
+    callback_answers: list[tuple[str, str | None]] = field(default_factory=list)  # (query id, text)
+    # Update types the bot asked for (getUpdates / setWebhook allowed_updates); None: Telegram's default.
+    allowed_updates: list[str] | None = None
+    _callback_ids: set[str] = field(default_factory=set)
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
     _reject_entities: int = 0
@@ -277,6 +295,33 @@ class TelegramDouble:
         message.update(extra or {})
         return {"message": message}
 
+    def callback_update(self, data: str, *, message: SentMessage, user_id: int = 42) -> dict[str, Any]:
+        """A press of the inline button with ``data`` under ``message``, by ``user_id``."""
+        if data not in {button_data for _, button_data in message.buttons()}:
+            raise ValueError(f"message {message.message_id} has no button with data {data!r}")
+        query_id = f"{user_id}-{uuid.uuid4().hex[:12]}"
+        self._callback_ids.add(query_id)
+        return {
+            "callback_query": {
+                "id": query_id,
+                "from": {"id": user_id, "is_bot": False, "first_name": "Ada", "language_code": "en"},
+                "message": self._message_result(message),
+                "chat_instance": str(message.chat_id),
+                "data": data,
+            }
+        }
+
+    def stop_update(self, draft: Draft) -> dict[str, Any]:
+        """The user pressed Telegram's Stop on a draft (only drafts sent with can_stop have one)."""
+        if not draft.can_stop:
+            raise ValueError("that draft was sent without can_stop: it shows no Stop button")
+        return {
+            "stopped_message_generation": {
+                "chat": {"id": draft.chat_id, "type": "private", "first_name": "Ada"},
+                "draft_id": draft.draft_id,
+            }
+        }
+
     def send_text(self, text: str, **kwargs: Any) -> int:
         """Push a text message update; returns its update_id."""
         return self.push_update(self.text_update(text, **kwargs))
@@ -322,6 +367,10 @@ class TelegramDouble:
             self._next_update_id += 1
             update_id = self._next_update_id
         body = {"update_id": update_id, **update}
+        if not self._wanted(body):
+            raise AssertionError(
+                f"Telegram would not send this update: allowed_updates is {self.allowed_updates}"
+            )
         headers = {}
         token = secret if secret is not None else self.webhook_secret
         if token:
@@ -377,6 +426,13 @@ class TelegramDouble:
         task = asyncio.get_running_loop().create_task(notify(self._changed))
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+    def _wanted(self, update: dict[str, Any]) -> bool:
+        """Whether Telegram sends this update to a bot that asked for ``allowed_updates``."""
+        kind = next(key for key in update if key != "update_id")
+        if not self.allowed_updates:
+            return kind not in NOT_SENT_BY_DEFAULT
+        return kind in self.allowed_updates
 
     def _ids(self, chat_id: int) -> itertools.count[int]:
         return self._message_ids.setdefault(chat_id, itertools.count(1))
@@ -442,6 +498,8 @@ class TelegramDouble:
             )
         self._poll_generation += 1
         generation = self._poll_generation
+        if "allowed_updates" in params:
+            self.allowed_updates = list(params["allowed_updates"] or [])
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(int(params.get("timeout") or 0), 0)
@@ -456,6 +514,7 @@ class TelegramDouble:
                     "Conflict: terminated by other getUpdates request; make sure that only one bot "
                     "instance is running",
                 )
+            self.updates = [u for u in self.updates if self._wanted(u)]  # Telegram drops the others
             if self.updates:
                 return self.updates[:limit]
             remaining = deadline - time.monotonic()
@@ -476,6 +535,8 @@ class TelegramDouble:
             raise TelegramError(400, "Bad Request: secret token contains unallowed characters")
         self.webhook_url = url
         self.webhook_secret = str(secret) if secret is not None else None
+        if "allowed_updates" in params:
+            self.allowed_updates = list(params["allowed_updates"] or [])
         return True
 
     async def _get_webhook_info(self, _params: dict[str, Any]) -> dict[str, Any]:
@@ -555,6 +616,7 @@ class TelegramDouble:
             raw=str(params["text"]),
             parse_mode=params.get("parse_mode"),
             reply_to=int(reply["message_id"]) if isinstance(reply, dict) else None,
+            reply_markup=_keyboard(params.get("reply_markup")),
         )
         self.sent.append(message)
         waiter = self._answer_waiters.pop(chat_id, None)
@@ -572,13 +634,15 @@ class TelegramDouble:
     async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._find(params)
         visible = self._visible(params)
-        if visible == message.text and str(params["text"]) == message.raw:
+        markup = _keyboard(params.get("reply_markup"))
+        if visible == message.text and str(params["text"]) == message.raw and markup == message.reply_markup:
             raise TelegramError(
                 400,
                 "Bad Request: message is not modified: specified new message content and reply markup "
                 "are exactly the same as a current content and reply markup of the message",
             )
         message.text, message.raw, message.parse_mode = visible, str(params["text"]), params.get("parse_mode")
+        message.reply_markup = markup
         message.edits += 1
         return self._message_result(message)
 
@@ -601,7 +665,22 @@ class TelegramDouble:
             text = self._visible(params)
         if utf16_len(text) > MAX_TEXT_UTF16:
             raise TelegramError(400, "Bad Request: message is too long")
-        self.drafts.append(Draft(chat_id, int(params["draft_id"]), text))
+        self.drafts.append(
+            Draft(chat_id, int(params["draft_id"]), text, can_stop=bool(params.get("can_stop")))
+        )
+        return True
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id") or "")
+        if query_id not in self._callback_ids:
+            raise TelegramError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        text = params.get("text")
+        if text is not None and len(str(text)) > MAX_CALLBACK_TEXT:
+            raise TelegramError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._callback_ids.discard(query_id)  # a query is answered once
+        self.callback_answers.append((query_id, None if text is None else str(text)))
         return True
 
 
@@ -620,6 +699,7 @@ _METHODS: dict[str, _Handler] = {
     "editmessagetext": TelegramDouble._edit_message_text,
     "deletemessage": TelegramDouble._delete_message,
     "sendmessagedraft": TelegramDouble._send_message_draft,
+    "answercallbackquery": TelegramDouble._answer_callback_query,
 }
 
 
@@ -631,6 +711,20 @@ _JSON_FIELDS = {
     "link_preview_options",
     "commands",
 }
+
+
+def _keyboard(markup: Any) -> dict[str, Any] | None:
+    """An inline keyboard as Telegram checks it (callback data of 1-64 bytes), or None."""
+    if markup is None:
+        return None
+    if not isinstance(markup, dict) or not isinstance(markup.get("inline_keyboard"), list):
+        raise TelegramError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    for row in markup["inline_keyboard"]:
+        for button in row:
+            data = button.get("callback_data")
+            if not button.get("text") or (data is not None and not 1 <= len(str(data).encode()) <= 64):
+                raise TelegramError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return markup
 
 
 async def _params(request: web.Request) -> dict[str, Any]:

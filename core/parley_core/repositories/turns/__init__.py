@@ -32,6 +32,7 @@ from parley_core.repositories.turns.records import (
     StoredAnswer,
     UserWork,
 )
+from parley_core.repositories.turns.retry import Retry, retry_last_answer
 from parley_core.repositories.turns.work import accept_message, claim_work
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "OutboxItem",
     "PendingMessage",
     "ReplyDraft",
+    "Retry",
     "StoredAnswer",
     "UserWork",
     "accept_message",
@@ -54,4 +56,5 @@ __all__ = [
     "record_part",
     "record_preview",
     "release_lease",
+    "retry_last_answer",
 ]

@@ -26,10 +26,11 @@ consumed AS (
 ),
 answer AS (
     INSERT INTO messages (user_id, role, content, content_length, model, prompt_tokens,
-                          completion_tokens, latency_ms, fallback_used, cost_usd)
+                          completion_tokens, latency_ms, fallback_used, cost_usd, stopped)
     SELECT CAST(:user_id AS bigint), 'assistant', CAST(:content AS text), CAST(:content_length AS integer),
            CAST(:model AS varchar), CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer),
-           CAST(:latency_ms AS integer), CAST(:fallback_used AS boolean), CAST(:cost_usd AS numeric)
+           CAST(:latency_ms AS integer), CAST(:fallback_used AS boolean), CAST(:cost_usd AS numeric),
+           CAST(:stopped AS boolean)
     WHERE CAST(:store_answer AS boolean) AND EXISTS (SELECT 1 FROM consumed)
     RETURNING id
 ),
@@ -117,6 +118,7 @@ async def finish_turn(
                 "latency_ms": answer.latency_ms if answer else None,
                 "fallback_used": answer.fallback_used if answer else False,
                 "cost_usd": cost,
+                "stopped": answer.stopped if answer else False,
                 "record_usage": bool(tokens or cost),
                 "usage_day": usage_day or datetime.now(UTC).date(),
                 "usage_tokens": tokens,

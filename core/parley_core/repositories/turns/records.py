@@ -110,6 +110,7 @@ class StoredAnswer:
     latency_ms: int
     fallback_used: bool
     cost_usd: float | None = None  # US dollars; None when neither the gateway nor a price knew
+    stopped: bool = False  # the user stopped it: ``content`` is what the model had written by then
 
     @property
     def tokens(self) -> int:

@@ -60,6 +60,7 @@ CROSS JOIN LATERAL (
     FROM (
         SELECT m.role, m.content, m.created_at FROM messages m
         WHERE m.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL AND NOT m.unanswered
+          AND NOT m.replaced AND m.content_length > 0  -- /retry's old answers; a stop before any text
           AND NOT EXISTS (SELECT 1 FROM bot_inbox b WHERE b.message_id = m.id)
         ORDER BY m.created_at DESC
         LIMIT greatest(prefs.max_history - 1, 0)
