@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,6 +63,21 @@ async def running_bot(settings: BotSettings, telegram: TelegramDouble) -> AsyncI
     finally:
         if not task.done():
             await handle.stop()
+
+
+async def post_update(bot: RunningBot, update: dict[str, Any], update_id: int) -> int:
+    """POST an update straight to one webhook replica (as Telegram would to whichever it reaches)."""
+    secret = bot.settings.telegram_webhook_secret
+    assert secret is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{bot.base_url}{bot.settings.telegram_webhook_path}",
+            json={"update_id": update_id, **update},
+            headers={"X-Telegram-Bot-Api-Secret-Token": secret.get_secret_value()},
+        ) as response,
+    ):
+        return response.status
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:

@@ -7,7 +7,6 @@ import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import aiohttp
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +17,7 @@ from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.waiting import eventually
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.bot.support import RunningBot, SettingsFactory, rows, running_bot
+from tests.bot.support import SettingsFactory, post_update, rows, running_bot
 from tools.localpg import free_port
 
 ADMIN = 7001
@@ -196,18 +195,6 @@ async def test_admins_change_a_users_budget_with_a_command_and_others_may_not(
     assert await rows(engine, "SELECT 1 FROM user_budgets WHERE user_id = :u", u=USER) == []
 
 
-async def _post(bot: RunningBot, update: dict[str, object], update_id: int) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{bot.base_url}{bot.settings.telegram_webhook_path}",
-            json={"update_id": update_id, **update},
-            headers={"X-Telegram-Bot-Api-Secret-Token": "budget-secret"},
-        ) as response,
-    ):
-        return response.status
-
-
 async def test_two_replicas_answering_in_parallel_overspend_by_at_most_one_turn(
     make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
 ) -> None:
@@ -242,7 +229,7 @@ async def test_two_replicas_answering_in_parallel_overspend_by_at_most_one_turn(
                         chat_id=-(user * 10 + rng.randrange(3)),
                         chat_type="group",
                     )
-                    sends.append(_post(rng.choice((one, two)), update, 90_000 + sent))
+                    sends.append(post_update(rng.choice((one, two)), update, 90_000 + sent))
             assert set(await asyncio.gather(*sends)) == {200}
             await asyncio.sleep(0.2)
         await eventually(lambda: _settled(engine), "every message answered or refused", timeout=30)

@@ -19,16 +19,22 @@ STORED_MODEL = "SELECT model FROM user_settings WHERE user_id = :u"
 
 
 async def _keyboard(telegram: TelegramDouble) -> SentMessage:
+    """Send /model and return the new message with its keyboard."""
+    before = len(telegram.messages_to(USER))
     telegram.send_text("/model")
-    await telegram.wait_for(lambda: any(m.reply_markup for m in telegram.messages_to(USER)))
-    return next(m for m in telegram.messages_to(USER) if m.reply_markup)
+    await telegram.wait_for(lambda: len(telegram.messages_to(USER)) > before)
+    menu = telegram.messages_to(USER)[before]
+    assert menu.reply_markup is not None
+    return menu
 
 
 def _button(message: SentMessage, model: str) -> str:
     return next(data for label, data in message.buttons() if model in label)
 
 
-async def _press(telegram: TelegramDouble, message: SentMessage, data: str, user_id: int = USER) -> str | None:
+async def _press(
+    telegram: TelegramDouble, message: SentMessage, data: str, user_id: int = USER
+) -> str | None:
     answered = len(telegram.callback_answers)
     telegram.push_update(telegram.callback_update(data, message=message, user_id=user_id))
     await telegram.wait_for(lambda: len(telegram.callback_answers) > answered)
@@ -65,7 +71,8 @@ async def test_a_picked_model_answers_from_then_on_and_the_fallback_stays(
         await _press(telegram, menu, _button(menu, PRIMARY))
         assert await rows(engine, STORED_MODEL, u=USER) == [(None,)]
     picked = REGISTRY.get_sample_value("bot_model_choices_total", {"model": CHOICE})
-    assert picked is not None and picked >= 1
+    assert picked is not None
+    assert picked >= 1
 
 
 async def test_a_model_that_left_the_allowlist_falls_back_to_the_default_with_a_note(
@@ -95,7 +102,10 @@ async def test_a_model_that_left_the_allowlist_falls_back_to_the_default_with_a_
         assert telegram.messages_to(USER)[-1].text == "echo: again?"
 
         # A button of the list shown before the change picks nothing (its place now holds another model).
-        assert await _press(telegram, outdated, _button(outdated, OTHER)) == "That list is out of date. Send /model again."
+        assert (
+            await _press(telegram, outdated, _button(outdated, OTHER))
+            == "That list is out of date. Send /model again."
+        )
         assert await rows(engine, STORED_MODEL, u=USER) == [(None,)]
 
 

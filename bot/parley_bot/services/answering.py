@@ -163,7 +163,7 @@ class Answerer:
     def _stopped(self, prompt: list[ChatMessage], progress: Progress) -> StoredAnswer:
         """What a stopped answer stores: the text so far and an estimate of what it used."""
         model = progress.model or self.llm.primary_model
-        text = progress.text.replace("\x00", "")
+        text = progress.text.replace("\x00", "").rstrip()  # a word cut off mid-stream ends it
         prompt_tokens, completion_tokens, cost = self.llm.stopped_usage(model, prompt, text)
         return StoredAnswer(
             content=text,

@@ -270,8 +270,11 @@ class LLMDouble:
                 self.streamed_chunks += 1
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             self.disconnects += 1  # the client went away mid-answer: stop generating
+            return response
+        except asyncio.CancelledError:
+            self.disconnects += 1
             raise
         if step.kind == "stream_error":
             error_event = {"error": {"message": "Provider returned error", "code": 502}}
