@@ -9,11 +9,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_core.settings import ModelPrice
-from parley_testing.doubles.llm import LLMDouble
+from parley_testing.doubles.llm import LLMDouble, stream_error
 from parley_testing.doubles.telegram import TelegramDouble
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.bot.support import SettingsFactory, rows, running_bot
+from tests.bot.support import SettingsFactory, rows, running_bot, settled
 
 COST_SQL = (
     "SELECT prompt_tokens, completion_tokens, cost_usd FROM messages"
@@ -75,3 +75,30 @@ async def test_a_model_nobody_prices_has_no_cost(
     assert answer.prompt_tokens > 0
     assert answer.cost_usd is None
     assert _spent(PRIMARY) == before
+
+
+async def test_an_attempt_that_broke_off_midway_counts_against_the_budget_too(
+    make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble, engine: AsyncEngine
+) -> None:
+    llm.chunk_words = 1
+    llm.script(PRIMARY, stream_error())  # two words, then the provider fails: those words are billed
+    before = _tokens(PRIMARY, "completion")
+    settings = make_settings(
+        stream_replies="edit", llm_prices={PRIMARY: {"prompt": 1_000, "completion": 2_000}}
+    )
+    async with running_bot(settings, telegram):
+        telegram.send_text("a question of some length")
+        await telegram.wait_for(
+            lambda: any(m.text == "echo: a question of some length" for m in telegram.sent)
+        )
+        await settled(engine, USER)
+    [answer] = await rows(engine, COST_SQL, u=USER)
+    [ledger] = await rows(engine, "SELECT tokens, cost_usd FROM usage_counters WHERE user_id = :u", u=USER)
+    # The answer of the next attempt, plus an estimate of the broken one (4 characters a token).
+    assert ledger.tokens > answer.prompt_tokens + answer.completion_tokens
+    assert ledger.cost_usd > (answer.cost_usd or 0)
+    assert _tokens(PRIMARY, "completion") > before
+
+
+def _tokens(model: str, kind: str) -> float:
+    return REGISTRY.get_sample_value("llm_tokens_total", {"model": model, "kind": kind}) or 0.0

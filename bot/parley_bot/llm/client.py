@@ -14,7 +14,7 @@ One call of :meth:`LLMClient.complete` answers one user message within one overa
 * other 4xx answers (bad key, unknown model) move straight to the next model;
 * "context too long" trims the oldest half of the history and retries once;
 * cancelling the call (a user's stop) closes the request in flight; ``progress`` then tells what
-  the model had written and which model it was.
+  the model had written and which model it was, and what attempts that broke off midway consumed.
 
 The policy's timing is in ``retry``, what counts as which failure in ``failures``, and one request
 (plain or streamed, through the openai SDK over aiohttp, like the Telegram session) in ``gateway``.
@@ -157,7 +157,7 @@ class LLMClient:
     def stopped_usage(
         self, model: str, messages: list[ChatMessage], text: str
     ) -> tuple[int, int, float | None]:
-        """What a request stopped midway used: (prompt tokens, completion tokens, US dollars or None).
+        """What a request stopped or broken off midway used: (prompt tokens, completion tokens, dollars).
 
         A closed stream brings no usage, so it is estimated at one token per CHARS_PER_TOKEN
         characters and priced with LLM_PRICES (a gateway's own figure is not available).
@@ -202,7 +202,7 @@ class LLMClient:
             reserve = 0.0 if is_last else self.policy.timeout_seconds  # the fallback's one attempt
             progress.model, progress.text, progress.fallback_used = model, "", index > 0
             answer = await self._try_model(
-                model, breaker, run, progress.follow(on_partial), budget_end=run.deadline - reserve
+                model, breaker, run, progress, on_partial, budget_end=run.deadline - reserve
             )
             if answer is not None:
                 text, prompt_tokens, completion_tokens, cost_usd = answer
@@ -233,6 +233,7 @@ class LLMClient:
         model: str,
         breaker: CircuitBreaker,
         run: _Run,
+        progress: Progress,
         on_partial: PartialCallback | None,
         *,
         budget_end: float,
@@ -253,7 +254,7 @@ class LLMClient:
                     model,
                     run.messages,
                     timeout=min(self.policy.timeout_seconds, remaining),
-                    on_partial=on_partial,
+                    on_partial=progress.follow(on_partial),
                 )
             except _ContextTooLongError:
                 breaker.release_trial()
@@ -265,6 +266,12 @@ class LLMClient:
                 log.warning("llm_context_trimmed", model=model, dropped_messages=run.trimmed)
                 continue
             except Exception as exc:  # every failure is classified; none may escape as a crash
+                if progress.text:  # the stream broke off midway: what it generated is billed
+                    prompt_tokens, completion_tokens, cost = self.stopped_usage(
+                        model, run.messages, progress.text
+                    )
+                    progress.wasted.add(prompt_tokens + completion_tokens, cost)
+                    progress.text = ""
                 failure = classify(exc)
                 breaker.record_failure()
                 run.last_error = failure.error_type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -22,15 +22,31 @@ class ChatMessage:
 
 
 @dataclass
+class Spent:
+    """Tokens and US dollars consumed by attempts that produced no answer (the gateway bills them)."""
+
+    tokens: int = 0
+    cost_usd: float | None = None
+
+    def add(self, tokens: int, cost_usd: float | None) -> None:
+        """Count one more attempt's consumption."""
+        self.tokens += tokens
+        if cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + cost_usd
+
+
+@dataclass
 class Progress:
     """What a call has produced so far: the model being asked and the text it has streamed.
 
-    A stopped answer keeps this text; a new attempt or the fallback model starts it afresh.
+    A stopped answer keeps this text; a new attempt or the fallback model starts it afresh. What
+    failed attempts had streamed before they broke off is estimated into ``wasted``.
     """
 
     model: str | None = None
     text: str = ""
     fallback_used: bool = False
+    wasted: Spent = field(default_factory=Spent)
 
     def follow(self, on_partial: PartialCallback | None) -> PartialCallback | None:
         """``on_partial`` that also records each text (None stays None: nothing streams)."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.llm import ChatMessage, ContextTooLongError, LLMClient, LLMUnavailableError, Progress
-from parley_bot.llm.types import Completion
+from parley_bot.llm.types import Completion, Spent
 from parley_bot.services import models
 from parley_bot.services.database import execute
 from parley_bot.services.delivery import reply_parts
@@ -58,6 +58,7 @@ class Answered:
     reply: ReplyDraft
     outcome: str  # "answered", "stopped", "unavailable" or "too_long" (bot_reply_duration_seconds)
     note: str | None = None  # said after the reply (the user's model left the allowlist)
+    wasted: Spent = field(default_factory=Spent)  # attempts that broke off midway (budget ledger)
 
 
 class Answerer:
@@ -147,7 +148,9 @@ class Answerer:
             is_answer=answer is not None,
             preview_message_ids=stream.preview_message_ids if stream else (),
         )
-        return Answered(answer=answer, reply=reply, outcome=outcome, note=turn_model.note)
+        return Answered(
+            answer=answer, reply=reply, outcome=outcome, note=turn_model.note, wasted=progress.wasted
+        )
 
     @staticmethod
     async def _until_stopped(call: asyncio.Future[Completion], running: RunningAnswer) -> Completion | None:

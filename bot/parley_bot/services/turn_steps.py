@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.lifecycle import Lifecycle
+from parley_bot.llm.types import Spent
 from parley_bot.services.answering import Answerer
 from parley_bot.services.budgets import BudgetGuard
 from parley_bot.services.database import execute, persist
@@ -143,7 +144,7 @@ class TurnSteps:
         if warning is not None:
             replies.append(ReplyDraft(chat_id, reply_to, warning, markdown=False, parts_total=1))
         more = await self._store_and_deliver(
-            work.user_id, pending, answer=answered.answer, replies=replies, last=True
+            work.user_id, pending, answer=answered.answer, replies=replies, last=True, wasted=answered.wasted
         )
         waited = (_now() - pending[-1].received_at).total_seconds()
         metrics.BOT_REPLY_DURATION.labels(outcome=answered.outcome).observe(max(waited, 0.0))
@@ -157,8 +158,11 @@ class TurnSteps:
         answer: StoredAnswer | None,
         replies: list[ReplyDraft],
         last: bool,
+        wasted: Spent | None = None,
     ) -> bool | None:
         """Consume ``messages``, store ``answer`` and ``replies``, then deliver the replies.
+
+        ``wasted``: what attempts that broke off consumed besides the answer, for the budget ledger.
 
         Returns whether more work waits; None when the lease was lost (nothing stored or sent).
         """
@@ -171,6 +175,8 @@ class TurnSteps:
                 message_ids=[m.message_id for m in messages],
                 answer=answer,
                 replies=replies,
+                extra_tokens=wasted.tokens if wasted else 0,
+                extra_usd=wasted.cost_usd if wasted else None,
             ),
             what="finish_turn",
             lifecycle=self.lifecycle,

@@ -90,18 +90,22 @@ async def finish_turn(
     answer: StoredAnswer | None,
     replies: list[ReplyDraft],
     usage_day: date | None = None,
+    extra_tokens: int = 0,
+    extra_usd: float | None = None,
 ) -> list[uuid.UUID] | None:
     """Consume ``message_ids`` from the inbox, store ``answer`` and queue ``replies`` in the outbox.
 
-    The answer's tokens and cost are added to the user's budget ledger for the UTC day
-    ``usage_day`` (the current one by default).
+    The answer's tokens and cost — and ``extra_tokens``/``extra_usd``, what attempts without an
+    answer consumed — are added to the user's budget ledger for the UTC day ``usage_day`` (the
+    current one by default).
 
     Returns the outbox ids in order, or None when the lease is no longer the caller's (or the
     messages are gone, e.g. after /reset): then nothing was stored and nothing may be sent.
     """
     previews = next((r.preview_message_ids for r in replies if r.is_answer), ())
-    tokens = answer.tokens if answer else 0
+    tokens = (answer.tokens if answer else 0) + extra_tokens
     cost = answer.dollars if answer else None
+    spent = (cost or Decimal(0)) + (Decimal(repr(extra_usd)) if extra_usd else Decimal(0))
     row = (
         await conn.execute(
             _FINISH if answer is not None else _FINISH_UNANSWERED,
@@ -119,10 +123,10 @@ async def finish_turn(
                 "fallback_used": answer.fallback_used if answer else False,
                 "cost_usd": cost,
                 "stopped": answer.stopped if answer else False,
-                "record_usage": bool(tokens or cost),
+                "record_usage": bool(tokens or spent),
                 "usage_day": usage_day or datetime.now(UTC).date(),
                 "usage_tokens": tokens,
-                "usage_usd": cost or Decimal(0),
+                "usage_usd": spent,
                 "preview_message_ids": list(previews),
                 "r_chat_ids": [r.chat_id for r in replies],
                 "r_reply_tos": [r.reply_to_message_id for r in replies],
