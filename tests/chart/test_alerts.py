@@ -23,6 +23,7 @@ EXPECTED_ALERTS = {
     "ParleyLlmErrorRatioHigh",
     "ParleyLlmFallbackRatioHigh",
     "ParleyLlmRateLimited",
+    "ParleyLlmSpendHigh",
     "ParleyBotUpdateLoopStalled",
     "ParleyOperatorReconcileErrors",
     "ParleyDbPoolSaturation",

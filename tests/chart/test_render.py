@@ -708,3 +708,12 @@ def test_budgets_reach_the_bot_and_the_api_and_unset_limits_stay_unset(
     assert "BOT_ADMIN_USER_IDS" not in budgeted.get("ConfigMap", "parley-api")["data"]
     assert "minimum" in render_error(sets=["budgets.tokensPerDay=-1"])
     assert "warnPercent" in render_error(sets=["budgets.warnPercent=100"])
+
+
+def test_model_choices_reach_the_bot_as_one_list(render: RenderFn, render_error: FailFn) -> None:
+    assert "LLM_MODEL_CHOICES" not in render().get("ConfigMap", "parley-bot")["data"]
+    chosen = render(sets=["bot.llm.modelChoices={anthropic/claude-3.5-haiku,openai/gpt-4o:online}"])
+    assert chosen.get("ConfigMap", "parley-bot")["data"]["LLM_MODEL_CHOICES"] == (
+        "anthropic/claude-3.5-haiku,openai/gpt-4o:online"
+    )
+    assert "does not match" in render_error(sets=["bot.llm.modelChoices={a b}"])
