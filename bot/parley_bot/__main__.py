@@ -15,7 +15,7 @@ from aiogram.types import Update
 from aiogram.utils.token import TokenValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley_bot import lazy_types, runner
+from parley_bot import lazy_types, metrics, runner
 from parley_bot.intake import AcceptanceMiddleware
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
@@ -51,6 +51,8 @@ def create_services(
 ) -> BotServices:
     """The turn runner and the recovery loop of one bot process."""
     instance = Instance(mode=settings.bot_mode, stale_seconds=settings.bot_instance_stale_seconds)
+    for model in settings.offered_models:  # a series per model /model offers, scrapeable from the start
+        metrics.BOT_MODEL_CHOICES.labels(model=model)
     turns = TurnRunner(
         engine=engine, llm=llm, output=output, settings=settings, instance=instance, lifecycle=lifecycle
     )
