@@ -18,6 +18,7 @@ from parley_bot.lifecycle import Lifecycle
 from parley_core.settings import BotSettings
 from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.waiting import eventually
+from tools.localpg import free_port
 
 SettingsFactory = Callable[..., BotSettings]
 
@@ -63,6 +64,18 @@ async def running_bot(settings: BotSettings, telegram: TelegramDouble) -> AsyncI
     finally:
         if not task.done():
             await handle.stop()
+
+
+def webhook_replica(make_settings: SettingsFactory, **overrides: Any) -> BotSettings:
+    """Settings of one more webhook replica on a free port (every replica shares the test's secret)."""
+    port = free_port()
+    return make_settings(
+        bot_mode="webhook",
+        bot_port=port,
+        telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
+        telegram_webhook_secret="replica-secret",
+        **overrides,
+    )
 
 
 async def post_update(bot: RunningBot, update: dict[str, Any], update_id: int) -> int:

@@ -17,8 +17,7 @@ from parley_testing.doubles.telegram import TelegramDouble
 from parley_testing.waiting import eventually
 from tests.bot.constants import PRIMARY_MODEL as PRIMARY
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.bot.support import SettingsFactory, post_update, rows, running_bot
-from tools.localpg import free_port
+from tests.bot.support import SettingsFactory, post_update, rows, running_bot, webhook_replica
 
 ADMIN = 7001
 LEDGER_SQL = (
@@ -203,15 +202,7 @@ async def test_two_replicas_answering_in_parallel_overspend_by_at_most_one_turn(
     llm.latency = 0.05
 
     def replica() -> BotSettings:
-        port = free_port()
-        return make_settings(
-            bot_mode="webhook",
-            bot_port=port,
-            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-            telegram_webhook_secret="budget-secret",
-            bot_coalesce_seconds=0,
-            budget_tokens_per_day=limit,
-        )
+        return webhook_replica(make_settings, bot_coalesce_seconds=0, budget_tokens_per_day=limit)
 
     rng = random.Random(18)
     sent = 0

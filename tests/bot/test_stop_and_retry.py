@@ -12,8 +12,7 @@ from parley_testing.doubles.llm import LLMDouble, error, hang, reply
 from parley_testing.doubles.telegram import Draft, SentMessage, TelegramDouble
 from parley_testing.waiting import eventually
 from tests.bot.constants import TEST_USER_ID as USER
-from tests.bot.support import SettingsFactory, post_update, rows, running_bot, settled
-from tools.localpg import free_port
+from tests.bot.support import SettingsFactory, post_update, rows, running_bot, settled, webhook_replica
 
 WORDS = 120
 LONG = " ".join(f"word{i}" for i in range(WORDS))
@@ -154,15 +153,7 @@ async def test_a_stop_that_reaches_another_replica_stops_the_answer_where_it_is_
     _slow(llm)
 
     def replica() -> BotSettings:
-        port = free_port()
-        return make_settings(
-            bot_mode="webhook",
-            bot_port=port,
-            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-            telegram_webhook_secret="stop-secret",
-            stream_replies="draft",
-            stream_edit_interval_seconds=0.1,
-        )
+        return webhook_replica(make_settings, stream_replies="draft", stream_edit_interval_seconds=0.1)
 
     async with running_bot(replica(), telegram) as one, running_bot(replica(), telegram) as two:
         await asyncio.sleep(0.5)  # both listen for stops
