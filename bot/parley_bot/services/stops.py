@@ -25,7 +25,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
-from parley_bot.lifecycle import Lifecycle
 from parley_bot.services.database import execute
 from parley_core.logging import get_logger
 
@@ -53,7 +52,6 @@ class Stops:
     """The answers this process is writing, and stops for them from any replica."""
 
     engine: AsyncEngine
-    lifecycle: Lifecycle
     broadcast: bool  # several replicas (webhook mode): a stop for an unknown answer goes to the others
     _running: dict[tuple[int, int], RunningAnswer] = field(default_factory=dict, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)

@@ -85,7 +85,7 @@ class TurnRunner:
         # next message can answer it.
         self.sticky_leases = settings.bot_mode == "polling"
         # Several webhook replicas: a stop may reach another replica than the one writing the answer.
-        self.stops = Stops(engine=engine, lifecycle=lifecycle, broadcast=not self.sticky_leases)
+        self.stops = Stops(engine=engine, broadcast=not self.sticky_leases)
         self.delivered = DeliveredReplies(engine=engine, lifecycle=lifecycle) if self.sticky_leases else None
         delivery = Delivery(
             engine=engine, output=output, lifecycle=lifecycle, holder=instance.id, delivered=self.delivered
