@@ -27,7 +27,7 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 HELM ?= $(shell command -v helm 2>/dev/null || sed -n 's/^PARLEY_HELM=//p' "$${PARLEY_TOOLS_DIR:-$$HOME/.cache/parley/tools}/envtest.env" 2>/dev/null)
 PROD_VALUES ?= charts/parley/values-production.yaml
 
-.PHONY: help sync run test lint fmt migrate seed-demo test-dashboard test-cluster chart-lint chart-readme envtest envtest-if-go chart-readme-if-npm chart-readme-deps images node node-down browser-deps bench-api bench-bot bench-faults bench-operator load up dev down dev-monitoring dev-vault template-production deploy-production rollback-production
+.PHONY: help sync run test lint fmt migrate seed-demo test-dashboard test-cluster chart-lint chart-readme i18n envtest envtest-if-go chart-readme-if-npm chart-readme-deps images node node-down browser-deps bench-api bench-bot bench-faults bench-operator load up dev down dev-monitoring dev-vault template-production deploy-production rollback-production
 
 ##@ Run, test and lint
 
@@ -80,6 +80,16 @@ test-cluster: .venv/.synced ## Only the end-to-end suite on the test node (tests
 chart-lint: .venv/.synced chart-readme-if-npm ## helm lint --strict + every chart test: templates, promtool, envtest API server (needs make envtest)
 	$(HELM) lint --strict charts/parley --set secrets.existingSecret=parley-secrets
 	$(UV) run --frozen pytest tests/chart $(PYTEST_ARGS)
+
+i18n: .venv/.synced ## Re-extract the bot's texts into parley.pot and merge them into each language's parley.po
+	cd bot && ../.venv/bin/pybabel extract -F babel.cfg -k N_ -k ngettext:1,2 --no-location --sort-output \
+		--omit-header -o parley_bot/locales/parley.pot parley_bot
+	cd bot && for lang in en ru; do \
+		if [ -f parley_bot/locales/$$lang/LC_MESSAGES/parley.po ]; then \
+			../.venv/bin/pybabel update --no-fuzzy-matching --ignore-obsolete -i parley_bot/locales/parley.pot \
+				-d parley_bot/locales -D parley -l $$lang; \
+		else ../.venv/bin/pybabel init -i parley_bot/locales/parley.pot -d parley_bot/locales -D parley -l $$lang; fi; \
+	done
 
 chart-readme: $(CHART_README_STAMP) ## Regenerate the Parameters section of charts/parley/README.md from the @param comments of values.yaml
 	$(CHART_README_DIR)/node_modules/.bin/readme-generator --values charts/parley/values.yaml --readme charts/parley/README.md

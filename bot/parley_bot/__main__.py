@@ -16,6 +16,7 @@ from aiogram.utils.token import TokenValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import lazy_types, metrics, runner
+from parley_bot.i18n import LocaleMiddleware
 from parley_bot.intake import AcceptanceMiddleware
 from parley_bot.lifecycle import Lifecycle, PollingHeartbeat
 from parley_bot.llm import LLMClient
@@ -83,6 +84,7 @@ def create_dispatcher(
     )
     dp.update.outer_middleware(AcceptanceMiddleware(lifecycle))
     dp.update.outer_middleware(UpdateContextMiddleware())
+    dp.update.outer_middleware(LocaleMiddleware())
     refusals = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
     access = AccessMiddleware(allowed_user_ids=settings.allowed_user_ids, limiter=refusals, output=output)
     dp.message.middleware(access)

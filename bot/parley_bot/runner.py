@@ -33,6 +33,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.health import create_health_app
+from parley_bot.i18n import DEFAULT_LOCALE, LOCALES, N_, _, use_locale
 from parley_bot.intake import Acceptance, PollingIntake, WebhookWatch, add_webhook_route
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
@@ -44,15 +45,22 @@ from parley_core.settings import BotSettings
 log = get_logger(__name__)
 
 COMMANDS = [
-    BotCommand(command="reset", description="Forget our conversation"),
-    BotCommand(command="settings", description="Show your settings"),
-    BotCommand(command="system", description="Set your own system prompt"),
-    BotCommand(command="history", description="How many messages I keep in mind"),
-    BotCommand(command="model", description="Pick the model that answers you"),
-    BotCommand(command="retry", description="Answer my last question again"),
-    BotCommand(command="usage", description="What you used and what is left"),
-    BotCommand(command="help", description="What I can do"),
+    ("reset", N_("Forget our conversation")),
+    ("settings", N_("Show your settings")),
+    ("system", N_("Set your own system prompt")),
+    ("history", N_("How many messages I keep in mind")),
+    ("model", N_("Pick the model that answers you")),
+    ("retry", N_("Answer my last question again")),
+    ("usage", N_("What you used and what is left")),
+    ("language", N_("Pick the language I speak")),
+    ("help", N_("What I can do")),
 ]
+
+
+def command_menu(locale: str) -> list[BotCommand]:
+    """The command menu with its descriptions in ``locale``."""
+    with use_locale(locale):
+        return [BotCommand(command=command, description=_(description)) for command, description in COMMANDS]
 
 
 def install_signal_handlers(lifecycle: Lifecycle) -> None:
@@ -70,7 +78,12 @@ def install_signal_handlers(lifecycle: Lifecycle) -> None:
 
 async def _announce_commands(bot: Bot) -> None:
     try:
-        await bot.set_my_commands(COMMANDS)
+        # The default menu (users whose language has no catalogue) is English; each other
+        # language gets its own, which Telegram shows to users with that interface language.
+        await bot.set_my_commands(command_menu(DEFAULT_LOCALE))
+        for locale in LOCALES:
+            if locale != DEFAULT_LOCALE:
+                await bot.set_my_commands(command_menu(locale), language_code=locale)
     except Exception as exc:  # the command menu is a convenience; never a reason not to start
         log.warning("set_commands_failed", error=type(exc).__name__)
 

@@ -174,6 +174,8 @@ class UserSettings(TimestampMixin, Base):
     system_prompt: Mapped[str | None] = mapped_column(Text)
     # The user's choice from LLM_MODEL_CHOICES (/model); NULL: the configured primary model.
     model: Mapped[str | None] = mapped_column(String(128))
+    # The language picked with /language ("en", "ru"); NULL: the language of the user's Telegram app.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     user: Mapped[User] = relationship(back_populates="settings", lazy="raise")
 

@@ -61,9 +61,9 @@ async def test_a_used_up_daily_budget_is_a_polite_refusal_that_says_when_it_rese
 
     answer, used_up, refusal = (m.text for m in messages)
     assert answer == "echo: first question"  # the turn that crosses the limit is answered in full
-    assert used_up.startswith("That used up your daily budget (20 of 1 tokens); I can answer again at 00:00")
+    assert used_up.startswith("That used up your daily budget (20 of 1 token); I can answer again at 00:00")
     assert refusal.startswith(
-        "Sorry, you have used your daily budget (20 of 1 tokens). It resets at 00:00 UTC on "
+        "Sorry, you have used your daily budget (20 of 1 token). It resets at 00:00 UTC on "
     )
     assert llm.models_called() == [PRIMARY]  # the refused turn never reached the model
     assert _refusals("day", "tokens") == before + 1

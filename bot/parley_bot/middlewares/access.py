@@ -13,6 +13,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from parley_bot import metrics
+from parley_bot.i18n import N_, _
 from parley_bot.middlewares.handler import Handler
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.telegram import TelegramOutput
@@ -20,7 +21,7 @@ from parley_core.logging import get_logger
 
 log = get_logger(__name__)
 
-NOT_ALLOWED = "Sorry, this is a private bot and you are not on its list of users."
+NOT_ALLOWED = N_("Sorry, this is a private bot and you are not on its list of users.")
 
 
 class AccessMiddleware(BaseMiddleware):
@@ -40,10 +41,10 @@ class AccessMiddleware(BaseMiddleware):
             metrics.BOT_ACCESS_DENIED.inc()
             log.info("access_denied")
             if isinstance(event, CallbackQuery):
-                await self.output.answer_callback(event.id, NOT_ALLOWED)
+                await self.output.answer_callback(event.id, _(NOT_ALLOWED))
                 return None
             decision = self.limiter.check(user.id)  # keeps refusals themselves rate-limited
             if decision.allowed:
-                await self.output.send_plain(event.chat.id, NOT_ALLOWED)
+                await self.output.send_plain(event.chat.id, _(NOT_ALLOWED))
             return None
         return await handler(event, data)

@@ -7,6 +7,7 @@ from aiogram.types import Message, Update, User
 
 from parley_bot import metrics
 from parley_bot.filters import GROUP_CHATS, AddressedToBot, IsCommand
+from parley_bot.i18n import N_, _
 from parley_bot.incoming import ChatText, profile_of
 from parley_bot.intake import Acceptance
 from parley_bot.services.turns import TurnRunner
@@ -15,9 +16,9 @@ from parley_core.logging import get_logger
 
 log = get_logger(__name__)
 
-EMPTY = "Send me your question as text."
-UNKNOWN_COMMAND = "I don't know that command. /help lists the ones I do."
-QUEUE_FULL = (
+EMPTY = N_("Send me your question as text.")
+UNKNOWN_COMMAND = N_("I don't know that command. /help lists the ones I do.")
+QUEUE_FULL = N_(
     "I'm still working on your earlier messages, so I did not take this one. "
     "Please send it again once I've answered."
 )
@@ -25,7 +26,7 @@ QUEUE_FULL = (
 
 async def unknown_command_handler(message: Message, *, output: TelegramOutput) -> None:
     """Answer a command no other router knows instead of sending it to the LLM."""
-    await output.send_plain(message.chat.id, UNKNOWN_COMMAND)
+    await output.send_plain(message.chat.id, _(UNKNOWN_COMMAND))
 
 
 async def chat_handler(
@@ -41,7 +42,7 @@ async def chat_handler(
     """Store the message for its answer; the update is confirmed to Telegram once it is stored."""
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
     if not prompt:
-        await output.send_plain(message.chat.id, EMPTY, reply_to=reply_to)
+        await output.send_plain(message.chat.id, _(EMPTY), reply_to=reply_to)
         return
     status = await turns.accept(
         profile=profile_of(user),
@@ -55,7 +56,7 @@ async def chat_handler(
     if status == "refused":
         metrics.BOT_MESSAGES_REFUSED.inc()
         log.warning("message_refused", reason="queue_full")
-        await output.send_plain(message.chat.id, QUEUE_FULL, reply_to=message.message_id)
+        await output.send_plain(message.chat.id, _(QUEUE_FULL), reply_to=message.message_id)
     elif status == "duplicate":
         log.info("update_duplicate", update_id=event_update.update_id)
 

@@ -6,12 +6,13 @@ from aiogram import Router
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import ErrorEvent
 
+from parley_bot.i18n import N_, _
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import get_logger
 
 log = get_logger(__name__)
 
-SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
+SORRY = N_("Sorry, something went wrong on my side. Please try again in a minute.")
 
 
 async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
@@ -33,7 +34,7 @@ async def handle_error(event: ErrorEvent, *, output: TelegramOutput) -> None:
     if message is None:
         return
     try:
-        await output.send_plain(message.chat.id, SORRY)
+        await output.send_plain(message.chat.id, _(SORRY))
     except Exception as exc:  # Telegram itself may be the failure; the log line above is what counts
         log.warning("apology_not_sent", error=type(exc).__name__, **ids)
 

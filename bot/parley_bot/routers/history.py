@@ -8,6 +8,7 @@ from aiogram.types import Message, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
+from parley_bot.i18n import _, ngettext
 from parley_bot.incoming import FromUser, profile_of
 from parley_bot.intake import Acceptance
 from parley_bot.services import preferences
@@ -31,7 +32,12 @@ async def command_reset_handler(
     await turns.idle(user.id)
     count = await preferences.reset_history(engine=engine, user_id=user.id)
     await output.send_plain(
-        message.chat.id, f"Done — I forgot our conversation ({count} messages). Let's start over."
+        message.chat.id,
+        ngettext(
+            "Done — I forgot our conversation ({count} message). Let's start over.",
+            "Done — I forgot our conversation ({count} messages). Let's start over.",
+            count,
+        ).format(count=count),
     )
 
 
@@ -49,8 +55,9 @@ async def command_history_handler(
         current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
         await output.send_plain(
             message.chat.id,
-            f"I keep the last {current.max_history_messages} messages in mind. "
-            f"Change it with /history <n> (1-{settings.history_max_messages}).",
+            _("I keep the last {count} messages in mind. Change it with /history <n> (1-{max}).").format(
+                count=current.max_history_messages, max=settings.history_max_messages
+            ),
         )
         return
     try:
@@ -62,9 +69,11 @@ async def command_history_handler(
             max_history_messages=value,
         )
     except preferences.InvalidSettingError as exc:
-        await output.send_plain(message.chat.id, f"Sorry, {exc}.")
+        await output.send_plain(message.chat.id, _("Sorry, {reason}.").format(reason=exc))
         return
-    await output.send_plain(message.chat.id, f"OK — from now on I keep the last {value} messages in mind.")
+    await output.send_plain(
+        message.chat.id, _("OK — from now on I keep the last {count} messages in mind.").format(count=value)
+    )
 
 
 def create_router() -> Router:

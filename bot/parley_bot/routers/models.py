@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
 from parley_bot.filters import AddressedToBot, IsCommand
+from parley_bot.i18n import N_, _
 from parley_bot.incoming import FromUser, profile_of
 from parley_bot.services import models, preferences
 from parley_bot.telegram import TelegramOutput
@@ -18,16 +19,16 @@ from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
 
-LIST_CHANGED = "That list is out of date. Send /model again."
+LIST_CHANGED = N_("That list is out of date. Send /model again.")
 
 
 def model_keyboard(settings: BotSettings, current: str) -> InlineKeyboardMarkup:
     """One button per offered model, the current one ticked."""
     rows = []
     for index, model in enumerate(settings.offered_models):
-        label = (
-            f"{'✓ ' if model == current else ''}{model}{' (default)' if model == settings.llm_model else ''}"
-        )
+        label = _("{model} (default)").format(model=model) if model == settings.llm_model else model
+        if model == current:
+            label = f"✓ {label}"
         rows.append([InlineKeyboardButton(text=label, callback_data=models.button_data(index, model))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -41,14 +42,18 @@ async def command_model_handler(
     if len(settings.offered_models) < 2:
         await output.send_html(
             message.chat.id,
-            f"I answer with <code>{escape(model)}</code> "
-            f"(<code>{escape(settings.llm_fallback_model)}</code> when it fails); no other model is offered.",
+            _(
+                "I answer with <code>{model}</code> (<code>{fallback}</code> when it fails); "
+                "no other model is offered."
+            ).format(model=escape(model), fallback=escape(settings.llm_fallback_model)),
         )
         return
     await output.send_html(
         message.chat.id,
-        f"Your model: <code>{escape(model)}</code>. Pick the one that should answer you "
-        f"(<code>{escape(settings.llm_fallback_model)}</code> stays the fallback when it fails):",
+        _(
+            "Your model: <code>{model}</code>. Pick the one that should answer you "
+            "(<code>{fallback}</code> stays the fallback when it fails):"
+        ).format(model=escape(model), fallback=escape(settings.llm_fallback_model)),
         keyboard=model_keyboard(settings, model),
     )
 
@@ -59,7 +64,7 @@ async def model_button_handler(
     """Store the model a button names (for the user who pressed it)."""
     model = models.model_of_button(callback.data or "", settings)
     if model is None:
-        await output.answer_callback(callback.id, LIST_CHANGED)
+        await output.answer_callback(callback.id, _(LIST_CHANGED))
         return
     await models.set_model(
         engine=engine,
@@ -68,12 +73,14 @@ async def model_button_handler(
     )
     metrics.BOT_MODEL_CHOICES.labels(model=model).inc()
     log.info("model_chosen", model=model)
-    await output.answer_callback(callback.id, f"Model: {model}")
+    await output.answer_callback(callback.id, _("Model: {model}").format(model=model))
     if callback.message is not None:
         await output.edit_html(
             callback.message.chat.id,
             callback.message.message_id,
-            f"OK — <code>{escape(model)}</code> answers you from now on. /model changes it.",
+            _("OK — <code>{model}</code> answers you from now on. /model changes it.").format(
+                model=escape(model)
+            ),
         )
 
 

@@ -8,6 +8,7 @@ from aiogram.types import Message, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
+from parley_bot.i18n import _
 from parley_bot.incoming import FromUser, profile_of
 from parley_bot.llm import LLMClient
 from parley_bot.services import models, preferences
@@ -29,17 +30,18 @@ async def command_settings_handler(
 ) -> None:
     """Show the settings the bot uses for this user."""
     current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
-    streaming = "on" if settings.stream_replies != "off" else "off"
+    streaming = _("on") if settings.stream_replies != "off" else _("off")
     chain = llm.models_for(models.for_turn(current.model, settings).primary)
+    default = _(" (default)")
+    history = _("History: last {count} messages").format(count=current.max_history_messages)
+    model_line = _("Model: {chain}").format(chain=escape(_(" → fallback ").join(chain)))
     text = (
-        "<b>Your settings</b>\n"
-        f"History: last {current.max_history_messages} messages"
-        f"{' (default)' if current.history_is_default else ''} — /history &lt;n&gt;\n"
-        f"System prompt{' (default)' if current.prompt_is_default else ''} — /system &lt;text&gt;:\n"
+        _("<b>Your settings</b>") + "\n"
+        f"{history}{default if current.history_is_default else ''} — /history &lt;n&gt;\n"
+        + _("System prompt")
+        + f"{default if current.prompt_is_default else ''} — /system &lt;text&gt;:\n"
         f"<blockquote>{escape(current.system_prompt)}</blockquote>\n"
-        f"Model: {escape(' → fallback '.join(chain))}"
-        " — /model\n"
-        f"Streaming in private chats: {streaming}"
+        f"{model_line} — /model\n" + _("Streaming in private chats: {state}").format(state=streaming)
     )
     await output.send_html(message.chat.id, text)
 
@@ -59,10 +61,16 @@ async def command_system_handler(
         current = await preferences.effective_settings(engine=engine, settings=settings, user_id=user.id)
         await output.send_html(
             message.chat.id,
-            f"Current system prompt{' (default)' if current.prompt_is_default else ''}:\n"
-            f"<blockquote>{escape(current.system_prompt)}</blockquote>\n"
-            f"Set yours with /system &lt;text&gt; (up to {settings.system_prompt_max_chars} characters); "
-            "/system reset restores the default.",
+            (
+                _("Current system prompt (default):")
+                if current.prompt_is_default
+                else _("Current system prompt:")
+            )
+            + f"\n<blockquote>{escape(current.system_prompt)}</blockquote>\n"
+            + _(
+                "Set yours with /system &lt;text&gt; (up to {max} characters); "
+                "/system reset restores the default."
+            ).format(max=settings.system_prompt_max_chars),
         )
         return
     prompt = None if args.lower() in RESET_WORDS else args
@@ -71,12 +79,12 @@ async def command_system_handler(
             engine=engine, settings=settings, profile=profile_of(user), system_prompt=prompt
         )
     except preferences.InvalidSettingError as exc:
-        await output.send_plain(message.chat.id, f"Sorry, {exc}.")
+        await output.send_plain(message.chat.id, _("Sorry, {reason}.").format(reason=exc))
         return
     reply = (
-        "OK — back to the default system prompt."
+        _("OK — back to the default system prompt.")
         if prompt is None
-        else "OK — I'll follow your system prompt."
+        else _("OK — I'll follow your system prompt.")
     )
     await output.send_plain(message.chat.id, reply)
 

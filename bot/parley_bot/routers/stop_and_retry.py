@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped, Update, User
 
 from parley_bot.filters import GROUP_CHATS, AddressedToBot, IsCommand
+from parley_bot.i18n import N_, _
 from parley_bot.incoming import FromUser
 from parley_bot.services.stops import StopResult
 from parley_bot.services.turns import TurnRunner
@@ -14,13 +15,13 @@ from parley_bot.telegram import TelegramOutput
 from parley_bot.telegram.streaming import STOP_PREFIX
 
 STOP_REPLIES: dict[StopResult, str] = {
-    "stopped": "Stopped.",
-    "sent": "Stopping…",
-    "not_yours": "Only the person who asked can stop this answer.",
-    "unknown": "This answer is already complete.",
+    "stopped": N_("Stopped."),
+    "sent": N_("Stopping…"),
+    "not_yours": N_("Only the person who asked can stop this answer."),
+    "unknown": N_("This answer is already complete."),
 }
-RETRY_BUSY = "I'm still answering you. Stop the answer or wait for it, then send /retry."
-RETRY_NOTHING = "There is no answer of mine to retry yet."
+RETRY_BUSY = N_("I'm still answering you. Stop the answer or wait for it, then send /retry.")
+RETRY_NOTHING = N_("There is no answer of mine to retry yet.")
 
 
 async def draft_stopped_handler(event: MessageGenerationStopped, *, turns: TurnRunner) -> None:
@@ -39,7 +40,7 @@ async def stop_button_handler(callback: CallbackQuery, *, turns: TurnRunner, out
         result = await turns.stops.stop(
             chat_id=callback.message.chat.id, token=token, by_user_id=callback.from_user.id
         )
-    await output.answer_callback(callback.id, STOP_REPLIES[result])
+    await output.answer_callback(callback.id, _(STOP_REPLIES[result]))
 
 
 async def command_retry_handler(
@@ -55,9 +56,9 @@ async def command_retry_handler(
     )
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
     if retried.status == "busy":
-        await output.send_plain(message.chat.id, RETRY_BUSY, reply_to=reply_to)
+        await output.send_plain(message.chat.id, _(RETRY_BUSY), reply_to=reply_to)
     elif retried.status == "nothing":
-        await output.send_plain(message.chat.id, RETRY_NOTHING, reply_to=reply_to)
+        await output.send_plain(message.chat.id, _(RETRY_NOTHING), reply_to=reply_to)
 
 
 def create_router() -> Router:

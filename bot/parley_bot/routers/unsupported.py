@@ -6,15 +6,16 @@ from aiogram import Router
 from aiogram.types import Message
 
 from parley_bot.filters import GROUP_CHATS, AddressedToBot
+from parley_bot.i18n import N_, _
 from parley_bot.telegram import TelegramOutput
 
-TEXT_ONLY = "Sorry, I can only read text. Please send your question as a text message."
+TEXT_ONLY = N_("Sorry, I can only read text. Please send your question as a text message.")
 
 
 async def unsupported_handler(message: Message, *, output: TelegramOutput) -> None:
     """Reply to photos, stickers, voice and the like that the bot only understands text."""
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
-    await output.send_plain(message.chat.id, TEXT_ONLY, reply_to=reply_to)
+    await output.send_plain(message.chat.id, _(TEXT_ONLY), reply_to=reply_to)
 
 
 def create_router() -> Router:

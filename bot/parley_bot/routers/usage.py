@@ -12,6 +12,7 @@ from aiogram.types import Message, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot.filters import AddressedToBot, IsCommand
+from parley_bot.i18n import N_, _
 from parley_bot.incoming import FromUser
 from parley_bot.services import budgets
 from parley_bot.telegram import TelegramOutput
@@ -22,7 +23,7 @@ from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
 
-BUDGET_HELP = (
+BUDGET_HELP = N_(
     "Usage: /budget &lt;user id&gt; — show a user's budget\n"
     "/budget &lt;user id&gt; tokens_day=N tokens_month=N usd_day=X usd_month=X — set limits "
     "(any of them; <code>default</code> as a value goes back to the default)\n"
@@ -49,7 +50,7 @@ async def command_usage_handler(
     stored = await budgets.read(engine, user_id=user.id, now=now)
     budget = budgets.BudgetGuard(settings).budget_of(user.id, stored.override)
     lines = budgets.usage_lines(budget, stored.spending, now)
-    await output.send_html(message.chat.id, "<b>Your usage</b>\n" + escape("\n".join(lines)))
+    await output.send_html(message.chat.id, _("<b>Your usage</b>") + "\n" + escape("\n".join(lines)))
 
 
 async def command_budget_handler(
@@ -63,11 +64,11 @@ async def command_budget_handler(
 ) -> None:
     """Admins: show or change a user's budget override."""
     if user.id not in settings.bot_admin_user_ids:
-        await output.send_plain(message.chat.id, "Sorry, /budget is for the bot's admins.")
+        await output.send_plain(message.chat.id, _("Sorry, /budget is for the bot's admins."))
         return
     words = (command.args or "").split()
     if not words or not words[0].lstrip("-").isdigit():
-        await output.send_html(message.chat.id, BUDGET_HELP)
+        await output.send_html(message.chat.id, _(BUDGET_HELP))
         return
     target = int(words[0])
     now = datetime.now(UTC)
@@ -76,17 +77,22 @@ async def command_budget_handler(
         try:
             override = changed_override(stored.override, words[1:])
         except BudgetCommandError as exc:
-            await output.send_html(message.chat.id, f"Sorry, {escape(str(exc))}.\n\n{BUDGET_HELP}")
+            await output.send_html(
+                message.chat.id,
+                _("Sorry, {reason}.").format(reason=escape(str(exc))) + f"\n\n{_(BUDGET_HELP)}",
+            )
             return
         await budgets.store_override(engine, user_id=target, override=override, by=f"telegram:{user.id}")
         log.info("budget_changed", target_user_id=target, by=f"telegram:{user.id}", cleared=override is None)
         stored = replace(stored, override=override)
     budget = budgets.BudgetGuard(settings).budget_of(target, stored.override)
-    source = "an override" if stored.override is not None else "the defaults"
-    lines = budgets.usage_lines(budget, stored.spending, now)
-    await output.send_html(
-        message.chat.id, f"<b>Budget of user {target}</b> ({source})\n" + escape("\n".join(lines))
+    title = (
+        _("<b>Budget of user {user}</b> (an override)")
+        if stored.override is not None
+        else _("<b>Budget of user {user}</b> (the defaults)")
     )
+    lines = budgets.usage_lines(budget, stored.spending, now)
+    await output.send_html(message.chat.id, title.format(user=target) + "\n" + escape("\n".join(lines)))
 
 
 def changed_override(current: Override | None, words: list[str]) -> Override | None:
@@ -104,7 +110,7 @@ def changed_override(current: Override | None, words: list[str]) -> Override | N
     for word in words:
         key, sep, raw = word.partition("=")
         if not sep or key not in _KEYS:
-            raise BudgetCommandError(f"I do not understand {word!r}")
+            raise BudgetCommandError(_("I do not understand {word}").format(word=repr(word)))
         values[_KEYS[key]] = _limit(key, raw)
     limits = Limits(
         tokens_per_day=_as_int(values["tokens_per_day"]),
@@ -121,17 +127,21 @@ def _limit(key: str, raw: str) -> int | Decimal | None:
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise BudgetCommandError(f"{key} must be a number or default, not {raw!r}") from None
+        raise BudgetCommandError(
+            _("{key} must be a number or default, not {value}").format(key=key, value=repr(raw))
+        ) from None
     if not value.is_finite() or value < 0:
-        raise BudgetCommandError(f"{key} must be zero or more")
+        raise BudgetCommandError(_("{key} must be zero or more").format(key=key))
     if key.startswith("tokens"):
         if value != value.to_integral_value():
-            raise BudgetCommandError(f"{key} must be a whole number of tokens")
+            raise BudgetCommandError(_("{key} must be a whole number of tokens").format(key=key))
         if value >= 10**15:
-            raise BudgetCommandError(f"{key} must be below a quadrillion tokens")
+            raise BudgetCommandError(_("{key} must be below a quadrillion tokens").format(key=key))
         return int(value)
     if value >= Decimal("1e10") or value != value.quantize(Decimal("0.000001")):
-        raise BudgetCommandError(f"{key} must be below 10 billion dollars, with at most 6 decimals")
+        raise BudgetCommandError(
+            _("{key} must be below 10 billion dollars, with at most 6 decimals").format(key=key)
+        )
     return value
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
+from parley_bot.i18n import N_, _
 from parley_bot.llm import ChatMessage, ContextTooLongError, LLMClient, LLMUnavailableError, Progress
 from parley_bot.llm.types import Completion, Spent
 from parley_bot.services import models
@@ -34,15 +35,15 @@ from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
 
-UNAVAILABLE = (
+UNAVAILABLE = N_(
     "Sorry, the language models are temporarily unavailable. I saved your message — "
     "please try again in a minute."
 )
-TOO_LONG = "Sorry, that message is too long for the model. Please shorten it or split it up."
-SLOW_DOWN = "You are writing faster than I may answer; I'll reply in about {seconds} s."
+TOO_LONG = N_("Sorry, that message is too long for the model. Please shorten it or split it up.")
+SLOW_DOWN = N_("You are writing faster than I may answer; I'll reply in about {seconds} s.")
 
-STOPPED = "⏹ _Stopped._"
-STOPPED_EMPTY = "⏹ Stopped before I wrote anything."
+STOPPED = N_("Stopped.")  # in italics, after the part of the answer written before the stop
+STOPPED_EMPTY = N_("Stopped before I wrote anything.")
 
 SLOW_DOWN_NOTICE_SECONDS = 5.0  # a rate-limit wait at least this long is announced
 # Groups get a preview (with the Stop button) only for an answer still being written after this
@@ -119,10 +120,10 @@ class Answerer:
                             outcome = "stopped"
                             answer = self._stopped(prompt, progress)
         except LLMUnavailableError as exc:
-            outcome, text = "unavailable", UNAVAILABLE
+            outcome, text = "unavailable", _(UNAVAILABLE)
             log.warning("turn_not_answered", outcome=outcome, reason=exc.reason)
         except ContextTooLongError as exc:
-            outcome, text = "too_long", TOO_LONG
+            outcome, text = "too_long", _(TOO_LONG)
             log.warning("turn_not_answered", outcome=outcome, reason=str(exc))
         finally:
             call.cancel()  # the turn itself was cancelled (shutdown): close the request too
@@ -138,7 +139,9 @@ class Answerer:
                 cost_usd=completion.cost_usd,
             )
         elif answer is not None:
-            text = f"{answer.content}\n\n{STOPPED}" if answer.content.strip() else STOPPED_EMPTY
+            text = (
+                f"{answer.content}\n\n⏹ _{_(STOPPED)}_" if answer.content.strip() else f"⏹ {_(STOPPED_EMPTY)}"
+            )
         reply = ReplyDraft(
             chat_id,
             reply_to,
@@ -200,7 +203,7 @@ class Answerer:
         log.info("turn_rate_limited", wait_seconds=round(wait, 1))
         if wait >= SLOW_DOWN_NOTICE_SECONDS:
             with contextlib.suppress(Exception):  # a courtesy; the answer follows regardless
-                await self.output.send_plain(chat_id, SLOW_DOWN.format(seconds=round(wait)))
+                await self.output.send_plain(chat_id, _(SLOW_DOWN).format(seconds=round(wait)))
         await asyncio.sleep(wait)
 
     def _stream(

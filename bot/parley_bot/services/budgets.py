@@ -12,16 +12,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
+from parley_bot.i18n import _, current_locale, ngettext
 from parley_core import budgets
 from parley_core.budgets import Budget, Meter, Override, Spending
 from parley_core.repositories import budgets as stored_budgets
 from parley_core.repositories.turns import StoredAnswer, UserWork
 from parley_core.settings import BotSettings
-
-_PERIOD_WORDS = {"day": "daily", "month": "monthly"}
 
 
 class BudgetGuard:
@@ -47,11 +48,18 @@ class BudgetGuard:
         if blocked is None:
             return None
         metrics.BOT_BUDGET_REFUSALS.labels(period=blocked.period, unit=blocked.unit).inc()
-        return (
-            f"Sorry, you have used your {_PERIOD_WORDS[blocked.period]} budget "
-            f"({used_of(blocked)}). "
-            f"It resets {when(blocked.resets_at, now)}; I'll gladly answer then. /usage shows the details."
+        text = (
+            _(
+                "Sorry, you have used your daily budget ({used}). "
+                "It resets {when}; I'll gladly answer then. /usage shows the details."
+            )
+            if blocked.period == "day"
+            else _(
+                "Sorry, you have used your monthly budget ({used}). "
+                "It resets {when}; I'll gladly answer then. /usage shows the details."
+            )
         )
+        return text.format(used=used_of(blocked), when=when(blocked.resets_at, now))
 
     def warning(self, work: UserWork, answer: StoredAnswer | None, now: datetime) -> str | None:
         """A note when this turn's answer took a limit to BUDGET_WARN_PERCENT or beyond, else None."""
@@ -74,65 +82,95 @@ class BudgetGuard:
 
 
 def _warning(meter: Meter, now: datetime) -> str:
-    period = _PERIOD_WORDS[meter.period]
     if meter.exhausted:
-        return (
-            f"That used up your {period} budget ({used_of(meter)}); "
-            f"I can answer again {when(meter.resets_at, now)}."
+        text = (
+            _("That used up your daily budget ({used}); I can answer again {when}.")
+            if meter.period == "day"
+            else _("That used up your monthly budget ({used}); I can answer again {when}.")
         )
-    return (
-        f"You have used {round(meter.fraction * 100)}% of your {period} budget ({used_of(meter)}); "
-        f"it resets {when(meter.resets_at, now)}."
+        return text.format(used=used_of(meter), when=when(meter.resets_at, now))
+    text = (
+        _("You have used {percent}% of your daily budget ({used}); it resets {when}.")
+        if meter.period == "day"
+        else _("You have used {percent}% of your monthly budget ({used}); it resets {when}.")
+    )
+    return text.format(
+        percent=round(meter.fraction * 100), used=used_of(meter), when=when(meter.resets_at, now)
     )
 
 
 def amount(value: Decimal, unit: str) -> str:
-    """``12,345 tokens`` or ``$0.0123``."""
+    """``12,345 tokens`` or ``$0.0123`` (numbers written the way the user's language writes them)."""
+    locale = current_locale()
     if unit == "tokens":
-        return f"{int(value):,} tokens"
-    return f"${value.quantize(Decimal('0.0001')):,}" if value < 100 else f"${value:,.2f}"
+        count = int(value)
+        return ngettext("{count} token", "{count} tokens", count).format(
+            count=format_decimal(count, locale=locale)
+        )
+    pattern = "#,##0.0000" if value < 100 else "#,##0.00"
+    return "$" + format_decimal(value, format=pattern, locale=locale)
 
 
 def used_of(meter: Meter) -> str:
     """``1,234 of 10,000 tokens`` or ``$0.2500 of $1.5000``."""
     if meter.unit == "tokens":
-        return f"{int(meter.used):,} of {amount(meter.limit, 'tokens')}"
-    return f"{amount(meter.used, 'usd')} of {amount(meter.limit, 'usd')}"
+        used = format_decimal(int(meter.used), locale=current_locale())
+        return _("{used} of {limit}").format(used=used, limit=amount(meter.limit, "tokens"))
+    return _("{used} of {limit}").format(used=amount(meter.used, "usd"), limit=amount(meter.limit, "usd"))
 
 
 def when(resets_at: datetime, now: datetime) -> str:
-    """``at 00:00 UTC on 3 December (in 5 h 12 min)``."""
+    """``at 00:00 UTC on 3 December (in 5 h 12 min)``, in the user's language."""
     left = max(resets_at - now, timedelta(0))
     hours, rest = divmod(int(left.total_seconds()), 3600)
     minutes = max(rest // 60, 1 if hours == 0 else 0)
     days, hours = divmod(hours, 24)
-    parts = [f"{days} d"] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes and not days else []
-    return f"at {resets_at:%H:%M} UTC on {resets_at.day} {resets_at:%B} (in {' '.join(parts)})"
+    parts = [_("{n} d").format(n=days)] if days else []
+    parts += [_("{n} h").format(n=hours)] if hours else []
+    parts += [_("{n} min").format(n=minutes)] if minutes and not days else []
+    return _("at {time} UTC on {date} (in {left})").format(
+        time=f"{resets_at:%H:%M}",
+        date=format_date(resets_at, "d MMMM", locale=current_locale()),
+        left=" ".join(parts),
+    )
 
 
 def usage_lines(budget: Budget, spending: Spending, now: datetime) -> list[str]:
     """What was used and what is left of each limit, for /usage and the admin's /budget."""
     lines = [
-        f"Today: {amount(Decimal(spending.day_tokens), 'tokens')} · {amount(spending.day_usd, 'usd')}",
-        f"This month: {amount(Decimal(spending.month_tokens), 'tokens')} · "
-        f"{amount(spending.month_usd, 'usd')}",
+        _("Today: {tokens} · {usd}").format(
+            tokens=amount(Decimal(spending.day_tokens), "tokens"), usd=amount(spending.day_usd, "usd")
+        ),
+        _("This month: {tokens} · {usd}").format(
+            tokens=amount(Decimal(spending.month_tokens), "tokens"), usd=amount(spending.month_usd, "usd")
+        ),
     ]
     if budget.exempt:
-        return [*lines, "No budget applies."]
+        return [*lines, _("No budget applies.")]
     current = budgets.meters(budget, spending, now)
     if not current:
-        return [*lines, "No budget is set."]
-    lines.append("Budget:")
+        return [*lines, _("No budget is set.")]
+    lines.append(_("Budget:"))
     lines += [_meter_line(meter, now) for meter in current]
     return lines
 
 
 def _meter_line(meter: Meter, now: datetime) -> str:
-    period = "today" if meter.period == "day" else "this month"
-    state = "used up" if meter.exhausted else f"{amount(meter.left, meter.unit)} left"
-    return f"• {used_of(meter)} {period} — {state}, resets {when(meter.resets_at, now)}"
+    if meter.exhausted:
+        text = (
+            _("• {used} today — used up, resets {when}")
+            if meter.period == "day"
+            else _("• {used} this month — used up, resets {when}")
+        )
+        return text.format(used=used_of(meter), when=when(meter.resets_at, now))
+    text = (
+        _("• {used} today — {left} left, resets {when}")
+        if meter.period == "day"
+        else _("• {used} this month — {left} left, resets {when}")
+    )
+    return text.format(
+        used=used_of(meter), left=amount(meter.left, meter.unit), when=when(meter.resets_at, now)
+    )
 
 
 async def read(engine: AsyncEngine, *, user_id: int, now: datetime) -> stored_budgets.StoredBudget:

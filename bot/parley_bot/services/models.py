@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parley_bot.i18n import N_, _
 from parley_bot.services.database import execute
 from parley_core.repositories import user_settings, users
 from parley_core.repositories.users import TelegramProfile
 from parley_core.settings import BotSettings
 
 BUTTON_PREFIX = "model:"
-WITHDRAWN = (
+WITHDRAWN = N_(
     "The model {chosen} you picked is no longer offered, so {default} answered. Pick another with /model."
 )
 
@@ -40,7 +41,7 @@ def for_turn(chosen: str | None, settings: BotSettings) -> TurnModel:
         return TurnModel(primary=chosen)
     return TurnModel(
         primary=None,
-        note=WITHDRAWN.format(chosen=chosen, default=settings.llm_model),
+        note=_(WITHDRAWN).format(chosen=chosen, default=settings.llm_model),
         withdrawn=chosen,
     )
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parley_bot.i18n import _
 from parley_core.repositories import messages, user_settings, users
 from parley_core.repositories.users import TelegramProfile
 from parley_core.settings import BotSettings
@@ -48,11 +49,12 @@ async def set_system_prompt(
     if system_prompt is not None:
         system_prompt = system_prompt.strip()
         if not system_prompt:
-            raise InvalidSettingError("the system prompt is empty")
+            raise InvalidSettingError(_("the system prompt is empty"))
         if len(system_prompt) > settings.system_prompt_max_chars:
             raise InvalidSettingError(
-                f"the system prompt may be at most {settings.system_prompt_max_chars} characters "
-                f"(yours has {len(system_prompt)})"
+                _("the system prompt may be at most {max} characters (yours has {length})").format(
+                    max=settings.system_prompt_max_chars, length=len(system_prompt)
+                )
             )
     async with engine.begin() as conn:
         await users.upsert_user(conn, profile)
@@ -64,9 +66,13 @@ def parse_history_length(raw: str, *, settings: BotSettings) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise InvalidSettingError(f"give a whole number from 1 to {settings.history_max_messages}") from None
+        raise InvalidSettingError(
+            _("give a whole number from 1 to {max}").format(max=settings.history_max_messages)
+        ) from None
     if not 1 <= value <= settings.history_max_messages:
-        raise InvalidSettingError(f"the history length must be from 1 to {settings.history_max_messages}")
+        raise InvalidSettingError(
+            _("the history length must be from 1 to {max}").format(max=settings.history_max_messages)
+        )
     return value
 
 
@@ -75,7 +81,9 @@ async def set_history_length(
 ) -> None:
     """Store how many messages of history the LLM sees."""
     if not 1 <= max_history_messages <= settings.history_max_messages:
-        raise InvalidSettingError(f"the history length must be from 1 to {settings.history_max_messages}")
+        raise InvalidSettingError(
+            _("the history length must be from 1 to {max}").format(max=settings.history_max_messages)
+        )
     async with engine.begin() as conn:
         await users.upsert_user(conn, profile)
         await user_settings.set_max_history(
@@ -87,3 +95,10 @@ async def reset_history(*, engine: AsyncEngine, user_id: int) -> int:
     """Soft-delete the user's conversation (the rows stay, marked deleted); returns how many messages."""
     async with engine.begin() as conn:
         return await messages.soft_delete_history(conn, user_id=user_id)
+
+
+async def set_language(*, engine: AsyncEngine, profile: TelegramProfile, language: str | None) -> None:
+    """Store the language the user picked (None: follow their Telegram app again)."""
+    async with engine.begin() as conn:
+        await users.upsert_user(conn, profile)
+        await user_settings.set_language(conn, user_id=profile.id, language=language)

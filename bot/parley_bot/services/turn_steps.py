@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
+from parley_bot.i18n import N_, _, locale_for, use_locale
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm.types import Spent
 from parley_bot.services.answering import Answerer
@@ -32,7 +33,7 @@ from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
 
-STALE = "Sorry, I could not answer this in time. Please ask again."
+STALE = N_("Sorry, I could not answer this in time. Please ask again.")
 
 GATHER_LIMIT_FACTOR = 4  # a burst is gathered for at most this many coalescing windows
 
@@ -59,7 +60,14 @@ class TurnSteps:
     on_last_delivery: LastDelivery
 
     async def run(self, work: UserWork) -> bool:
-        """One turn on ``work``; True when more work may wait (the lease is still held), False when done."""
+        """One turn on ``work``; True when more work may wait (the lease is still held), False when done.
+
+        Every text the turn writes (notes, refusals, apologies) is in the user's language.
+        """
+        with use_locale(locale_for(work.language)):
+            return await self._run(work)
+
+    async def _run(self, work: UserWork) -> bool:
         if work.outbox:
             more = await self._deliver_stored(work)
             if more is not None:
@@ -117,7 +125,7 @@ class TurnSteps:
         metrics.BOT_MESSAGES_STALE.inc(len(messages))
         log.warning("turn_messages_stale", count=len(messages))
         replies = [
-            ReplyDraft(m.chat_id, m.telegram_message_id, STALE, markdown=False, parts_total=1)
+            ReplyDraft(m.chat_id, m.telegram_message_id, _(STALE), markdown=False, parts_total=1)
             for m in messages
         ]
         return await self._store_and_deliver(user_id, messages, answer=None, replies=replies, last=last)

@@ -31,6 +31,7 @@ from typing import Literal
 from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from parley_bot.i18n import N_, _
 from parley_bot.telegram.output import TelegramOutput
 from parley_bot.telegram.splitting import split_markdown
 from parley_core.logging import get_logger
@@ -40,13 +41,15 @@ log = get_logger(__name__)
 StreamMode = Literal["draft", "edit"]
 
 STOP_PREFIX = "stop:"
-STOP_LABEL = "⏹ Stop"
+STOP_LABEL = N_("Stop")
 
 
 def stop_button(token: int) -> InlineKeyboardMarkup:
     """The inline Stop button of an edit-mode preview."""
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=STOP_LABEL, callback_data=f"{STOP_PREFIX}{token}")]]
+        inline_keyboard=[
+            [InlineKeyboardButton(text=f"⏹ {_(STOP_LABEL)}", callback_data=f"{STOP_PREFIX}{token}")]
+        ]
     )
 
 

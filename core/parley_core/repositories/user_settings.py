@@ -76,3 +76,19 @@ async def forget_model(conn: AsyncConnection, *, user_id: int, model: str) -> No
         .where(UserSettings.user_id == user_id, UserSettings.model == model)
         .values(model=None, updated_at=func.now())
     )
+
+
+async def set_language(conn: AsyncConnection, *, user_id: int, language: str | None) -> None:
+    """Store (or with ``None`` clear) the language picked with /language; the user row must exist."""
+    statement = insert(UserSettings).values(user_id=user_id, language=language)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[UserSettings.user_id],
+            set_={"language": statement.excluded.language, "updated_at": func.now()},
+        )
+    )
+
+
+async def get_language(conn: AsyncConnection, *, user_id: int) -> str | None:
+    """The language picked with /language, or None when the user follows their Telegram app."""
+    return await conn.scalar(select(UserSettings.language).where(UserSettings.user_id == user_id))

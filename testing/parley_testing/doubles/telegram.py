@@ -194,6 +194,8 @@ class TelegramDouble:
     callback_answers: list[tuple[str, str | None]] = field(default_factory=list)  # (query id, text)
     # Update types the bot asked for (getUpdates / setWebhook allowed_updates); None: Telegram's default.
     allowed_updates: list[str] | None = None
+    # The command menus set with setMyCommands, by language_code ("" is the default menu).
+    command_menus: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     _callback_ids: set[str] = field(default_factory=set)
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
@@ -250,9 +252,11 @@ class TelegramDouble:
         reply_to_bot: bool = False,
         first_name: str = "Ada",
         username: str | None = "ada",
+        language_code: str | None = "en",
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A message update as Telegram builds it (entities for commands and mentions included)."""
+        """A message update as Telegram builds it (entities for commands and mentions included);
+        ``language_code`` is the sender's app language (Telegram omits it when unknown: None)."""
         chat = chat_id if chat_id is not None else user_id
         message: dict[str, Any] = {
             "message_id": next(self._ids(chat)),
@@ -263,7 +267,7 @@ class TelegramDouble:
                 "is_bot": False,
                 "first_name": first_name,
                 **({"username": username} if username else {}),
-                "language_code": "en",
+                **({"language_code": language_code} if language_code else {}),
             },
         }
         if text:
@@ -295,7 +299,9 @@ class TelegramDouble:
         message.update(extra or {})
         return {"message": message}
 
-    def callback_update(self, data: str, *, message: SentMessage, user_id: int = 42) -> dict[str, Any]:
+    def callback_update(
+        self, data: str, *, message: SentMessage, user_id: int = 42, language_code: str = "en"
+    ) -> dict[str, Any]:
         """A press of the inline button with ``data`` under ``message``, by ``user_id``."""
         if data not in {button_data for _, button_data in message.buttons()}:
             raise ValueError(f"message {message.message_id} has no button with data {data!r}")
@@ -304,7 +310,7 @@ class TelegramDouble:
         return {
             "callback_query": {
                 "id": query_id,
-                "from": {"id": user_id, "is_bot": False, "first_name": "Ada", "language_code": "en"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Ada", "language_code": language_code},
                 "message": self._message_result(message),
                 "chat_instance": str(message.chat_id),
                 "data": data,
@@ -556,7 +562,22 @@ class TelegramDouble:
             self.updates.clear()
         return True
 
-    async def _set_my_commands(self, _params: dict[str, Any]) -> bool:
+    async def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise TelegramError(400, "Bad Request: commands must be a list of at most 100 commands")
+        for command in commands:
+            name, description = command.get("command", ""), command.get("description", "")
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(name)):
+                raise TelegramError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(description)) <= 256:
+                raise TelegramError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise TelegramError(400, "Bad Request: LANG_CODE_INVALID")  # a two-letter ISO 639-1 code
+        self.command_menus[language] = [
+            {"command": c["command"], "description": c["description"]} for c in commands
+        ]
         return True
 
     async def _send_chat_action(self, params: dict[str, Any]) -> bool:

@@ -71,6 +71,7 @@ class UserWork:
     system_prompt: str | None
     max_history_messages: int
     model: str | None = None  # the user's /model choice, None: the configured primary
+    language: str | None = None  # /language's choice, else the Telegram app's language_code
     budget_override: Override | None = None
     spending: Spending = field(default_factory=Spending)  # of the current UTC day and month
 

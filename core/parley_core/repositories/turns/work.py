@@ -26,11 +26,14 @@ from parley_core.repositories.users import TelegramProfile
 # The user's queued messages, stored replies, settings and recent answered history — for the lease
 # holder only (`{gate}` is false otherwise, and PostgreSQL then skips the whole subquery).
 _WORK = """
-SELECT prefs.max_history, prefs.system_prompt, prefs.model, pending.items AS pending,
+SELECT prefs.max_history, prefs.system_prompt, prefs.model, prefs.language, pending.items AS pending,
        outbox.items AS outbox, history.roles, history.contents, spent.*, {override_columns}
 FROM (
     SELECT coalesce(max(s.max_history_messages), CAST(:default_history AS integer)) AS max_history,
-           max(s.system_prompt) AS system_prompt, max(s.model) AS model
+           max(s.system_prompt) AS system_prompt, max(s.model) AS model,
+           -- /language's choice, else the app language of this message, else of the user's last one
+           coalesce(max(s.language), CAST(:app_language AS varchar),
+                    (SELECT u.language_code FROM users u WHERE u.id = CAST(:user_id AS bigint))) AS language
     FROM user_settings s WHERE s.user_id = CAST(:user_id AS bigint)
 ) prefs
 CROSS JOIN LATERAL (
@@ -185,6 +188,7 @@ def _work(user_id: int, row: Any) -> UserWork:
         system_prompt=row.system_prompt,
         max_history_messages=row.max_history,
         model=row.model,
+        language=row.language,
         budget_override=budgets.override_of(row),
         spending=budgets.spending_of(row),
     )
@@ -228,6 +232,7 @@ async def accept_message(
                 "content": content,
                 "content_length": len(content),
                 "default_history": default_history,
+                "app_language": profile.language_code,
                 "max_queued": max_queued,
                 "dedupe_seconds": float(dedupe_seconds),
                 "want_work": want_work,
@@ -267,6 +272,7 @@ async def claim_work(
                 **lease_parameters(lease),
                 "user_id": user_id,
                 "default_history": default_history,
+                "app_language": None,
                 **budgets.period_parameters(today or _today()),
             },
         )
