@@ -118,3 +118,23 @@ async def test_typing_is_shown_only_while_a_slow_answer_is_prepared(
     assert len(actions) == 1  # for the slow answer only
     assert actions[0][1]["action"] == "typing"
     assert int(actions[0][1]["chat_id"]) == USER
+
+
+TABLE_ANSWER = "Prices:\n\n| model | $/1M |\n|---|--:|\n| small | 0.5 |\n| large | 12 |\n\nCheap enough."
+
+
+async def test_a_table_in_an_answer_arrives_as_aligned_columns_in_private_chats_and_groups(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    llm.script("*", script.reply(TABLE_ANSWER), script.reply(TABLE_ANSWER))
+    group = -100777
+    telegram.send_text("what do models cost?")
+    [private] = await telegram.wait_for_messages(USER, 1)
+    telegram.send_text("@parley_test_bot and here?", chat_id=group, chat_type="supergroup")
+    [in_group] = await telegram.wait_for_messages(group, 1)
+
+    columns = "model │ $/1M\n──────┼─────\nsmall │  0.5\nlarge │   12"
+    for reply in (private, in_group):
+        assert reply.parse_mode == "HTML"
+        assert f"<pre>{columns}</pre>" in reply.raw  # monospace: the columns stay aligned
+        assert reply.text == f"Prices:\n\n{columns}\n\nCheap enough."

@@ -2,7 +2,9 @@
 
 Telegram's HTML knows b, i, s, u, code, pre, a and blockquote, and only &lt; &gt; &amp; &quot;
 as named entities. Everything else in the Markdown (headings, lists, tables, rules, images) is
-turned into plain text with those tags. Telegram rejects code nested in other formatting, so
+turned into plain text with those tags. A table becomes an aligned monospace block when it fits a
+phone's width (:data:`PHONE_COLUMNS`), otherwise one card per row ("header: value" lines), which
+wraps like any text. Telegram rejects code nested in other formatting, so
 inline code inside bold/italic/links is written as plain text. If Telegram still refuses the
 result ("can't parse entities"), the sender falls back to the plain source text.
 """
@@ -19,6 +21,9 @@ from markdown_it.token import Token
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["strikethrough", "table"])
 _LANGUAGE = re.compile(r"[^A-Za-z0-9_+#.-]")
 _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
+# Monospace characters a phone in portrait shows on one line of a Telegram message (a 360 dp wide
+# screen at the default text size); a wider table would wrap and lose its columns.
+PHONE_COLUMNS = 34
 _INLINE_TAGS = {
     "strong_open": "<b>",
     "strong_close": "</b>",
@@ -40,6 +45,7 @@ class _Renderer:
         self.out: list[str] = []
         self.lists: list[list[int]] = []  # per open list: [ordered (0/1), next number]
         self.after_prefix = False
+        self.table_cells: tuple[list[list[str]], list[str]] = ([], [])
 
     def newlines(self, count: int) -> None:
         """Make the output end with at least ``count`` newlines (nothing at the very start)."""
@@ -52,12 +58,13 @@ class _Renderer:
 
     def render(self, tokens: Sequence[Token]) -> str:
         skip_until: str | None = None
-        for token in tokens:
+        for index, token in enumerate(tokens):
             if skip_until:
                 if token.type == skip_until:
                     skip_until = None
                 continue
             if token.type == "table_open":
+                self.table_cells = _cells(tokens[index:])
                 self._table(token)
                 skip_until = "table_close"
                 continue
@@ -126,10 +133,23 @@ class _Renderer:
         self.after_prefix = False
 
     def _table(self, token: Token) -> None:
-        """Tables have no Telegram equivalent: their source, monospaced."""
+        """Tables have no Telegram equivalent: aligned columns if they fit a phone, else cards."""
         self.newlines(2)
-        start, end = token.map or (0, 0)
-        self.out.append(f"<pre>{escape(chr(10).join(self.lines[start:end]).strip())}</pre>")
+        rows, aligns = self.table_cells
+        widths = [max(len(row[i]) for row in rows) for i in range(len(aligns))]
+        if sum(widths) + 3 * (len(widths) - 1) <= PHONE_COLUMNS:
+            self.out.append(f"<pre>{escape(_aligned(rows, aligns, widths))}</pre>")
+            return
+        header, *body = rows
+        cards = []
+        for row in body:
+            lines = [
+                f"<b>{escape(name)}</b>: {escape(value)}" if name else escape(value)
+                for name, value in zip(header, row, strict=True)
+                if value
+            ]
+            cards.append("\n".join(lines))
+        self.out.append("\n\n".join(cards) or " · ".join(f"<b>{escape(name)}</b>" for name in header))
 
     def _strip_trailing_newlines(self) -> None:
         while self.out and self.out[-1].endswith("\n"):
@@ -178,6 +198,55 @@ class _Renderer:
                 self.out.append(escape(child.content or str(child.attrGet("alt") or "")))
             else:
                 self.out.append(escape(child.content))
+
+
+def _plain(children: Sequence[Token]) -> str:
+    """A cell's text without its Markdown markers (monospace has no bold or links)."""
+    parts = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type == "image":
+            parts.append(child.content or str(child.attrGet("alt") or ""))
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts).strip()
+
+
+def _cells(tokens: Sequence[Token]) -> tuple[list[list[str]], list[str]]:
+    """The rows (header first) of the table that ``tokens`` start with, and each column's alignment."""
+    rows: list[list[str]] = []
+    aligns: list[str] = []
+    for token in tokens:
+        if token.type == "table_close":
+            break
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "th_open":
+            aligns.append(str(token.attrGet("style") or "").removeprefix("text-align:") or "left")
+        elif token.type == "inline" and rows:
+            rows[-1].append(_plain(token.children or []))
+    width = len(aligns)
+    return [(row + [""] * width)[:width] for row in rows], aligns
+
+
+def _aligned(rows: list[list[str]], aligns: list[str], widths: list[int]) -> str:
+    """Columns padded to their widths, the header ruled off."""
+
+    def line(row: list[str]) -> str:
+        cells = []
+        for value, align, width in zip(row, aligns, widths, strict=True):
+            if align == "right":
+                cells.append(value.rjust(width))
+            elif align == "center":
+                cells.append(value.center(width))
+            else:
+                cells.append(value.ljust(width))
+        return " │ ".join(cells).rstrip()
+
+    header, *body = rows
+    rule = "─┼─".join("─" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in body)])
 
 
 def markdown_to_html(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley_bot.telegram.formatting import markdown_to_html, visible_text
+from parley_bot.telegram.formatting import PHONE_COLUMNS, markdown_to_html, visible_text
 from parley_testing.doubles.telegram import parse_html
 
 
@@ -25,7 +25,12 @@ from parley_testing.doubles.telegram import parse_html
         ("**bold `code`**", "<b>bold code</b>"),
         ("![alt text](https://x/y.png)", "alt text"),
         ("a\n\n---\n\nb", "a\n\n———\n\nb"),
-        ("| a | b |\n|---|---|\n| 1 | 2 |", "<pre>| a | b |\n|---|---|\n| 1 | 2 |</pre>"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "<pre>a │ b\n──┼──\n1 │ 2</pre>"),
+        # Alignment from the delimiter row; cell markup dropped (monospace shows no bold or links).
+        (
+            "| item | **qty** |\n|:--|--:|\n| [tea](https://t) | 12 |\n| `milk` | 3 |",
+            "<pre>item │ qty\n─────┼────\ntea  │  12\nmilk │   3</pre>",
+        ),
     ],
 )
 def test_rendering(markdown: str, html: str) -> None:
@@ -47,3 +52,21 @@ def test_output_is_always_valid_telegram_html(markdown: str) -> None:
     rendered = markdown_to_html(markdown)
 
     assert parse_html(rendered) == visible_text(rendered)
+
+
+def test_a_table_wider_than_a_phone_becomes_one_card_per_row() -> None:
+    markdown = (
+        "| Model | Input per 1M | Output per 1M | Notes |\n|---|---:|---:|---|\n"
+        "| gpt-4o | $2.50 | $10.00 | **fast** |\n| claude <3 | $3.00 | $15.00 | |"
+    )
+    assert markdown_to_html(markdown) == (
+        "<b>Model</b>: gpt-4o\n<b>Input per 1M</b>: $2.50\n<b>Output per 1M</b>: $10.00\n<b>Notes</b>: fast"
+        "\n\n<b>Model</b>: claude &lt;3\n<b>Input per 1M</b>: $3.00\n<b>Output per 1M</b>: $15.00"
+    )  # an empty cell leaves its line out
+
+
+def test_an_aligned_table_fits_a_phone_line() -> None:
+    markdown = "| a | b | c |\n|---|---|---|\n| " + " | ".join(["x" * 9] * 3) + " |"
+    rendered = markdown_to_html(markdown).removeprefix("<pre>").removesuffix("</pre>")
+    assert max(len(line) for line in rendered.split("\n")) <= PHONE_COLUMNS
+    assert markdown_to_html(markdown.replace("x" * 9, "x" * 10)).startswith("<b>a</b>: ")  # one more: cards
