@@ -4,8 +4,9 @@ Telegram's HTML knows b, i, s, u, code, pre, a and blockquote, and only &lt; &gt
 as named entities. Everything else in the Markdown (headings, lists, tables, rules, images) is
 turned into plain text with those tags. A table becomes an aligned monospace block when it fits a
 phone's width (:data:`PHONE_COLUMNS`), otherwise one card per row ("header: value" lines), which
-wraps like any text. Telegram rejects code nested in other formatting, so
-inline code inside bold/italic/links is written as plain text. If Telegram still refuses the
+wraps like any text. A long quote is sent collapsed (``<blockquote expandable>``). Telegram
+rejects code nested in other formatting, so inline code inside bold/italic/links is written as
+plain text. If Telegram still refuses the
 result ("can't parse entities"), the sender falls back to the plain source text.
 """
 
@@ -24,6 +25,10 @@ _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 # Monospace characters a phone in portrait shows on one line of a Telegram message (a 360 dp wide
 # screen at the default text size); a wider table would wrap and lose its columns.
 PHONE_COLUMNS = 34
+# A quote longer than this is sent collapsed (Telegram's expandable blockquote): a long quoted source
+# or a model's reasoning should not push the answer itself off the screen.
+EXPANDABLE_QUOTE_LINES = 6
+EXPANDABLE_QUOTE_CHARS = 500
 _INLINE_TAGS = {
     "strong_open": "<b>",
     "strong_close": "</b>",
@@ -109,9 +114,12 @@ class _Renderer:
             self.out.append(f"{indent}• ")
         self.after_prefix = True
 
-    def _on_blockquote_open(self, _token: Token) -> None:
+    def _on_blockquote_open(self, token: Token) -> None:
         self.newlines(2)
-        self.out.append("<blockquote>")
+        start, end = token.map or (0, 0)
+        quoted = self.lines[start:end]
+        long = len(quoted) > EXPANDABLE_QUOTE_LINES or sum(map(len, quoted)) > EXPANDABLE_QUOTE_CHARS
+        self.out.append("<blockquote expandable>" if long else "<blockquote>")
         self.after_prefix = True  # the quote's first paragraph starts right after the tag
 
     def _on_blockquote_close(self, _token: Token) -> None:

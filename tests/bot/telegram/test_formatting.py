@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from parley_bot.telegram.formatting import PHONE_COLUMNS, markdown_to_html, visible_text
+from parley_bot.telegram.formatting import (
+    EXPANDABLE_QUOTE_CHARS,
+    EXPANDABLE_QUOTE_LINES,
+    PHONE_COLUMNS,
+    markdown_to_html,
+    visible_text,
+)
 from parley_testing.doubles.telegram import parse_html
 
 
@@ -70,3 +76,13 @@ def test_an_aligned_table_fits_a_phone_line() -> None:
     rendered = markdown_to_html(markdown).removeprefix("<pre>").removesuffix("</pre>")
     assert max(len(line) for line in rendered.split("\n")) <= PHONE_COLUMNS
     assert markdown_to_html(markdown.replace("x" * 9, "x" * 10)).startswith("<b>a</b>: ")  # one more: cards
+
+
+def test_a_long_quote_is_sent_collapsed_and_a_short_one_open() -> None:
+    short = "> one\n> two"
+    long_lines = "\n".join(f"> line {n}" for n in range(EXPANDABLE_QUOTE_LINES + 1))
+    long_text = "> " + "word " * (EXPANDABLE_QUOTE_CHARS // 5 + 1)
+    assert markdown_to_html(short) == "<blockquote>one\ntwo</blockquote>"
+    assert markdown_to_html(long_lines).startswith("<blockquote expandable>line 0\nline 1")
+    assert markdown_to_html(long_text).startswith("<blockquote expandable>word word")
+    assert visible_text(markdown_to_html(long_lines)).endswith(f"line {EXPANDABLE_QUOTE_LINES}")
