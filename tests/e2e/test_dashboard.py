@@ -258,7 +258,12 @@ def test_tooltip_and_legend_on_the_chart(new_page: NewPage, api: RunningApi) -> 
     last = data["activity_timeline"][-1]
     expect(tooltip.locator('[data-series="messages"]')).to_have_text(f"{last['message_count']:,}")
     expect(tooltip.locator('[data-series="users"]')).to_have_text(str(last["active_users"]))
-    page.keyboard.press("ArrowLeft")
+    drawn = chart.locator("svg").element_handle()
+    chart.evaluate("chart => { chart.style.width = `${chart.clientWidth - 40}px`; }")  # as a resize does
+    page.wait_for_function("svg => !svg.isConnected", arg=drawn)  # the chart was drawn anew
+    expect(chart).to_be_focused()
+    expect(tooltip.locator('[data-series="messages"]')).to_have_text(f"{last['message_count']:,}")
+    page.keyboard.press("ArrowLeft")  # moves from where the read-out was, not from an end
     before = data["activity_timeline"][-2]
     expect(tooltip.locator('[data-series="messages"]')).to_have_text(f"{before['message_count']:,}")
 

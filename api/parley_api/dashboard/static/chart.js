@@ -132,10 +132,13 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
   const dots = plotted.map((series) => ({ series, dot: el("circle", { r: 4.5, class: `dot dot--${series.key}`, visibility: "hidden" }, svg) }));
   const overlay = el("rect", { x: margin.left, y: margin.top, width: innerW, height: innerH, class: "overlay" }, svg);
 
+  // The bucket the read-out showed before this redraw (a resize, a refresh, a series toggled).
+  const keptAt = container.dataset.activeAt;
   let active = -1;
   function show(index) {
     active = Math.max(0, Math.min(count - 1, index));
     const point = timeline[active];
+    container.dataset.activeAt = point.timestamp;
     const px = x(active);
     guide.setAttribute("x1", px);
     guide.setAttribute("x2", px);
@@ -175,6 +178,7 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
   }
   function hide() {
     active = -1;
+    delete container.dataset.activeAt;
     guide.setAttribute("visibility", "hidden");
     for (const { dot } of dots) dot.setAttribute("visibility", "hidden");
     tooltip.hidden = true;
@@ -197,5 +201,10 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
     event.preventDefault();
   };
   container.onblur = hide;
+  // A redraw keeps the read-out on the bucket the user was looking at (keyboard or pointer), so an
+  // arrow key after a refresh moves from there instead of jumping to an end of the chart.
+  const kept = keptAt === undefined ? -1 : timeline.findIndex((p) => p.timestamp === keptAt);
+  if (kept >= 0) show(kept);
+  else delete container.dataset.activeAt;
   return { focusPoint: show };
 }
