@@ -48,18 +48,18 @@ class BudgetGuard:
         if blocked is None:
             return None
         metrics.BOT_BUDGET_REFUSALS.labels(period=blocked.period, unit=blocked.unit).inc()
-        text = (
-            _(
+        return _filled(
+            blocked,
+            now,
+            daily=_(
                 "Sorry, you have used your daily budget ({used}). "
                 "It resets {when}; I'll gladly answer then. /usage shows the details."
-            )
-            if blocked.period == "day"
-            else _(
+            ),
+            monthly=_(
                 "Sorry, you have used your monthly budget ({used}). "
                 "It resets {when}; I'll gladly answer then. /usage shows the details."
-            )
+            ),
         )
-        return text.format(used=used_of(blocked), when=when(blocked.resets_at, now))
 
     def warning(self, work: UserWork, answer: StoredAnswer | None, now: datetime) -> str | None:
         """A note when this turn's answer took a limit to BUDGET_WARN_PERCENT or beyond, else None."""
@@ -83,19 +83,31 @@ class BudgetGuard:
 
 def _warning(meter: Meter, now: datetime) -> str:
     if meter.exhausted:
-        text = (
-            _("That used up your daily budget ({used}); I can answer again {when}.")
-            if meter.period == "day"
-            else _("That used up your monthly budget ({used}); I can answer again {when}.")
+        return _filled(
+            meter,
+            now,
+            daily=_("That used up your daily budget ({used}); I can answer again {when}."),
+            monthly=_("That used up your monthly budget ({used}); I can answer again {when}."),
         )
-        return text.format(used=used_of(meter), when=when(meter.resets_at, now))
-    text = (
-        _("You have used {percent}% of your daily budget ({used}); it resets {when}.")
-        if meter.period == "day"
-        else _("You have used {percent}% of your monthly budget ({used}); it resets {when}.")
+    return _filled(
+        meter,
+        now,
+        daily=_("You have used {percent}% of your daily budget ({used}); it resets {when}."),
+        monthly=_("You have used {percent}% of your monthly budget ({used}); it resets {when}."),
     )
-    return text.format(
-        percent=round(meter.fraction * 100), used=used_of(meter), when=when(meter.resets_at, now)
+
+
+def _filled(meter: Meter, now: datetime, *, daily: str, monthly: str) -> str:
+    """The text for the meter's period, with what was used, what is left and when it resets.
+
+    Both texts are literal ``_()`` calls at the caller, so the catalogues see each one whole (a
+    sentence built from "daily"/"monthly" pieces would not translate).
+    """
+    return (daily if meter.period == "day" else monthly).format(
+        used=used_of(meter),
+        left=amount(meter.left, meter.unit),
+        percent=round(meter.fraction * 100),
+        when=when(meter.resets_at, now),
     )
 
 
@@ -157,19 +169,17 @@ def usage_lines(budget: Budget, spending: Spending, now: datetime) -> list[str]:
 
 def _meter_line(meter: Meter, now: datetime) -> str:
     if meter.exhausted:
-        text = (
-            _("• {used} today — used up, resets {when}")
-            if meter.period == "day"
-            else _("• {used} this month — used up, resets {when}")
+        return _filled(
+            meter,
+            now,
+            daily=_("• {used} today — used up, resets {when}"),
+            monthly=_("• {used} this month — used up, resets {when}"),
         )
-        return text.format(used=used_of(meter), when=when(meter.resets_at, now))
-    text = (
-        _("• {used} today — {left} left, resets {when}")
-        if meter.period == "day"
-        else _("• {used} this month — {left} left, resets {when}")
-    )
-    return text.format(
-        used=used_of(meter), left=amount(meter.left, meter.unit), when=when(meter.resets_at, now)
+    return _filled(
+        meter,
+        now,
+        daily=_("• {used} today — {left} left, resets {when}"),
+        monthly=_("• {used} this month — {left} left, resets {when}"),
     )
 
 
