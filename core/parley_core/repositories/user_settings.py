@@ -36,37 +36,30 @@ async def get_preferences(conn: AsyncConnection, *, user_id: int) -> UserPrefere
     )
 
 
-async def set_system_prompt(conn: AsyncConnection, *, user_id: int, system_prompt: str | None) -> None:
-    """Store (or with ``None`` clear) the user's system prompt; the user row must exist."""
-    statement = insert(UserSettings).values(user_id=user_id, system_prompt=system_prompt)
+async def _store(conn: AsyncConnection, *, user_id: int, **columns: object) -> None:
+    """Upsert the given columns of the user's settings row; the user row must exist."""
+    statement = insert(UserSettings).values(user_id=user_id, **columns)
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[UserSettings.user_id],
-            set_={"system_prompt": statement.excluded.system_prompt, "updated_at": func.now()},
+            set_={**{name: statement.excluded[name] for name in columns}, "updated_at": func.now()},
         )
     )
+
+
+async def set_system_prompt(conn: AsyncConnection, *, user_id: int, system_prompt: str | None) -> None:
+    """Store (or with ``None`` clear) the user's system prompt; the user row must exist."""
+    await _store(conn, user_id=user_id, system_prompt=system_prompt)
 
 
 async def set_max_history(conn: AsyncConnection, *, user_id: int, max_history_messages: int) -> None:
     """Store how many messages of history the LLM sees; the user row must exist."""
-    statement = insert(UserSettings).values(user_id=user_id, max_history_messages=max_history_messages)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UserSettings.user_id],
-            set_={"max_history_messages": statement.excluded.max_history_messages, "updated_at": func.now()},
-        )
-    )
+    await _store(conn, user_id=user_id, max_history_messages=max_history_messages)
 
 
 async def set_model(conn: AsyncConnection, *, user_id: int, model: str | None) -> None:
     """Store (or with ``None`` clear) the user's /model choice; the user row must exist."""
-    statement = insert(UserSettings).values(user_id=user_id, model=model)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UserSettings.user_id],
-            set_={"model": statement.excluded.model, "updated_at": func.now()},
-        )
-    )
+    await _store(conn, user_id=user_id, model=model)
 
 
 async def forget_model(conn: AsyncConnection, *, user_id: int, model: str) -> None:
@@ -80,13 +73,7 @@ async def forget_model(conn: AsyncConnection, *, user_id: int, model: str) -> No
 
 async def set_language(conn: AsyncConnection, *, user_id: int, language: str | None) -> None:
     """Store (or with ``None`` clear) the language picked with /language; the user row must exist."""
-    statement = insert(UserSettings).values(user_id=user_id, language=language)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UserSettings.user_id],
-            set_={"language": statement.excluded.language, "updated_at": func.now()},
-        )
-    )
+    await _store(conn, user_id=user_id, language=language)
 
 
 async def get_language(conn: AsyncConnection, *, user_id: int) -> str | None:
