@@ -2,8 +2,8 @@
 
 /health is the liveness probe: 200 while the event loop answers and the update loop is alive
 (polling: the getUpdates loop runs and completed a call recently); 503 means "restart me".
-/ready is readiness: 200 when the database answers, incoming updates can be stored and the process
-is not draining, else 503.
+/ready is readiness: 200 when the process has started (the schema is migrated), the database
+answers, incoming updates can be stored and the process is not draining, else 503.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ async def ready(request: web.Request) -> web.Response:
     lifecycle = request.app[LIFECYCLE]
     check = await check_database(request.app[ENGINE], timeout=request.app[SETTINGS].ready_db_timeout_seconds)
     reasons = []
-    if not check.ok:
+    if lifecycle.starting is not None:
+        reasons.append(lifecycle.starting)
+    elif not check.ok:
         reasons.append("database unreachable")
     elif lifecycle.intake_paused:
         reasons.append("updates wait until they can be stored")

@@ -32,6 +32,9 @@ class Lifecycle:
         # one that worked; /ready reports it, and intake pauses meanwhile.
         self.database_available = True
         self.intake_paused = False
+        # Why the process does not take updates yet; None once the schema is migrated and the first
+        # heartbeat ran. /ready reports it and the webhook answers 503 meanwhile.
+        self.starting: str | None = "starting"
 
     @property
     def uptime_seconds(self) -> float:

@@ -38,6 +38,7 @@ from parley_bot.intake import Acceptance, PollingIntake, WebhookWatch, add_webho
 from parley_bot.lifecycle import Lifecycle
 from parley_bot.llm import LLMClient
 from parley_bot.services.recovery import Recovery
+from parley_bot.services.schema import wait_for_schema
 from parley_bot.services.turns import TurnRunner
 from parley_core.logging import flush_logs, get_logger
 from parley_core.settings import BotSettings
@@ -168,11 +169,9 @@ async def serve(process: BotProcess, *, handle_signals: bool = True) -> None:
     runner: web.AppRunner | None = None
     intake: PollingIntake | None = None
     try:
-        await process.recovery.start()
-        process.turns.stops.start()
         if settings.bot_mode == "webhook":
             assert settings.telegram_webhook_secret is not None
-            add_webhook_route(
+            add_webhook_route(  # answers 503 until the process has started
                 app,
                 path=settings.telegram_webhook_path,
                 secret=settings.telegram_webhook_secret.get_secret_value(),
@@ -180,10 +179,15 @@ async def serve(process: BotProcess, *, handle_signals: bool = True) -> None:
                 lifecycle=lifecycle,
                 feed=_feeder(dp, bot),
             )
-            runner = await _start_http(app, settings)
+        runner = await _start_http(app, settings)  # the probes answer while the schema is waited for
+        if not await wait_for_schema(process.engine, lifecycle):
+            return
+        await process.recovery.start()
+        process.turns.stops.start()
+        lifecycle.starting = None
+        if settings.bot_mode == "webhook":
             await _webhook(dp=dp, bot=bot, settings=settings, lifecycle=lifecycle)
         else:
-            runner = await _start_http(app, settings)
             intake = await _poll(dp=dp, bot=bot, settings=settings, lifecycle=lifecycle)
     finally:
         lifecycle.draining = True

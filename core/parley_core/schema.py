@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -17,6 +18,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS_DIR_ENV = "PARLEY_MIGRATIONS_DIR"
+
+# Where a database's schema stands against this build's scripts. `ahead` (migrated by a newer build)
+# is servable: migrations are additive, so a rolling upgrade's old pods keep working on them.
+SchemaState = Literal["at_head", "ahead", "behind", "missing"]
+SERVABLE_STATES: frozenset[SchemaState] = frozenset({"at_head", "ahead"})
 
 
 def migrations_dir() -> Path:
@@ -61,6 +67,16 @@ async def revision_of(conn: AsyncConnection) -> str | None:
         return None
     revision: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version LIMIT 1"))
     return revision
+
+
+async def state_of(conn: AsyncConnection) -> SchemaState:
+    """Where the schema behind an open connection stands against this build's migrations."""
+    current = await revision_of(conn)
+    if current is None:
+        return "missing"
+    if current == head_revision():
+        return "at_head"
+    return "behind" if current in known_revisions() else "ahead"
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -69,16 +69,7 @@ class BotProcess:
         """Spawn it and wait for its first getUpdates call (polling) or setWebhook (webhook)."""
         marker = "setWebhook" if self.env.get("BOT_MODE") == "webhook" else "getUpdates"
         before = sum(1 for method, _ in telegram.calls if method == marker)
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "parley_bot",
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-        process = self.process
+        process = await self.spawn()
 
         def started() -> bool:
             return process.returncode is not None or (
@@ -88,6 +79,19 @@ class BotProcess:
         await telegram.wait_for(started, timeout=timeout)
         if process.returncode is not None:
             raise RuntimeError(f"the bot exited with {process.returncode}:\n{self.output}")
+
+    async def spawn(self) -> asyncio.subprocess.Process:
+        """Spawn it without waiting for anything."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parley_bot",
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self.process
 
     async def _read(self) -> None:
         assert self.process is not None

@@ -43,8 +43,11 @@ class RunningBot:
 
 
 @asynccontextmanager
-async def running_bot(settings: BotSettings, telegram: TelegramDouble) -> AsyncIterator[RunningBot]:
-    """Start ``run(settings)`` and wait until it serves (polling: first getUpdates; webhook: set)."""
+async def running_bot(
+    settings: BotSettings, telegram: TelegramDouble, *, serving: bool = True
+) -> AsyncIterator[RunningBot]:
+    """Start ``run(settings)`` and wait until it serves (polling: first getUpdates; webhook: set) —
+    or, with ``serving=False``, only until its probes answer (a bot still starting up)."""
     lifecycle = Lifecycle()
     calls_before = len(telegram.calls)
     task = asyncio.create_task(run(settings, lifecycle=lifecycle, handle_signals=False))
@@ -56,7 +59,16 @@ async def running_bot(settings: BotSettings, telegram: TelegramDouble) -> AsyncI
         methods = [method for method, _ in telegram.calls[calls_before:]]
         return ("getUpdates" in methods) if settings.bot_mode == "polling" else ("setWebhook" in methods)
 
-    await telegram.wait_for(started, timeout=20)
+    async def probes_answer() -> bool:
+        try:
+            return task.done() or (await get(f"{handle.base_url}/health")).status_code > 0
+        except httpx.TransportError:
+            return False
+
+    if serving:
+        await telegram.wait_for(started, timeout=20)
+    else:
+        await eventually(probes_answer, "the bot's probes answering", timeout=20, interval=0.05)
     if task.done():
         task.result()
     try:

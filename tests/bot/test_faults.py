@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley_core.schema import upgrade
 from parley_testing.bot_process import BotProcess, bot_process_environment
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
@@ -251,6 +252,45 @@ async def test_the_database_dying_during_an_llm_call_keeps_the_answer_and_blocks
         ("user", "next one"),
         ("assistant", "echo: next one"),
     ]
+
+
+async def test_a_bot_started_before_the_migrations_waits_for_them_then_answers(
+    empty_database_url: str, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    """A fresh install starts the bot and the migrations Job together."""
+    env = bot_process_environment(empty_database_url, telegram, llm)
+    async with BotProcess(env) as bot, httpx.AsyncClient(timeout=5) as client:
+        await bot.spawn()
+
+        async def not_ready() -> dict[str, Any] | None:
+            try:
+                response = await client.get(f"http://127.0.0.1:{bot.port}/ready")
+            except httpx.TransportError:
+                return None
+            return dict(response.json()) if response.status_code == 503 else None
+
+        waiting = await eventually(not_ready, "/ready answering 503", timeout=30, interval=0.1)
+        telegram.send_text("are you there?")
+        await asyncio.sleep(1.0)  # several schema checks: nothing is taken from Telegram meanwhile
+        polled_before = [method for method, _ in telegram.calls if method == "getUpdates"]
+        engine = create_async_engine(empty_database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        [reply] = await telegram.wait_for_messages(USER, 1, timeout=30)
+        ready = await client.get(f"http://127.0.0.1:{bot.port}/ready")
+        assert await bot.stop() == 0
+
+    assert waiting["reasons"] == ["database schema is missing: waiting for the migrations"]
+    assert polled_before == []
+    assert reply.text == "echo: are you there?"
+    assert ready.status_code == 200
+    events = log_events(bot.output)
+    assert [e["event"] for e in events if e["event"] == "waiting_for_migrations"] == [
+        "waiting_for_migrations"
+    ]
+    assert [e for e in events if e.get("level") in ("error", "critical")] == []
 
 
 async def test_webhook_answers_503_until_the_update_is_stored(

@@ -188,14 +188,18 @@ async def test_ready_is_503_while_draining_and_when_the_database_is_down(
         await telegram.wait_for_messages(USER, 1)
         await asyncio.wait_for(handle.task, 30)
     async with running_bot(
-        make_settings(database_url="postgresql://nobody@127.0.0.1:1/none"), telegram
+        make_settings(database_url="postgresql://nobody@127.0.0.1:1/none"), telegram, serving=False
     ) as down:
         no_db = await get(f"{down.base_url}/ready")
+        polled = [method for method, _ in telegram.calls if method == "getUpdates"]
+        await down.stop()
+        assert [method for method, _ in telegram.calls if method == "getUpdates"] == polled
 
     assert draining.status_code == 503
     assert draining.json()["reasons"] == ["shutting down"]
     assert no_db.status_code == 503
     assert no_db.json()["database"] == "down"
+    assert no_db.json()["reasons"] == ["database unreachable"]
 
 
 async def test_health_reports_a_dead_update_loop(bot: RunningBot) -> None:

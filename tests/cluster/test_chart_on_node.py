@@ -97,12 +97,22 @@ async def teardown(release: Release, helm: Path) -> None:
     )
 
 
+def owned_by_a_job(pod: dict[str, Any]) -> bool:
+    return any(owner.get("kind") == "Job" for owner in pod["metadata"].get("ownerReferences", []))
+
+
 async def test_every_pod_is_ready_and_the_migrations_job_completed(release: Release) -> None:
-    pods = await release.pods()
-    running = [pod for pod in pods if pod["status"].get("phase") != "Succeeded"]
+    async def serving() -> list[dict[str, Any]] | None:
+        # The migrations Job's pod is judged by the Job below, not by readiness.
+        pods = [pod for pod in await release.pods() if not owned_by_a_job(pod)]
+        return pods if pods and all(ready(pod) for pod in pods) else None
+
+    try:
+        running = await eventually(serving, "every pod Ready", timeout=60, interval=KUBE_POLL)
+    except AssertionError:
+        pytest.fail(f"not every pod became Ready:\n{await release.diagnostics()}", pytrace=False)
     components = {pod["metadata"]["labels"].get("app.kubernetes.io/component") for pod in running}
     assert {"api", "bot", "operator", "postgresql"} <= components, await release.diagnostics()
-    assert all(ready(pod) for pod in running), await release.diagnostics()
 
     async def migrated() -> dict[str, object] | None:
         job = await release.kubectl_json("get", "job", release.component("migrations"))

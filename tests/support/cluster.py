@@ -151,15 +151,16 @@ class Release:
 
     async def diagnostics(self) -> str:
         """What an SRE looks at first when a step fails: pods, events, the tail of each pod's log."""
-        parts = [await self.kubectl("get", "pods,jobs,pvc", "-o", "wide", check=False)]
-        parts.append(await self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False))
+        objects = await self.kubectl("get", "pods,jobs,pvc", "-o", "wide", check=False)
+        parts = [await self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)]
         for pod in await self.pods():
             name = pod["metadata"]["name"]
             parts.append(
                 f"--- {name}\n"
                 + await self.kubectl("logs", name, "--all-containers", "--tail=30", check=False)
             )
-        return "\n".join(parts)[-12000:]
+        # The object table last and whole: it is what a cut-off report must not lose.
+        return "\n".join(parts)[-10000:] + "\n--- pods, jobs, claims\n" + objects
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from parley_api.health.checks import check_schema
 from parley_api.health.schemas import DatabaseHealth, HealthPublic, ReadinessPublic
 from parley_api.state import StateDep
 from parley_core.db import check_database, pool_stats
+from parley_core.schema import SERVABLE_STATES
 
 router = APIRouter(tags=["health"])
 
@@ -47,7 +48,7 @@ async def ready(state: StateDep, response: Response) -> ReadinessPublic:
     reasons = []
     if not db_up:
         reasons.append("database unreachable")
-    elif schema not in ("at_head", "ahead"):
+    elif schema not in SERVABLE_STATES:
         reasons.append(f"database schema is {schema}: run the migrations")
     if state.draining:
         reasons.append("shutting down")

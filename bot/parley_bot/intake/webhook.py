@@ -44,6 +44,8 @@ def add_webhook_route(
     async def webhook(request: web.Request) -> web.StreamResponse:
         if lifecycle.draining:
             return web.Response(status=503, text="draining")
+        if lifecycle.starting is not None:
+            return web.Response(status=503, text="starting; deliver it again")
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
             return web.Response(status=401, text="unauthorized")
