@@ -31,8 +31,8 @@ def profile_of(user: User) -> TelegramProfile:
 
 
 async def prompt_text(message: Message, bot: Bot) -> str:
-    """The message text without the bot's @mention (what the LLM should read)."""
-    text = message.text or ""
+    """The message text (or a file's caption) without the bot's @mention (what the LLM should read)."""
+    text = message.text or message.caption or ""
     if message.chat.type in GROUP_CHATS:
         username = await bot_username(bot)
         if username:
@@ -59,5 +59,15 @@ class ChatText(Filter):
 
     async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
         if message.text is None or message.from_user is None:
+            return False
+        return {"user": message.from_user, "prompt": await prompt_text(message, bot)}
+
+
+class ChatFile(Filter):
+    """Photos, documents and voice messages with a sender: hands the handler ``user`` and
+    ``prompt``, the caption without the bot's @mention (possibly empty)."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
+        if message.from_user is None or not (message.photo or message.document or message.voice):
             return False
         return {"user": message.from_user, "prompt": await prompt_text(message, bot)}

@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so migrations can refer to them.
@@ -153,6 +153,9 @@ class Message(Base):
     # The Telegram update that carried a user's message (for tracing; de-duplication is
     # `telegram_updates`, because Telegram re-uses update ids after a quiet week).
     telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The Telegram file a user's message carried (kind, file_id, what Telegram said of it), never the
+    # file: the bot fetches it for the turn that answers it. ``content`` holds its description.
+    attachment: Mapped[dict[str, object] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column()
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from parley_bot import metrics
@@ -39,6 +39,7 @@ from parley_bot.llm.types import (
     LLMUnavailableError,
     PartialCallback,
     Progress,
+    TranscriptionError,
 )
 from parley_core.logging import get_logger
 from parley_core.settings import BotSettings, ModelPrice
@@ -92,6 +93,8 @@ class LLMClient:
         breaker_cooldown_seconds: float,
         max_completion_tokens: int | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
+        vision_models: Collection[str] = (),
+        transcription_model: str | None = None,
     ) -> None:
         self._gateway = Gateway(
             api_key=api_key,
@@ -102,6 +105,8 @@ class LLMClient:
         )
         self.primary_model = primary_model
         self.fallback_model = fallback_model
+        self.vision_models = frozenset(vision_models)
+        self.transcription_model = transcription_model
         self.policy = policy
         self._breaker_failures = breaker_failures
         self._breaker_cooldown_seconds = breaker_cooldown_seconds
@@ -111,6 +116,23 @@ class LLMClient:
         """The models one call tries in order: ``primary`` (LLM_MODEL unless given), then the fallback."""
         first = primary or self.primary_model
         return [first] if self.fallback_model == first else [first, self.fallback_model]
+
+    def sees_images(self, model: str) -> bool:
+        """Whether ``model`` reads images (LLM_VISION_MODELS)."""
+        return model in self.vision_models
+
+    async def transcribe(self, audio: bytes, *, file_name: str) -> str:
+        """What a voice message says (LLM_TRANSCRIPTION_MODEL must be set); TranscriptionError."""
+        if self.transcription_model is None:
+            raise TranscriptionError("no transcription model is configured")
+        try:
+            return await self._gateway.transcribe(
+                self.transcription_model, audio, file_name=file_name, timeout=self.policy.timeout_seconds
+            )
+        except Exception as exc:  # the gateway's refusal, a timeout, a broken connection: one answer
+            metrics.LLM_ERRORS.labels(model=self.transcription_model, error_type=type(exc).__name__).inc()
+            log.warning("transcription_failed", model=self.transcription_model, error=type(exc).__name__)
+            raise TranscriptionError(type(exc).__name__) from exc
 
     @property
     def models(self) -> list[str]:
@@ -148,6 +170,8 @@ class LLMClient:
             breaker_cooldown_seconds=settings.llm_breaker_cooldown_seconds,
             max_completion_tokens=settings.llm_max_completion_tokens,
             prices=settings.llm_prices,
+            vision_models=settings.llm_vision_models,
+            transcription_model=settings.llm_transcription_model,
         )
 
     async def close(self) -> None:
@@ -188,6 +212,8 @@ class LLMClient:
         )
         progress = progress if progress is not None else Progress()
         models = self.models_for(primary)
+        if any(m.images for m in messages):  # only a model that reads images may answer
+            models = [model for model in models if self.sees_images(model)]
         for index, model in enumerate(models):
             breaker = self._breaker(model)
             if not breaker.allow():

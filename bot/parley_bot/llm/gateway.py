@@ -65,7 +65,7 @@ class Gateway:
     def _body(self, model: str, messages: list[ChatMessage], *, stream: bool) -> dict[str, object]:
         body: dict[str, object] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [{"role": m.role, "content": _content(m)} for m in messages],
         }
         if self.max_completion_tokens is not None:
             body["max_tokens"] = self.max_completion_tokens
@@ -113,6 +113,13 @@ class Gateway:
             raise EmptyAnswerError
         return self._counted(model, text, usage)
 
+    async def transcribe(self, model: str, audio: bytes, *, file_name: str, timeout: float) -> str:
+        """What a recording says, from the gateway's /audio/transcriptions (OpenAI's audio API)."""
+        result = await self._client.audio.transcriptions.create(
+            model=model, file=(file_name, audio), response_format="json", timeout=timeout
+        )
+        return result.text.strip()
+
     def _counted(self, model: str, text: str, usage: Usage | None) -> ModelAnswer:
         """The answer with its tokens and cost, counted in the metrics."""
         prompt_tokens = usage.prompt_tokens if usage else None
@@ -146,3 +153,12 @@ class Gateway:
         if price is None:
             return None
         return price.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+
+
+def _content(message: ChatMessage) -> str | list[dict[str, object]]:
+    """A message's content: its text, or with images the OpenAI format's list of parts."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, object]] = [{"type": "text", "text": message.content}]
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    return parts

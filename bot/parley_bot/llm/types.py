@@ -15,10 +15,11 @@ PartialCallback = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One message of the prompt."""
+    """One message of the prompt; ``images`` (data URLs) make it a multimodal user message."""
 
     role: Role
     content: str
+    images: tuple[str, ...] = ()
 
 
 @dataclass
@@ -85,3 +86,7 @@ class LLMUnavailableError(RuntimeError):
 
 class ContextTooLongError(RuntimeError):
     """The prompt does not fit the model even with the history trimmed."""
+
+
+class TranscriptionError(RuntimeError):
+    """A voice message could not be transcribed (none configured, or the gateway failed)."""

@@ -1,4 +1,6 @@
-"""Plain text: accepted (stored and queued) here, answered by the user's worker (services/turns.py)."""
+"""Questions — text, photos, documents, voice — accepted (stored and queued) here, answered by the
+user's worker (services/turns.py). A file is stored as Telegram's description of it; the turn that
+answers fetches it (services/reading.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ from aiogram.types import Message, Update, User
 from parley_bot import metrics
 from parley_bot.filters import GROUP_CHATS, AddressedToBot, IsCommand
 from parley_bot.i18n import N_, _
-from parley_bot.incoming import ChatText, profile_of
+from parley_bot.incoming import ChatFile, ChatText, profile_of
 from parley_bot.intake import Acceptance
+from parley_bot.services.attachments import attachment_of, describe, refusal_at_intake
 from parley_bot.services.turns import TurnRunner
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import get_logger
+from parley_core.repositories.turns import Attachment
+from parley_core.settings import BotSettings
 
 log = get_logger(__name__)
 
@@ -44,13 +49,68 @@ async def chat_handler(
     if not prompt:
         await output.send_plain(message.chat.id, _(EMPTY), reply_to=reply_to)
         return
+    await _queue(
+        message,
+        user=user,
+        text=prompt,
+        update=event_update,
+        turns=turns,
+        output=output,
+        acceptance=acceptance,
+    )
+
+
+async def file_handler(
+    message: Message,
+    *,
+    user: User,
+    prompt: str,
+    event_update: Update,
+    settings: BotSettings,
+    turns: TurnRunner,
+    output: TelegramOutput,
+    acceptance: Acceptance,
+) -> None:
+    """Store a photo, document or voice message (its description and file_id) — or say at once why not."""
+    attachment = attachment_of(message, settings)
+    assert attachment is not None  # ChatFile let only messages with a file through
+    refusal = refusal_at_intake(attachment, settings)
+    if refusal is not None:
+        reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
+        log.info("file_refused", kind=attachment.kind)
+        await output.send_plain(message.chat.id, refusal, reply_to=reply_to)
+        return
+    await _queue(
+        message,
+        user=user,
+        text=describe(attachment, prompt),
+        attachment=attachment,
+        update=event_update,
+        turns=turns,
+        output=output,
+        acceptance=acceptance,
+    )
+
+
+async def _queue(
+    message: Message,
+    *,
+    user: User,
+    text: str,
+    update: Update,
+    turns: TurnRunner,
+    output: TelegramOutput,
+    acceptance: Acceptance,
+    attachment: Attachment | None = None,
+) -> None:
     status = await turns.accept(
         profile=profile_of(user),
-        update_id=event_update.update_id,
+        update_id=update.update_id,
         chat_id=message.chat.id,
         telegram_message_id=message.message_id,
         sent_at=message.date,
-        text=prompt,
+        text=text,
+        attachment=attachment,
     )
     acceptance.accept()
     if status == "refused":
@@ -58,13 +118,14 @@ async def chat_handler(
         log.warning("message_refused", reason="queue_full")
         await output.send_plain(message.chat.id, _(QUEUE_FULL), reply_to=message.message_id)
     elif status == "duplicate":
-        log.info("update_duplicate", update_id=event_update.update_id)
+        log.info("update_duplicate", update_id=update.update_id)
 
 
 def create_router() -> Router:
-    """Text meant for the bot: commands no other router took, then questions for the LLM."""
+    """Messages meant for the bot: commands no other router took, then questions for the LLM."""
     router = Router(name=__name__)
     router.message.filter(AddressedToBot())
     router.message.register(unknown_command_handler, IsCommand())
     router.message.register(chat_handler, ChatText())
+    router.message.register(file_handler, ChatFile())
     return router

@@ -1,4 +1,5 @@
-"""The catch-all, included last: anything that is not text gets a polite "text only"."""
+"""The catch-all, included last: what the bot does not read (stickers, videos, locations...) gets a
+polite "text only"."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from parley_bot.filters import GROUP_CHATS, AddressedToBot
 from parley_bot.i18n import N_, _
 from parley_bot.telegram import TelegramOutput
 
-TEXT_ONLY = N_("Sorry, I can only read text. Please send your question as a text message.")
+TEXT_ONLY = N_(
+    "Sorry, I read text, photos, documents and voice messages, not this. Please send your question as text."
+)
 
 
 async def unsupported_handler(message: Message, *, output: TelegramOutput) -> None:
-    """Reply to photos, stickers, voice and the like that the bot only understands text."""
+    """Reply to stickers, videos and the like that the bot does not read them."""
     reply_to = message.message_id if message.chat.type in GROUP_CHATS else None
     await output.send_plain(message.chat.id, _(TEXT_ONLY), reply_to=reply_to)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,8 +27,10 @@ from parley_bot.services.database import execute
 from parley_bot.services.delivery import reply_parts
 from parley_bot.services.prompt import build_prompt
 from parley_bot.services.rate_limit import RateLimiter
+from parley_bot.services.reading import AttachmentReader, UnreadableError
 from parley_bot.services.stops import RunningAnswer, Stops
 from parley_bot.telegram import ReplyStream, TelegramOutput
+from parley_bot.telegram.files import TelegramFiles
 from parley_core.logging import get_logger
 from parley_core.repositories import turns
 from parley_core.repositories.turns import PendingMessage, ReplyDraft, StoredAnswer, UserWork
@@ -57,7 +60,7 @@ class Answered:
 
     answer: StoredAnswer | None
     reply: ReplyDraft
-    outcome: str  # "answered", "stopped", "unavailable" or "too_long" (bot_reply_duration_seconds)
+    outcome: str  # answered, stopped, unavailable, too_long or unreadable (bot_reply_duration_seconds)
     note: str | None = None  # said after the reply (the user's model left the allowlist)
     wasted: Spent = field(default_factory=Spent)  # attempts that broke off midway (budget ledger)
 
@@ -79,6 +82,7 @@ class Answerer:
         self.output = output
         self.settings = settings
         self.stops = stops
+        self.reader = AttachmentReader(files=TelegramFiles(output.bot), llm=llm, settings=settings)
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
 
     async def answer(self, work: UserWork, pending: list[PendingMessage]) -> Answered:
@@ -88,12 +92,21 @@ class Answerer:
         reply_to = None if private else pending[-1].telegram_message_id
         await self._wait_for_rate_limit(work.user_id, chat_id)
         turn_model = await self._model_for(work)
+        try:
+            question = await self.reader.read(pending, model=turn_model.primary or self.llm.primary_model)
+        except UnreadableError as exc:
+            log.info("turn_not_answered", outcome="unreadable")
+            reply = ReplyDraft(chat_id, reply_to, exc.reply, markdown=False, parts_total=1)
+            return Answered(answer=None, reply=reply, outcome="unreadable", note=turn_model.note)
+        for message_id, transcript in question.transcripts.items():
+            await self._record_transcript(message_id, transcript)
         stream = self._stream(chat_id, pending, reply_to=reply_to)
         prompt = build_prompt(
             system_prompt=work.system_prompt or self.settings.llm_system_prompt,
             history=work.history,
-            question=[m.content for m in pending],
+            question=question.texts,
             max_history=work.max_history_messages,
+            images=question.images,
         )
         completion: Completion | None = None
         answer: StoredAnswer | None = None
@@ -181,6 +194,15 @@ class Answerer:
             cost_usd=cost,
             stopped=True,
         )
+
+    async def _record_transcript(self, message_id: uuid.UUID, transcript: str) -> None:
+        try:
+            await execute(
+                self.engine,
+                lambda conn: turns.record_transcript(conn, message_id=message_id, content=transcript),
+            )
+        except Exception as exc:  # this answer reads the transcript all the same; the history does not
+            log.warning("transcript_not_recorded", error=type(exc).__name__)
 
     async def _model_for(self, work: UserWork) -> models.TurnModel:
         turn_model = models.for_turn(work.model, self.settings)

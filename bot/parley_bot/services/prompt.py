@@ -37,9 +37,15 @@ def join_messages(contents: Sequence[str]) -> str:
 
 
 def build_prompt(
-    *, system_prompt: str, history: Sequence[HistoryMessage], question: Sequence[str], max_history: int
+    *,
+    system_prompt: str,
+    history: Sequence[HistoryMessage],
+    question: Sequence[str],
+    max_history: int,
+    images: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question."""
+    """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question
+    (with the turn's photos as ``images``; earlier turns' photos are their descriptions)."""
     earlier = list(history)[-(max_history - 1) :] if max_history > 1 else []
     turns: list[ChatMessage] = []
     for message in earlier:
@@ -50,4 +56,8 @@ def build_prompt(
         turns.append(ChatMessage(role, message.content))
     while turns and turns[-1].role == "user":  # a question still waiting is not history yet
         turns.pop()
-    return [ChatMessage("system", system_prompt), *turns, ChatMessage("user", join_messages(question))]
+    return [
+        ChatMessage("system", system_prompt),
+        *turns,
+        ChatMessage("user", join_messages(question), images),
+    ]

@@ -44,7 +44,7 @@ from parley_bot.services.turn_steps import TurnSteps
 from parley_bot.telegram import TelegramOutput
 from parley_core.logging import bind_context, clear_context, get_logger
 from parley_core.repositories import turns
-from parley_core.repositories.turns import AcceptStatus, Retry, UserWork
+from parley_core.repositories.turns import AcceptStatus, Attachment, Retry, UserWork
 from parley_core.repositories.users import TelegramProfile
 from parley_core.settings import BotSettings
 
@@ -122,8 +122,11 @@ class TurnRunner:
         telegram_message_id: int,
         sent_at: datetime,
         text: str,
+        attachment: Attachment | None = None,
     ) -> AcceptStatus:
         """Store and queue a user's message (one statement), then start or wake the user's worker.
+
+        ``attachment``: the file a photo, document or voice message carried (``text`` describes it).
 
         Raises while the database is unavailable: the message is then not accepted.
         """
@@ -145,6 +148,7 @@ class TurnRunner:
                 telegram_message_id=telegram_message_id,
                 sent_at=sent_at,
                 content=text.replace("\x00", ""),
+                attachment=attachment,
                 lease=self.instance.lease_terms(),
                 default_history=self.settings.history_default_messages,
                 max_queued=self.settings.bot_max_queued_messages,

@@ -136,6 +136,41 @@ class BotSettings(BudgetSettings):
         "in neither has no cost recorded.",
     )
 
+    llm_vision_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["openai/gpt-4o-mini", "openai/gpt-4o"],
+        description="Comma-separated models that read images. A photo goes to the user's model only "
+        "when it is one of them (otherwise the user is told to pick one with /model); the fallback "
+        "model is skipped for a photo unless it is one of them.",
+    )
+    llm_transcription_model: str | None = Field(
+        default=None,
+        description="Model of the gateway's /audio/transcriptions endpoint (e.g. `whisper-1`) that "
+        'turns voice messages into text. Unset: voice messages get a polite "send text" reply.',
+    )
+    bot_photo_max_bytes: int = Field(
+        default=5_000_000,
+        ge=1,
+        le=20_000_000,
+        description="Largest photo fetched for the model; the bot picks the largest of Telegram's "
+        "sizes of a photo under this (the Bot API serves files up to 20 MB).",
+    )
+    bot_photos_per_turn: int = Field(
+        default=4, ge=1, le=10, description="Most photos one answer looks at (an album's others are named)."
+    )
+    bot_document_max_bytes: int = Field(
+        default=2_000_000,
+        ge=1,
+        le=20_000_000,
+        description="Largest text, Markdown or PDF document read; a larger one gets a clear reply.",
+    )
+    bot_document_max_chars: int = Field(
+        default=40_000,
+        ge=100,
+        description="Most characters of a document's text given to the model; a longer text is refused "
+        "with a clear reply rather than cut silently.",
+    )
+    bot_voice_max_seconds: int = Field(default=300, ge=1, description="Longest voice message transcribed.")
+
     stream_replies: Literal["auto", "draft", "edit", "off"] = Field(
         default="auto",
         description="Streaming in private chats: `auto` uses sendMessageDraft and falls back to "
@@ -232,7 +267,9 @@ class BotSettings(BudgetSettings):
         default=30.0, gt=0, le=300, description="Longest wait for in-flight replies on shutdown."
     )
 
-    @field_validator("allowed_user_ids", "bot_admin_user_ids", "llm_model_choices", mode="before")
+    @field_validator(
+        "allowed_user_ids", "bot_admin_user_ids", "llm_model_choices", "llm_vision_models", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return split_commas(value)

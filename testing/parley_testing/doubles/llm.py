@@ -13,7 +13,9 @@ and the benchmark; never a runtime default.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import time
 import uuid
 from collections import deque
@@ -64,9 +66,69 @@ def stream_error() -> Step:
 
 
 def default_answer(messages: list[dict[str, Any]]) -> str:
-    """Echo the last user message, so tests can tell answers apart."""
+    """Echo the last user message, so tests can tell answers apart (with how many images it had)."""
     last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(last, list):
+        images = sum(1 for part in last if part["type"] == "image_url")
+        return f"echo: {text_of(last)} [{images} image{'s' if images != 1 else ''}]"
     return f"echo: {last}"
+
+
+def text_of(content: str | list[dict[str, Any]]) -> str:
+    """A message's text: the string, or the text parts of a multimodal message."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content if part["type"] == "text")
+
+
+def images_of(content: str | list[dict[str, Any]]) -> list[bytes]:
+    """The images of a multimodal message, decoded from their data URLs."""
+    if isinstance(content, str):
+        return []
+    urls = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    return [base64.b64decode(url.partition(",")[2]) for url in urls]
+
+
+# What OpenAI's format accepts as an image: a data URL of these types, or an http(s) URL.
+_DATA_URL = re.compile(r"data:image/(jpeg|png|webp|gif);base64,([A-Za-z0-9+/]+={0,2})")
+TOKENS_PER_IMAGE = 85
+NO_IMAGE_INPUT = "No endpoints found that support image input"  # OpenRouter's 404 for a text model
+# File types OpenAI's /audio/transcriptions takes (it reads the type from the file name).
+AUDIO_SUFFIXES = (".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".oga", ".wav", ".webm")
+
+
+def content_problem(role: str, content: object, *, sees_images: bool) -> str | None:
+    """Why a message's content is not what the API takes (None when it is)."""
+    if isinstance(content, str):
+        return None
+    if not isinstance(content, list) or not content:
+        return "Message content must be a string or a non-empty array of content parts."
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        if kind != "image_url":
+            return f"Invalid content part type: {kind!r}."
+        if role != "user":
+            return f"Image content parts are only allowed in user messages, not {role}."
+        problem = _image_problem(part.get("image_url")) or (None if sees_images else NO_IMAGE_INPUT)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _image_problem(image_url: object) -> str | None:
+    url = image_url.get("url") if isinstance(image_url, dict) else None
+    if isinstance(url, str) and url.startswith(("https://", "http://")):
+        return None
+    data = _DATA_URL.fullmatch(url) if isinstance(url, str) else None
+    if data is None:
+        return "Invalid image_url: expected a data URL (data:image/jpeg;base64,...) or an https URL."
+    try:
+        base64.b64decode(data[2], validate=True)
+    except ValueError:
+        return "Invalid base64 image data."
+    return None
 
 
 # US dollars per million prompt and completion tokens, when a test names no price for the model.
@@ -89,6 +151,11 @@ class LLMDouble:
     chunk_words: int = 3
     chunk_delay: float = 0.0
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Models that take image parts (any other answers 404 as OpenRouter does), and what
+    # /audio/transcriptions hears in a recording.
+    vision_models: set[str] = field(default_factory=lambda: {"openai/gpt-4o-mini", "openai/gpt-4o"})
+    transcribe: Callable[[bytes], str] = lambda audio: f"a voice message of {len(audio)} bytes"
+    transcriptions: list[tuple[str, bytes]] = field(default_factory=list)  # (model, audio) received
     report_cost: bool = True
     record: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -118,6 +185,7 @@ class LLMDouble:
         LLM_BASE_URL takes), ending in /v1."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -155,8 +223,13 @@ class LLMDouble:
                 return _error(
                     400, "Invalid message in 'messages'.", "invalid_request_error", param="messages"
                 )
-            if not isinstance(message.get("content"), str):
-                return _error(400, "Message content must be a string.", "invalid_request_error")
+            problem = content_problem(
+                message["role"], message.get("content"), sees_images=model in self.vision_models
+            )
+            if problem == NO_IMAGE_INPUT:
+                return _error(404, problem, "invalid_request_error")
+            if problem is not None:
+                return _error(400, problem, "invalid_request_error", param="messages")
         if self.record:
             self.requests.append(body)
         step = self._next_step(model)
@@ -178,7 +251,10 @@ class LLMDouble:
         if step.kind == "error":
             return self._scripted_error(step.status)
 
-        prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
+        prompt_tokens = sum(
+            count_tokens(text_of(m["content"])) + TOKENS_PER_IMAGE * len(images_of(m["content"]))
+            for m in messages
+        )
         limit = self.context_tokens.get(model)
         if limit is not None and prompt_tokens > limit:
             return _error(
@@ -217,6 +293,29 @@ class LLMDouble:
                 "usage": usage,
             }
         )
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        """OpenAI's /audio/transcriptions: multipart ``model`` and ``file``, ``{"text": ...}`` back."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if request.content_type != "multipart/form-data":
+            return _error(400, "Expected a multipart/form-data body.", "invalid_request_error")
+        form = await request.post()
+        model, upload = form.get("model"), form.get("file")
+        if not isinstance(model, str) or not model:
+            return _error(400, "you must provide a model parameter", "invalid_request_error", param="model")
+        if not isinstance(upload, web.FileField):
+            return _error(400, "you must provide a file parameter", "invalid_request_error", param="file")
+        if not upload.filename.lower().endswith(AUDIO_SUFFIXES):
+            return _error(
+                400,
+                f"Invalid file format. Supported formats: {[s.lstrip('.') for s in AUDIO_SUFFIXES]}",
+                "invalid_request_error",
+                param="file",
+            )
+        audio = upload.file.read()
+        self.transcriptions.append((model, audio))
+        return web.json_response({"text": self.transcribe(audio)})
 
     def _scripted_error(self, status: int) -> web.Response:
         if status == 429:

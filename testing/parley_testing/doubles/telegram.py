@@ -39,6 +39,7 @@ from parley_testing.doubles.credentials import TELEGRAM_TOKEN
 
 MAX_TEXT_UTF16 = 4096
 MAX_CALLBACK_TEXT = 200  # answerCallbackQuery's notification text
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
 # What Telegram leaves out unless a bot lists it in allowed_updates.
 NOT_SENT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _ALLOWED_TAGS = {
@@ -170,6 +171,18 @@ class Draft:
 
 
 @dataclass
+class StoredFile:
+    """A user's file as the Bot API keeps it: ``size`` is what Telegram reports (tests may claim a
+    size larger than the bytes, to stand for a file too big to keep in a test)."""
+
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    size: int
+    path: str
+
+
+@dataclass
 class TelegramDouble:
     """State of the fake Bot API: pending updates, sent messages, scripted failures."""
 
@@ -196,6 +209,8 @@ class TelegramDouble:
     allowed_updates: list[str] | None = None
     # The command menus set with setMyCommands, by language_code ("" is the default menu).
     command_menus: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)  # by file_id
+    downloads: list[str] = field(default_factory=list)  # file_path of every download served
     _callback_ids: set[str] = field(default_factory=set)
     _answer_waiters: dict[int, asyncio.Future[SentMessage]] = field(default_factory=dict)
     _failures: dict[str, list[TelegramError]] = field(default_factory=dict)
@@ -298,6 +313,72 @@ class TelegramDouble:
             }
         message.update(extra or {})
         return {"message": message}
+
+    def add_file(self, data: bytes, *, suffix: str, size: int | None = None) -> StoredFile:
+        """Keep ``data`` as a user's file (what a photo, document or voice message refers to)."""
+        unique = uuid.uuid4().hex[:16]
+        stored = StoredFile(
+            file_id=f"BQAC-{unique}-{uuid.uuid4().hex}",
+            file_unique_id=unique,
+            data=data,
+            size=len(data) if size is None else size,
+            path=f"files/{unique}{suffix}",
+        )
+        self.files[stored.file_id] = stored
+        return stored
+
+    def photo_update(
+        self, data: bytes, *, caption: str | None = None, width: int = 1280, height: int = 960, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A photo message as Telegram sends it: the photo in several sizes (a thumbnail, then ``data``)."""
+        thumbnail = self.add_file(data[:1024], suffix=".jpg")
+        full = self.add_file(data, suffix=".jpg")
+        scale = 90 / max(width, height)
+        sizes = [
+            {**self._file_fields(thumbnail), "width": round(width * scale), "height": round(height * scale)},
+            {**self._file_fields(full), "width": width, "height": height},
+        ]
+        return self._file_update({"photo": sizes}, caption, **kwargs)
+
+    def document_update(
+        self,
+        data: bytes,
+        *,
+        file_name: str,
+        mime_type: str,
+        caption: str | None = None,
+        size: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """A document message; ``size`` claims a size other than the bytes' (a file too big to hold)."""
+        suffix = "." + file_name.rsplit(".", 1)[-1] if "." in file_name else ""
+        stored = self.add_file(data, suffix=suffix, size=size)
+        document = {**self._file_fields(stored), "file_name": file_name, "mime_type": mime_type}
+        return self._file_update({"document": document}, caption, **kwargs)
+
+    def voice_update(self, data: bytes, *, duration: int, **kwargs: Any) -> dict[str, Any]:
+        """A voice message (Opus in OGG, as Telegram's apps record it)."""
+        stored = self.add_file(data, suffix=".oga")
+        voice = {**self._file_fields(stored), "duration": duration, "mime_type": "audio/ogg"}
+        return self._file_update({"voice": voice}, None, **kwargs)
+
+    @staticmethod
+    def _file_fields(stored: StoredFile) -> dict[str, Any]:
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": stored.size}
+
+    def _file_update(self, fields: dict[str, Any], caption: str | None, **kwargs: Any) -> dict[str, Any]:
+        update = self.text_update("", **kwargs)
+        message = update["message"]
+        message.update(fields)
+        if caption:
+            message["caption"] = caption
+            mentions = [
+                {"type": "mention", "offset": utf16_len(caption[: m.start()]), "length": len(m[0])}
+                for m in re.finditer(r"@\w+", caption)
+            ]
+            if mentions:
+                message["caption_entities"] = mentions
+        return update
 
     def callback_update(
         self, data: str, *, message: SentMessage, user_id: int = 42, language_code: str = "en"
@@ -406,6 +487,7 @@ class TelegramDouble:
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         if self.control_plane:
             app.router.add_post("/_control/ask", self._control_ask)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -464,6 +546,30 @@ class TelegramDouble:
         finally:
             self._notify()
         return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file by the path getFile gave (the Bot API's file endpoint; 404 for anything else)."""
+        if request.match_info["token"] != self.token:
+            return _error(TelegramError(401, "Unauthorized"))
+        path = request.match_info["path"]
+        stored = next((f for f in self.files.values() if f.path == path), None)
+        if stored is None or stored.size > MAX_DOWNLOAD_BYTES:
+            return _error(TelegramError(404, "Not Found"))
+        self.downloads.append(path)
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    async def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise TelegramError(400, "Bad Request: invalid file_id")
+        if stored.size > MAX_DOWNLOAD_BYTES:
+            raise TelegramError(400, "Bad Request: file is too big")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": stored.size,
+            "file_path": stored.path,
+        }
 
     async def _control_ask(self, request: web.Request) -> web.Response:
         """A user's message in, the bot's answer out (one question at a time per user)."""
@@ -721,6 +827,7 @@ _METHODS: dict[str, _Handler] = {
     "deletemessage": TelegramDouble._delete_message,
     "sendmessagedraft": TelegramDouble._send_message_draft,
     "answercallbackquery": TelegramDouble._answer_callback_query,
+    "getfile": TelegramDouble._get_file,
 }
 
 

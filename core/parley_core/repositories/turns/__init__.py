@@ -12,7 +12,7 @@ costs three: :func:`accept_message` (which also takes the lease and loads the hi
 :func:`finish_turn` after the LLM, :func:`record_delivery` after Telegram accepted the answer.
 """
 
-from parley_core.repositories.turns.answers import finish_turn, record_preview
+from parley_core.repositories.turns.answers import finish_turn, record_preview, record_transcript
 from parley_core.repositories.turns.lease import release_lease
 from parley_core.repositories.turns.outbox import (
     forget_replies,
@@ -23,6 +23,8 @@ from parley_core.repositories.turns.outbox import (
 from parley_core.repositories.turns.records import (
     Accepted,
     AcceptStatus,
+    Attachment,
+    AttachmentKind,
     Delivered,
     HistoryMessage,
     LeaseTerms,
@@ -38,6 +40,8 @@ from parley_core.repositories.turns.work import accept_message, claim_work
 __all__ = [
     "AcceptStatus",
     "Accepted",
+    "Attachment",
+    "AttachmentKind",
     "Delivered",
     "HistoryMessage",
     "LeaseTerms",
@@ -55,6 +59,7 @@ __all__ = [
     "record_delivery",
     "record_part",
     "record_preview",
+    "record_transcript",
     "release_lease",
     "retry_last_answer",
 ]

@@ -145,3 +145,18 @@ async def finish_turn(
 async def record_preview(conn: AsyncConnection, *, message_id: uuid.UUID, preview_message_id: int) -> None:
     """Remember a streaming preview sent for the turn of ``message_id``, so a resumed turn reuses it."""
     await conn.execute(_RECORD_PREVIEW, {"message_id": message_id, "preview": preview_message_id})
+
+
+_RECORD_TRANSCRIPT = text(
+    """
+UPDATE messages SET content = CAST(:content AS text), content_length = CAST(:length AS integer)
+WHERE id = CAST(:message_id AS uuid)
+"""
+)
+
+
+async def record_transcript(conn: AsyncConnection, *, message_id: uuid.UUID, content: str) -> None:
+    """Store what a voice message said in place of its description (the history reads it)."""
+    await conn.execute(
+        _RECORD_TRANSCRIPT, {"message_id": message_id, "content": content, "length": len(content)}
+    )

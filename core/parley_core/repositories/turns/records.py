@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from parley_core.budgets import Override, Spending
 from parley_core.models import MessageRole
 
 AcceptStatus = Literal["duplicate", "stored", "refused"]
+AttachmentKind = Literal["photo", "document", "voice"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,35 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """The Telegram file a user's message carried, as Telegram described it (``messages.attachment``)."""
+
+    kind: AttachmentKind
+    file_id: str
+    file_unique_id: str
+    size: int | None = None  # bytes, when Telegram said
+    mime_type: str | None = None
+    file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # seconds (voice)
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored form: every field that is known."""
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Attachment | None:
+        """The stored form read back (None for a text message)."""
+        if not value:
+            return None
+        known = {key: value[key] for key in cls.__dataclass_fields__ if key in value}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class PendingMessage:
-    """A stored user message waiting for its answer."""
+    """A stored user message waiting for its answer; ``content`` describes an attachment."""
 
     message_id: uuid.UUID
     content: str
@@ -42,6 +70,7 @@ class PendingMessage:
     sent_at: datetime
     received_at: datetime
     preview_message_ids: tuple[int, ...] = ()
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from parley_core.repositories import budgets
 from parley_core.repositories.turns.lease import LEASE_IS_FREE, lease_parameters
 from parley_core.repositories.turns.records import (
     Accepted,
+    Attachment,
     HistoryMessage,
     LeaseTerms,
     OutboxItem,
@@ -40,11 +41,13 @@ CROSS JOIN LATERAL (
     SELECT coalesce(json_agg(json_build_object(
                'message_id', b.message_id, 'content', m.content, 'chat_id', b.chat_id,
                'telegram_message_id', b.telegram_message_id, 'sent_at', b.sent_at,
-               'received_at', b.received_at, 'preview_message_ids', b.preview_message_ids)
+               'received_at', b.received_at, 'preview_message_ids', b.preview_message_ids,
+               'attachment', m.attachment)
              ORDER BY b.received_at, m.created_at), '[]') AS items
     FROM bot_inbox b
     CROSS JOIN LATERAL (  -- from the (small) queue to each message, never a scan of the history
-        SELECT x.content, x.created_at, x.deleted_at FROM messages x WHERE x.id = b.message_id OFFSET 0
+        SELECT x.content, x.attachment, x.created_at, x.deleted_at FROM messages x WHERE x.id = b.message_id
+        OFFSET 0
     ) m
     WHERE b.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL
 ) pending
@@ -106,9 +109,9 @@ person AS (
     RETURNING u.lease_holder = CAST(:holder AS uuid) AS leased
 ),
 stored AS (
-    INSERT INTO messages (user_id, role, content, content_length, telegram_update_id)
+    INSERT INTO messages (user_id, role, content, content_length, telegram_update_id, attachment)
     SELECT CAST(:user_id AS bigint), 'user', CAST(:content AS text), CAST(:content_length AS integer),
-           CAST(:update_id AS bigint)
+           CAST(:update_id AS bigint), CAST(:attachment AS jsonb)
     FROM person WHERE (SELECT n FROM queued) < CAST(:max_queued AS integer)
     RETURNING id
 ),
@@ -154,6 +157,7 @@ def _pending(item: dict[str, Any]) -> PendingMessage:
         sent_at=datetime.fromisoformat(item["sent_at"]),
         received_at=datetime.fromisoformat(item["received_at"]),
         preview_message_ids=tuple(item["preview_message_ids"] or ()),
+        attachment=Attachment.from_json(item.get("attachment")),
     )
 
 
@@ -204,6 +208,7 @@ async def accept_message(
     sent_at: datetime,
     content: str,
     lease: LeaseTerms,
+    attachment: Attachment | None = None,
     default_history: int,
     max_queued: int,
     dedupe_seconds: float,
@@ -231,6 +236,7 @@ async def accept_message(
                 "sent_at": sent_at,
                 "content": content,
                 "content_length": len(content),
+                "attachment": None if attachment is None else json.dumps(attachment.as_json()),
                 "default_history": default_history,
                 "app_language": profile.language_code,
                 "max_queued": max_queued,
@@ -251,6 +257,7 @@ async def accept_message(
             telegram_message_id=telegram_message_id,
             sent_at=sent_at,
             received_at=row.received_at,
+            attachment=attachment,
         )
     work = _work(profile.id, row) if row.leased and want_work else None
     return Accepted("stored" if message is not None else "refused", bool(row.leased), message, work)
