@@ -114,13 +114,14 @@ async def test_unknown_commands_and_non_text_get_polite_replies(
     )
     telegram.push_update(
         telegram.text_update(
-            "", extra={"photo": [{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}]}
+            "", extra={"location": {"latitude": 59.94, "longitude": 30.31}}
         )
     )
     replies = await telegram.wait_for_messages(USER, 3)
 
     assert [r.text for r in replies[1:]] == [
-        "Sorry, I can only read text. Please send your question as a text message."
+        "Sorry, I read text, photos, documents and voice messages, not this. "
+        "Please send your question as text."
     ] * 2
     assert llm.requests == []
 

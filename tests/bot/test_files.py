@@ -122,12 +122,14 @@ async def test_a_pdf_becomes_context_for_the_question(
     size = f"{max(1, round(len(pdf) / 1000))} kB"
     assert question == (
         f"[Document “report.pdf”, PDF, {size}]\nsummarise it\n\n"
-        '<document name="report.pdf">\nQuarterly revenue grew 12 percent.\n\nCosts fell by a third.\n</document>'
+        '<document name="report.pdf">\n'
+        "Quarterly revenue grew 12 percent.\n\nCosts fell by a third.\n</document>"
     )
     assert answer.text.startswith("echo: [Document “report.pdf”, PDF")
     [(_, content, attachment, unanswered), _answer] = await stored_messages(engine)
     assert content == f"[Document “report.pdf”, PDF, {size}]\nsummarise it"  # the text is not stored
-    assert attachment is not None and attachment["mime_type"] == "application/pdf"
+    assert attachment is not None
+    assert attachment["mime_type"] == "application/pdf"
     assert unanswered is False
 
 
@@ -140,7 +142,9 @@ async def test_an_oversized_or_foreign_document_is_refused_before_anything_is_fe
                 b"%PDF-1.4", file_name="huge.pdf", mime_type="application/pdf", size=30_000_000
             )
         )
-        telegram.push_update(telegram.document_update(b"PK\x03\x04", file_name="a.zip", mime_type="application/zip"))
+        telegram.push_update(
+            telegram.document_update(b"PK\x03\x04", file_name="a.zip", mime_type="application/zip")
+        )
         too_large, foreign = await telegram.wait_for_messages(USER, 2)
 
     assert too_large.text == "“huge.pdf” is too large for me: 30 MB. I read documents up to 2 MB."
@@ -155,7 +159,9 @@ async def test_an_unreadable_pdf_or_a_too_long_text_gets_a_clear_reply_and_stays
 ) -> None:
     async with running_bot(make_settings(bot_document_max_chars=100), telegram):
         telegram.push_update(
-            telegram.document_update(b"%PDF-1.4\nnot really", file_name="scan.pdf", mime_type="application/pdf")
+            telegram.document_update(
+                b"%PDF-1.4\nnot really", file_name="scan.pdf", mime_type="application/pdf"
+            )
         )
         await telegram.wait_for_messages(USER, 1)
         telegram.push_update(
@@ -194,7 +200,8 @@ async def test_voice_is_transcribed_when_configured_and_politely_declined_when_n
     assert answer.text == "echo: [Voice message, 3 s]\nwhat is the capital of Peru"
     [(_, content, attachment, _unanswered), _answer] = await stored_messages(engine)
     assert content == "[Voice message, 3 s]\nwhat is the capital of Peru"  # the history reads what was said
-    assert attachment is not None and attachment["kind"] == "voice"
+    assert attachment is not None
+    assert attachment["kind"] == "voice"
 
 
 async def test_in_a_group_a_photo_is_answered_only_when_addressed_to_the_bot(
