@@ -113,9 +113,7 @@ async def test_unknown_commands_and_non_text_get_polite_replies(
         )
     )
     telegram.push_update(
-        telegram.text_update(
-            "", extra={"location": {"latitude": 59.94, "longitude": 30.31}}
-        )
+        telegram.text_update("", extra={"location": {"latitude": 59.94, "longitude": 30.31}})
     )
     replies = await telegram.wait_for_messages(USER, 3)
 
