@@ -101,6 +101,11 @@ BOT_MODEL_WITHDRAWN = Counter(
     "bot_model_withdrawn_total",
     "Turns of users whose /model choice had left LLM_MODEL_CHOICES: answered with LLM_MODEL, and told so.",
 )
+BOT_SUMMARIES = Counter(
+    "bot_summaries_total",
+    "Long histories folded into a stored summary before an answer, by outcome (stored, failed).",
+    ["outcome"],
+)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(

@@ -183,6 +183,28 @@ class UserSettings(TimestampMixin, Base):
     user: Mapped[User] = relationship(back_populates="settings", lazy="raise")
 
 
+class HistorySummary(Base):
+    """The model's summary of a user's conversation up to ``covers_until`` (long histories).
+
+    Answered messages at or before ``covers_until`` reach the model through this summary, later ones
+    as they are. /reset deletes it with the history.
+    """
+
+    __tablename__ = "history_summaries"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    content: Mapped[str] = mapped_column(Text)
+    covers_until: Mapped[datetime] = mapped_column()
+    messages: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # folded in, in all
+    model: Mapped[str | None] = mapped_column(String(128))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(16, 10))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class UserBudget(Base):
     """An admin's per-user budget override; NULL limits mean "the default of the settings".
 

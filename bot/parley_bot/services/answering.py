@@ -29,6 +29,7 @@ from parley_bot.services.prompt import build_prompt
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.services.reading import AttachmentReader, UnreadableError
 from parley_bot.services.stops import RunningAnswer, Stops
+from parley_bot.services.summaries import Summariser
 from parley_bot.telegram import ReplyStream, TelegramOutput
 from parley_bot.telegram.files import TelegramFiles
 from parley_core.logging import get_logger
@@ -82,6 +83,7 @@ class Answerer:
         self.output = output
         self.settings = settings
         self.stops = stops
+        self.summariser = Summariser(engine=engine, llm=llm)
         self.reader = AttachmentReader(files=TelegramFiles(output.bot), llm=llm, settings=settings)
         self.limiter = RateLimiter(burst=settings.rate_limit_burst, per_minute=settings.rate_limit_per_minute)
 
@@ -100,13 +102,15 @@ class Answerer:
             return Answered(answer=None, reply=reply, outcome="unreadable", note=turn_model.note)
         for message_id, transcript in question.transcripts.items():
             await self._record_transcript(message_id, transcript)
+        remembered = await self.summariser.remember(work, model=turn_model.primary)
         stream = self._stream(chat_id, pending, reply_to=reply_to)
         prompt = build_prompt(
             system_prompt=work.system_prompt or self.settings.llm_system_prompt,
-            history=work.history,
+            history=remembered.history,
             question=question.texts,
             max_history=work.max_history_messages,
             images=question.images,
+            summary=remembered.summary,
         )
         completion: Completion | None = None
         answer: StoredAnswer | None = None
@@ -164,9 +168,9 @@ class Answerer:
             is_answer=answer is not None,
             preview_message_ids=stream.preview_message_ids if stream else (),
         )
-        return Answered(
-            answer=answer, reply=reply, outcome=outcome, note=turn_model.note, wasted=progress.wasted
-        )
+        wasted = progress.wasted
+        wasted.add(remembered.spent.tokens, remembered.spent.cost_usd)  # the summary, if one was made
+        return Answered(answer=answer, reply=reply, outcome=outcome, note=turn_model.note, wasted=wasted)
 
     @staticmethod
     async def _until_stopped(call: asyncio.Future[Completion], running: RunningAnswer) -> Completion | None:

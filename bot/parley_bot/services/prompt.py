@@ -18,6 +18,8 @@ from parley_bot.llm.types import Role
 from parley_bot.telegram.splitting import utf16_len
 from parley_core.repositories.turns import HistoryMessage
 
+SUMMARY_HEADER = "Summary of the conversation before the messages below:"
+
 # Telegram clients cut a long text into messages of at most 4096 UTF-16 code units; a message this
 # long is probably a part of one, continued by the next.
 SPLIT_PART_MIN_UTF16 = 3500
@@ -43,9 +45,11 @@ def build_prompt(
     question: Sequence[str],
     max_history: int,
     images: tuple[str, ...] = (),
+    summary: str | None = None,
 ) -> list[ChatMessage]:
     """The chat messages of one turn: system, at most ``max_history - 1`` earlier messages, the question
-    (with the turn's photos as ``images``; earlier turns' photos are their descriptions)."""
+    (with the turn's photos as ``images``; earlier turns' photos are their descriptions), and the
+    summary of older turns, when there is one, right after the system prompt."""
     earlier = list(history)[-(max_history - 1) :] if max_history > 1 else []
     turns: list[ChatMessage] = []
     for message in earlier:
@@ -56,8 +60,10 @@ def build_prompt(
         turns.append(ChatMessage(role, message.content))
     while turns and turns[-1].role == "user":  # a question still waiting is not history yet
         turns.pop()
+    ahead = [ChatMessage("system", f"{SUMMARY_HEADER}\n{summary}")] if summary else []
     return [
         ChatMessage("system", system_prompt),
+        *ahead,
         *turns,
         ChatMessage("user", join_messages(question), images),
     ]

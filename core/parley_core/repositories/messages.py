@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from parley_core.models import InboxMessage, Message, OutboxReply
+from parley_core.models import HistorySummary, InboxMessage, Message, OutboxReply
 
 
 async def soft_delete_history(conn: AsyncConnection, *, user_id: int) -> int:
     """Mark every live message of the user deleted (/reset); returns how many.
 
     Messages still waiting for an answer and replies not yet sent are dropped with them: what the
-    user asked to forget is neither answered nor sent.
+    user asked to forget is neither answered nor sent. The summary of the conversation goes too.
     """
+    await conn.execute(delete(HistorySummary).where(HistorySummary.user_id == user_id))
     await conn.execute(delete(InboxMessage).where(InboxMessage.user_id == user_id))
     await conn.execute(delete(OutboxReply).where(OutboxReply.user_id == user_id))
     result = await conn.execute(

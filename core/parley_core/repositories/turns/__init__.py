@@ -35,6 +35,7 @@ from parley_core.repositories.turns.records import (
     UserWork,
 )
 from parley_core.repositories.turns.retry import Retry, retry_last_answer
+from parley_core.repositories.turns.summaries import Summary, Unsummarised, store_summary, unsummarised
 from parley_core.repositories.turns.work import accept_message, claim_work
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "ReplyDraft",
     "Retry",
     "StoredAnswer",
+    "Summary",
+    "Unsummarised",
     "UserWork",
     "accept_message",
     "claim_work",
@@ -62,4 +65,6 @@ __all__ = [
     "record_transcript",
     "release_lease",
     "retry_last_answer",
+    "store_summary",
+    "unsummarised",
 ]

@@ -101,6 +101,11 @@ class UserWork:
     max_history_messages: int
     model: str | None = None  # the user's /model choice, None: the configured primary
     language: str | None = None  # /language's choice, else the Telegram app's language_code
+    # The summary of the conversation before ``history`` (long conversations), and up to when; and
+    # whether more unsummarised history waits than ``history`` holds (time to summarise).
+    summary: str | None = None
+    summary_until: datetime | None = None
+    history_overflow: bool = False
     budget_override: Override | None = None
     spending: Spending = field(default_factory=Spending)  # of the current UTC day and month
 

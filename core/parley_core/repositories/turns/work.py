@@ -28,7 +28,8 @@ from parley_core.repositories.users import TelegramProfile
 # holder only (`{gate}` is false otherwise, and PostgreSQL then skips the whole subquery).
 _WORK = """
 SELECT prefs.max_history, prefs.system_prompt, prefs.model, prefs.language, pending.items AS pending,
-       outbox.items AS outbox, history.roles, history.contents, spent.*, {override_columns}
+       outbox.items AS outbox, history.roles, history.contents, summary.summary, summary.summary_until,
+       spent.*, {override_columns}
 FROM (
     SELECT coalesce(max(s.max_history_messages), CAST(:default_history AS integer)) AS max_history,
            max(s.system_prompt) AS system_prompt, max(s.model) AS model,
@@ -61,6 +62,10 @@ CROSS JOIN LATERAL (
     FROM bot_outbox o WHERE o.user_id = CAST(:user_id AS bigint)
 ) outbox
 CROSS JOIN LATERAL (
+    SELECT max(hs.content) AS summary, max(hs.covers_until) AS summary_until
+    FROM history_summaries hs WHERE hs.user_id = CAST(:user_id AS bigint)
+) summary
+CROSS JOIN LATERAL (
     SELECT array_agg(h.role ORDER BY h.created_at) AS roles,
            array_agg(h.content ORDER BY h.created_at) AS contents
     FROM (
@@ -68,8 +73,9 @@ CROSS JOIN LATERAL (
         WHERE m.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL AND NOT m.unanswered
           AND NOT m.replaced AND m.content_length > 0  -- /retry's old answers; a stop before any text
           AND NOT EXISTS (SELECT 1 FROM bot_inbox b WHERE b.message_id = m.id)
+          AND m.created_at > coalesce(summary.summary_until, '-infinity')  -- the rest is summarised
         ORDER BY m.created_at DESC
-        LIMIT greatest(prefs.max_history - 1, 0)
+        LIMIT greatest(prefs.max_history, 1)  -- one more than the prompt takes: is there more?
     ) h
 ) history
 CROSS JOIN LATERAL ({spending}) spent
@@ -184,6 +190,9 @@ def _work(user_id: int, row: Any) -> UserWork:
         HistoryMessage(MessageRole(role), content)
         for role, content in zip(row.roles or (), row.contents or (), strict=True)
     ]
+    window = max(row.max_history - 1, 0)
+    overflow = len(history) > window  # more unsummarised history than the prompt takes
+    history = history[len(history) - window :] if window else []
     return UserWork(
         user_id=user_id,
         pending=[_pending(item) for item in items(row.pending)],
@@ -193,6 +202,9 @@ def _work(user_id: int, row: Any) -> UserWork:
         max_history_messages=row.max_history,
         model=row.model,
         language=row.language,
+        summary=row.summary,
+        summary_until=row.summary_until,
+        history_overflow=overflow,
         budget_override=budgets.override_of(row),
         spending=budgets.spending_of(row),
     )
