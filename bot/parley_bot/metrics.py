@@ -143,6 +143,10 @@ TELEGRAM_SEND_ERRORS = Counter(
     "Telegram calls that failed for good, by method and reason.",
     ["method", "reason"],
 )
+TELEGRAM_RICH_FALLBACK = Counter(
+    "telegram_rich_message_fallback_total",
+    "Parts with a table sent as HTML after Telegram refused them as a rich message.",
+)
 TELEGRAM_FORMAT_FALLBACK = Counter(
     "telegram_format_fallback_total", "Replies re-sent as plain text after Telegram rejected their HTML."
 )

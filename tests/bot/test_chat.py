@@ -123,9 +123,33 @@ async def test_typing_is_shown_only_while_a_slow_answer_is_prepared(
 TABLE_ANSWER = "Prices:\n\n| model | $/1M |\n|---|--:|\n| small | 0.5 |\n| large | 12 |\n\nCheap enough."
 
 
-async def test_a_table_in_an_answer_arrives_as_aligned_columns_in_private_chats_and_groups(
+async def test_a_table_in_an_answer_is_a_rich_message_where_the_chat_takes_one(
     bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
 ) -> None:
+    llm.script("*", script.reply(TABLE_ANSWER), script.reply(TABLE_ANSWER), script.reply("no table"))
+    group = -100777
+    telegram.rich_refused_chats.add(group)
+    telegram.send_text("what do models cost?")
+    [private] = await telegram.wait_for_messages(USER, 1)
+    telegram.send_text("@parley_test_bot and here?", chat_id=group, chat_type="supergroup")
+    [in_group] = await telegram.wait_for_messages(group, 1)
+    telegram.send_text("and without a table?")
+    [_, plain] = await telegram.wait_for_messages(USER, 2)
+
+    assert private.rich
+    assert (private.parse_mode, private.raw) == ("markdown", TABLE_ANSWER)  # Telegram draws the table
+    assert not in_group.rich  # refused there: the monospace block instead
+    assert f"<pre>{COLUMNS}</pre>" in in_group.raw
+    assert (plain.rich, plain.parse_mode) == (False, "HTML")  # only tables need a rich message
+
+
+COLUMNS = "model │ $/1M\n──────┼─────\nsmall │  0.5\nlarge │   12"
+
+
+async def test_without_rich_messages_a_table_arrives_as_aligned_columns_in_private_chats_and_groups(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    telegram.rich_messages_supported = False  # a Bot API server from before rich messages
     llm.script("*", script.reply(TABLE_ANSWER), script.reply(TABLE_ANSWER))
     group = -100777
     telegram.send_text("what do models cost?")
@@ -133,8 +157,9 @@ async def test_a_table_in_an_answer_arrives_as_aligned_columns_in_private_chats_
     telegram.send_text("@parley_test_bot and here?", chat_id=group, chat_type="supergroup")
     [in_group] = await telegram.wait_for_messages(group, 1)
 
-    columns = "model │ $/1M\n──────┼─────\nsmall │  0.5\nlarge │   12"
     for reply in (private, in_group):
         assert reply.parse_mode == "HTML"
-        assert f"<pre>{columns}</pre>" in reply.raw  # monospace: the columns stay aligned
-        assert reply.text == f"Prices:\n\n{columns}\n\nCheap enough."
+        assert f"<pre>{COLUMNS}</pre>" in reply.raw  # monospace: the columns stay aligned
+        assert reply.text == f"Prices:\n\n{COLUMNS}\n\nCheap enough."
+    # Asked once: a 404 means the server has no such method, for every chat.
+    assert sum(1 for method, _ in telegram.calls if method == "sendRichMessage") == 1

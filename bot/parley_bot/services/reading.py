@@ -131,4 +131,6 @@ class AttachmentReader:
             raise UnreadableError(_(VOICE_FAILED)) from exc
         if not transcript:
             raise UnreadableError(_(VOICE_FAILED))
-        return f"{description}\n{transcript}"
+        # A resumed turn finds the transcript already stored after the description: one of each.
+        first_line = description.split("\n", 1)[0]
+        return f"{first_line}\n{transcript}"

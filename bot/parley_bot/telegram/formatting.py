@@ -257,6 +257,11 @@ def _aligned(rows: list[list[str]], aligns: list[str], widths: list[int]) -> str
     return "\n".join([line(header), rule, *(line(row) for row in body)])
 
 
+def has_table(text: str) -> bool:
+    """Whether the Markdown ``text`` holds a table (which Telegram's HTML cannot show)."""
+    return "|" in text and any(token.type == "table_open" for token in _md.parse(text))
+
+
 def markdown_to_html(text: str) -> str:
     """Telegram-safe HTML for the Markdown ``text``."""
     return _Renderer(text).render(_md.parse(text))

@@ -21,6 +21,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
 )
@@ -35,15 +36,16 @@ from aiogram.methods import (
     SendChatAction,
     SendMessage,
     SendMessageDraft,
+    SendRichMessage,
     SetMyCommands,
     SetWebhook,
 )
 from aiogram.methods.base import TelegramMethod, TelegramType
-from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from aiogram.types import InlineKeyboardMarkup, InputRichMessage, LinkPreviewOptions, ReplyParameters
 from aiogram.utils.chat_action import ChatActionSender
 
 from parley_bot import metrics
-from parley_bot.telegram.formatting import markdown_to_html, visible_text
+from parley_bot.telegram.formatting import has_table, markdown_to_html, visible_text
 from parley_bot.telegram.pacing import Pacer
 from parley_bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown, utf16_len
 from parley_core.logging import get_logger
@@ -68,6 +70,7 @@ BOT_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
     SendChatAction,
     DeleteMessage,
     SendMessageDraft,
+    SendRichMessage,
     SetMyCommands,
     SetWebhook,
     DeleteWebhook,
@@ -95,6 +98,7 @@ class TelegramOutput:
         self.pacer = pacer
         self.retry_after_max_seconds = retry_after_max_seconds
         self.drafts_available = True  # set to False once the server says sendMessageDraft does not exist
+        self.rich_messages_available = True  # likewise for sendRichMessage
 
     @classmethod
     def from_settings(cls, bot: Bot, settings: BotSettings) -> TelegramOutput:
@@ -156,7 +160,13 @@ class TelegramOutput:
         return message.message_id
 
     async def send_part(self, chat_id: int, part: str, *, reply_to: int | None = None) -> int:
-        """Send one part (<= 4096) of Markdown as HTML, or as plain text if Telegram rejects the HTML."""
+        """Send one part (<= 4096) of Markdown: a part with a table as a rich message, which draws the
+        table; otherwise — or when the chat or server refuses rich messages — as HTML, or as plain text
+        if Telegram rejects the HTML."""
+        if self.rich_messages_available and has_table(part):
+            sent = await self._send_rich(chat_id, part, reply_to=reply_to)
+            if sent is not None:
+                return sent
         rendered = markdown_to_html(part)
         if rendered and utf16_len(visible_text(rendered)) <= TELEGRAM_TEXT_LIMIT:
             try:
@@ -167,6 +177,26 @@ class TelegramOutput:
                 metrics.TELEGRAM_FORMAT_FALLBACK.inc()
                 log.warning("telegram_html_rejected", chat_id=chat_id, error=exc.message)
         return await self._send(chat_id, part, html=False, reply_to=reply_to)
+
+    async def _send_rich(self, chat_id: int, part: str, *, reply_to: int | None) -> int | None:
+        """The part as a rich message from its Markdown; None when it was refused (send it otherwise)."""
+        method = SendRichMessage(
+            chat_id=chat_id,
+            rich_message=InputRichMessage(markdown=part),
+            reply_parameters=(
+                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+            ),
+        )
+        try:
+            message = await self.call(method, chat_id=chat_id)
+        except (TelegramNotFound, TelegramBadRequest) as exc:
+            if isinstance(exc, TelegramNotFound):  # a Bot API server without rich messages
+                self.rich_messages_available = False
+            metrics.TELEGRAM_RICH_FALLBACK.inc()
+            log.info("telegram_rich_message_refused", chat_id=chat_id, error=exc.message)
+            return None
+        metrics.TELEGRAM_MESSAGES_SENT.inc()
+        return message.message_id
 
     async def send_text(self, chat_id: int, markdown: str, *, reply_to: int | None = None) -> list[int]:
         """Send an answer of any length: split, formatted, paced; returns the message ids."""

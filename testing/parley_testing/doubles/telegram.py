@@ -153,6 +153,7 @@ class SentMessage:
     edits: int = 0
     deleted: bool = False
     reply_markup: dict[str, Any] | None = None  # inline keyboard; an edit without one removes it
+    rich: bool = False  # sent with sendRichMessage (``raw`` is its Markdown)
 
     def buttons(self) -> list[tuple[str, str]]:
         """(text, callback_data) of each inline button, row by row."""
@@ -189,6 +190,8 @@ class TelegramDouble:
     token: str = TELEGRAM_TOKEN
     bot_username: str = "parley_test_bot"
     drafts_supported: bool = True
+    rich_messages_supported: bool = True  # False: sendRichMessage is 404, as on an older Bot API server
+    rich_refused_chats: set[int] = field(default_factory=set)  # chats where rich messages are refused
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
     drafts: list[Draft] = field(default_factory=list)
@@ -533,7 +536,10 @@ class TelegramDouble:
         if self.record_calls:
             self.calls.append((method, params))
         handler = _METHODS.get(method.lower())
-        if handler is None or (method.lower() == "sendmessagedraft" and not self.drafts_supported):
+        unsupported = (method.lower() == "sendmessagedraft" and not self.drafts_supported) or (
+            method.lower() == "sendrichmessage" and not self.rich_messages_supported
+        )
+        if handler is None or unsupported:
             return _error(TelegramError(404, "Not Found"))
         if self._failures.get(method):
             failure = self._failures[method].pop(0)
@@ -781,6 +787,35 @@ class TelegramDouble:
         message.deleted = True
         return True
 
+    async def _send_rich_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        rich = params.get("rich_message")
+        if not isinstance(rich, dict):
+            raise TelegramError(400, "Bad Request: can't parse rich message JSON object")
+        given = [key for key in ("html", "markdown", "blocks") if rich.get(key)]
+        if len(given) != 1:
+            raise TelegramError(400, "Bad Request: exactly one of html, markdown or blocks must be specified")
+        if chat_id in self.rich_refused_chats:
+            raise TelegramError(400, "Bad Request: rich messages can't be sent to the chat")
+        source = str(rich[given[0]])
+        if utf16_len(source) > MAX_TEXT_UTF16:
+            raise TelegramError(400, "Bad Request: message is too long")
+        reply = params.get("reply_parameters")
+        message = SentMessage(
+            chat_id=chat_id,
+            message_id=next(self._ids(chat_id)),
+            text=source,
+            raw=source,
+            parse_mode=given[0],
+            reply_to=int(reply["message_id"]) if isinstance(reply, dict) else None,
+            rich=True,
+        )
+        self.sent.append(message)
+        waiter = self._answer_waiters.pop(chat_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+        return self._message_result(message)
+
     async def _send_message_draft(self, params: dict[str, Any]) -> bool:
         chat_id = int(params["chat_id"])
         if chat_id < 0:
@@ -828,6 +863,7 @@ _METHODS: dict[str, _Handler] = {
     "sendmessagedraft": TelegramDouble._send_message_draft,
     "answercallbackquery": TelegramDouble._answer_callback_query,
     "getfile": TelegramDouble._get_file,
+    "sendrichmessage": TelegramDouble._send_rich_message,
 }
 
 
@@ -838,6 +874,7 @@ _JSON_FIELDS = {
     "entities",
     "link_preview_options",
     "commands",
+    "rich_message",
 }
 
 
