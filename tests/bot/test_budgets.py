@@ -202,7 +202,11 @@ async def test_two_replicas_answering_in_parallel_overspend_by_at_most_one_turn(
     llm.latency = 0.05
 
     def replica() -> BotSettings:
-        return webhook_replica(make_settings, bot_coalesce_seconds=0, budget_tokens_per_day=limit)
+        # A window that 24 messages per user do not overflow: every ledger entry is an answer's
+        # (summaries count too, tests/bot/test_summaries.py).
+        return webhook_replica(
+            make_settings, bot_coalesce_seconds=0, budget_tokens_per_day=limit, history_default_messages=100
+        )
 
     rng = random.Random(18)
     sent = 0
