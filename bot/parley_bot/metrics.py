@@ -106,6 +106,8 @@ BOT_SUMMARIES = Counter(
     "Long histories folded into a stored summary before an answer, by outcome (stored, failed).",
     ["outcome"],
 )
+for _outcome in ("stored", "failed"):  # both series from the start, like the budgets' above
+    BOT_SUMMARIES.labels(outcome=_outcome)
 BOT_ACCESS_DENIED = Counter("bot_access_denied_total", "Messages from users outside the allowlist.")
 BOT_INFLIGHT_UPDATES = Gauge("bot_inflight_updates", "Updates being handled right now.")
 BOT_LAST_SUCCESSFUL_POLL = Gauge(
