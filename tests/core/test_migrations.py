@@ -34,6 +34,7 @@ TABLES = {
     "stats_window_totals",
     "bot_instances",
     "user_budgets",
+    "history_summaries",
     "usage_counters",
     "bot_inbox",
     "bot_outbox",
