@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley_bot import metrics
+from parley_bot.services.summaries import INSTRUCTIONS
 from parley_testing.doubles import llm as script
 from parley_testing.doubles.llm import LLMDouble
 from parley_testing.doubles.telegram import TelegramDouble
@@ -56,19 +57,23 @@ async def test_messages_of_one_user_never_interleave_and_a_burst_is_one_turn(
     ]
 
 
-async def test_context_too_long_trims_the_oldest_history_and_retries(
+async def test_context_too_long_trims_the_oldest_history_when_no_summary_can_be_made(
     make_settings: SettingsFactory, telegram: TelegramDouble, llm: LLMDouble
 ) -> None:
     async with running_bot(make_settings(), telegram):
         for i in range(4):
             telegram.send_text(f"message number {i} with several words in it")
             await telegram.wait_for_messages(USER, i + 1)
+        # Too small for a summary request: its instructions alone take most of it.
         llm.context_tokens[PRIMARY] = 60
+        before = len(llm.requests)
         telegram.send_text("the last one")
         replies = await telegram.wait_for_messages(USER, 5)
 
     assert replies[-1].text == "echo: the last one"
-    too_long, trimmed = llm.requests[-2], llm.requests[-1]
+    too_long, trimmed = llm.requests[before], llm.requests[-1]
+    assert any(r["messages"][0]["content"] == INSTRUCTIONS for r in llm.requests[before:])
+    assert too_long["messages"][-1]["content"] == "the last one"
     assert len(trimmed["messages"]) < len(too_long["messages"])
     assert trimmed["messages"][-1]["content"] == "the last one"
     assert trimmed["model"] == PRIMARY

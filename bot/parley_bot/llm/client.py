@@ -12,7 +12,8 @@ One call of :meth:`LLMClient.complete` answers one user message within one overa
 * every model but the last must finish by ``deadline - LLM_TIMEOUT_SECONDS``, so the fallback always
   gets one full attempt (settings refuse a deadline shorter than two timeouts);
 * other 4xx answers (bad key, unknown model) move straight to the next model;
-* "context too long" trims the oldest half of the history and retries once;
+* "context too long" trims the oldest half of the history and retries once — unless the caller
+  asked for ``trim=False`` (it folds the older turns into a summary instead, then asks again);
 * cancelling the call (a user's stop) closes the request in flight; ``progress`` then tells what
   the model had written and which model it was, and what attempts that broke off midway consumed.
 
@@ -56,6 +57,7 @@ class _Run:
     deadline: float
     messages: list[ChatMessage]
     started: float = field(default_factory=time.perf_counter)
+    trim: bool = True
     trimmed: int = 0
     last_error: str = "no_model_available"
 
@@ -201,14 +203,18 @@ class LLMClient:
         on_partial: PartialCallback | None = None,
         primary: str | None = None,
         progress: Progress | None = None,
+        trim: bool = True,
     ) -> Completion:
         """Answer ``messages`` with ``primary`` (LLM_MODEL unless given), then the fallback.
 
         Streams through ``on_partial`` when given; ``progress`` follows the model asked and the text
-        so far. Raises LLMUnavailableError.
+        so far. Raises LLMUnavailableError, and ContextTooLongError when the prompt does not fit —
+        at once with ``trim=False``, else after dropping the oldest half of the history did not help.
         """
         run = _Run(
-            deadline=asyncio.get_running_loop().time() + self.policy.deadline_seconds, messages=messages
+            deadline=asyncio.get_running_loop().time() + self.policy.deadline_seconds,
+            messages=messages,
+            trim=trim,
         )
         progress = progress if progress is not None else Progress()
         models = self.models_for(primary)
@@ -284,6 +290,8 @@ class LLMClient:
                 )
             except _ContextTooLongError:
                 breaker.release_trial()
+                if not run.trim:
+                    raise ContextTooLongError("the prompt does not fit the model's context") from None
                 if run.trimmed:
                     raise ContextTooLongError("the prompt does not fit even after trimming") from None
                 before = len(run.messages)

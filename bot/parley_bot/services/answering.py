@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parley_bot import metrics
 from parley_bot.i18n import N_, _
 from parley_bot.llm import ChatMessage, ContextTooLongError, LLMClient, LLMUnavailableError, Progress
-from parley_bot.llm.types import Completion, Spent
+from parley_bot.llm.types import Completion, PartialCallback, Spent
 from parley_bot.services import models
 from parley_bot.services.database import execute
 from parley_bot.services.delivery import reply_parts
@@ -29,7 +30,7 @@ from parley_bot.services.prompt import build_prompt
 from parley_bot.services.rate_limit import RateLimiter
 from parley_bot.services.reading import AttachmentReader, UnreadableError
 from parley_bot.services.stops import RunningAnswer, Stops
-from parley_bot.services.summaries import Summariser
+from parley_bot.services.summaries import Remembered, Summariser
 from parley_bot.telegram import ReplyStream, TelegramOutput
 from parley_bot.telegram.files import TelegramFiles
 from parley_core.logging import get_logger
@@ -64,6 +65,26 @@ class Answered:
     outcome: str  # answered, stopped, unavailable, too_long or unreadable (bot_reply_duration_seconds)
     note: str | None = None  # said after the reply (the user's model left the allowlist)
     wasted: Spent = field(default_factory=Spent)  # attempts that broke off midway (budget ledger)
+
+
+@dataclass
+class _TurnPrompt:
+    """A turn's prompt, built again whenever its history is folded into the summary."""
+
+    remembered: Remembered
+    make: Callable[[Remembered], list[ChatMessage]]
+    prompt: list[ChatMessage] = field(init=False)
+    can_fold: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prompt = self.make(self.remembered)
+        self.can_fold = bool(self.remembered.history)
+
+    def use(self, folded: Remembered) -> None:
+        """Carry ``folded`` from now on; folding again helps only while it shortened the history."""
+        self.can_fold = 0 < len(folded.history) < len(self.remembered.history)
+        self.remembered = folded
+        self.prompt = self.make(folded)
 
 
 class Answerer:
@@ -102,23 +123,26 @@ class Answerer:
             return Answered(answer=None, reply=reply, outcome="unreadable", note=turn_model.note)
         for message_id, transcript in question.transcripts.items():
             await self._record_transcript(message_id, transcript)
-        remembered = await self.summariser.remember(work, model=turn_model.primary)
-        stream = self._stream(chat_id, pending, reply_to=reply_to)
-        prompt = build_prompt(
-            system_prompt=work.system_prompt or self.settings.llm_system_prompt,
-            history=remembered.history,
-            question=question.texts,
-            max_history=work.max_history_messages,
-            images=question.images,
-            summary=remembered.summary,
+        turn_prompt = _TurnPrompt(
+            await self.summariser.remember(work, model=turn_model.primary),
+            lambda remembered: build_prompt(
+                system_prompt=work.system_prompt or self.settings.llm_system_prompt,
+                history=remembered.history,
+                question=question.texts,
+                max_history=work.max_history_messages,
+                images=question.images,
+                summary=remembered.summary,
+            ),
         )
+        stream = self._stream(chat_id, pending, reply_to=reply_to)
         completion: Completion | None = None
         answer: StoredAnswer | None = None
         outcome = "answered"
         progress = Progress()
         call = asyncio.ensure_future(
-            self.llm.complete(
-                prompt,
+            self._complete(
+                work,
+                turn_prompt,
                 on_partial=stream.update if stream else None,
                 primary=turn_model.primary,
                 progress=progress,
@@ -135,7 +159,7 @@ class Answerer:
                         completion = await self._until_stopped(call, running)
                         if completion is None:
                             outcome = "stopped"
-                            answer = self._stopped(prompt, progress)
+                            answer = self._stopped(turn_prompt.prompt, progress)
         except LLMUnavailableError as exc:
             outcome, text = "unavailable", _(UNAVAILABLE)
             log.warning("turn_not_answered", outcome=outcome, reason=exc.reason)
@@ -169,8 +193,37 @@ class Answerer:
             preview_message_ids=stream.preview_message_ids if stream else (),
         )
         wasted = progress.wasted
-        wasted.add(remembered.spent.tokens, remembered.spent.cost_usd)  # the summary, if one was made
+        summaries = turn_prompt.remembered.spent  # the summaries made for this turn, if any
+        wasted.add(summaries.tokens, summaries.cost_usd)
         return Answered(answer=answer, reply=reply, outcome=outcome, note=turn_model.note, wasted=wasted)
+
+    async def _complete(
+        self,
+        work: UserWork,
+        turn_prompt: _TurnPrompt,
+        *,
+        on_partial: PartialCallback | None,
+        primary: str | None,
+        progress: Progress,
+    ) -> Completion:
+        """The answer; while the prompt exceeds the model's context, its older history is folded into
+        the summary and the model asked again. Trimming is the last resort, when folding failed."""
+        while True:
+            try:
+                return await self.llm.complete(
+                    turn_prompt.prompt,
+                    on_partial=on_partial,
+                    primary=primary,
+                    progress=progress,
+                    trim=not turn_prompt.can_fold,
+                )
+            except ContextTooLongError:
+                if not turn_prompt.can_fold:
+                    raise
+                log.info("prompt_exceeds_context", history_messages=len(turn_prompt.remembered.history))
+                turn_prompt.use(
+                    await self.summariser.fold_for_context(work, turn_prompt.remembered, model=primary)
+                )
 
     @staticmethod
     async def _until_stopped(call: asyncio.Future[Completion], running: RunningAnswer) -> Completion | None:

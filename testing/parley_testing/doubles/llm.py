@@ -232,6 +232,21 @@ class LLMDouble:
                 return _error(400, problem, "invalid_request_error", param="messages")
         if self.record:
             self.requests.append(body)
+        # The gateway refuses a prompt over the context before any model sees it (no scripted step used).
+        prompt_tokens = sum(
+            count_tokens(text_of(m["content"])) + TOKENS_PER_IMAGE * len(images_of(m["content"]))
+            for m in messages
+        )
+        limit = self.context_tokens.get(model)
+        if limit is not None and prompt_tokens > limit:
+            return _error(
+                400,
+                f"This model's maximum context length is {limit} tokens. However, your messages resulted "
+                f"in {prompt_tokens} tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                code="context_length_exceeded",
+                param="messages",
+            )
         step = self._next_step(model)
         delay = self.latency + step.delay
         if delay:
@@ -251,20 +266,6 @@ class LLMDouble:
         if step.kind == "error":
             return self._scripted_error(step.status)
 
-        prompt_tokens = sum(
-            count_tokens(text_of(m["content"])) + TOKENS_PER_IMAGE * len(images_of(m["content"]))
-            for m in messages
-        )
-        limit = self.context_tokens.get(model)
-        if limit is not None and prompt_tokens > limit:
-            return _error(
-                400,
-                f"This model's maximum context length is {limit} tokens. However, your messages resulted "
-                f"in {prompt_tokens} tokens. Please reduce the length of the messages.",
-                "invalid_request_error",
-                code="context_length_exceeded",
-                param="messages",
-            )
         text = step.text if step.text is not None else self.answer(messages)
         completion_tokens = count_tokens(text)
         usage: dict[str, int | float] = {

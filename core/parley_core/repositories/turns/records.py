@@ -26,10 +26,11 @@ class LeaseTerms:
 
 @dataclass(frozen=True)
 class HistoryMessage:
-    """One earlier message, in the LLM's chat vocabulary."""
+    """One earlier message, in the LLM's chat vocabulary, and when it was written (what a summary covers)."""
 
     role: MessageRole
     content: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)

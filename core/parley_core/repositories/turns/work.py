@@ -28,7 +28,8 @@ from parley_core.repositories.users import TelegramProfile
 # holder only (`{gate}` is false otherwise, and PostgreSQL then skips the whole subquery).
 _WORK = """
 SELECT prefs.max_history, prefs.system_prompt, prefs.model, prefs.language, pending.items AS pending,
-       outbox.items AS outbox, history.roles, history.contents, summary.summary, summary.summary_until,
+       outbox.items AS outbox, history.roles, history.contents, history.stamps, summary.summary,
+       summary.summary_until,
        spent.*, {override_columns}
 FROM (
     SELECT coalesce(max(s.max_history_messages), CAST(:default_history AS integer)) AS max_history,
@@ -67,7 +68,8 @@ CROSS JOIN LATERAL (
 ) summary
 CROSS JOIN LATERAL (
     SELECT array_agg(h.role ORDER BY h.created_at) AS roles,
-           array_agg(h.content ORDER BY h.created_at) AS contents
+           array_agg(h.content ORDER BY h.created_at) AS contents,
+           array_agg(h.created_at ORDER BY h.created_at) AS stamps
     FROM (
         SELECT m.role, m.content, m.created_at FROM messages m
         WHERE m.user_id = CAST(:user_id AS bigint) AND m.deleted_at IS NULL AND NOT m.unanswered
@@ -187,12 +189,14 @@ def _work(user_id: int, row: Any) -> UserWork:
         return json.loads(value) if isinstance(value, str) else list(value or [])
 
     history = [
-        HistoryMessage(MessageRole(role), content)
-        for role, content in zip(row.roles or (), row.contents or (), strict=True)
+        HistoryMessage(MessageRole(role), content, created_at)
+        for role, content, created_at in zip(
+            row.roles or (), row.contents or (), row.stamps or (), strict=True
+        )
     ]
     window = max(row.max_history - 1, 0)
     overflow = len(history) > window  # more unsummarised history than the prompt takes
-    history = history[len(history) - window :] if window else []
+    history = history[max(len(history) - window, 0) :] if window else []
     return UserWork(
         user_id=user_id,
         pending=[_pending(item) for item in items(row.pending)],
