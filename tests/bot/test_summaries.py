@@ -4,6 +4,7 @@ that the model reads ahead of the recent messages; it counts against the budget;
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -110,15 +111,15 @@ async def test_a_failed_summary_answers_with_the_recent_window_and_tries_again_n
     assert [r.messages for r in stored] == [6]  # folded in at the next turn: nothing was dropped
 
 
-def summary_requests(requests: list[dict[str, object]]) -> list[dict[str, object]]:
-    return [r for r in requests if r["messages"][0] == {"role": "system", "content": INSTRUCTIONS}]  # type: ignore[index]
+def summary_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in requests if r["messages"][0] == {"role": "system", "content": INSTRUCTIONS}]
 
 
-def prompt_tokens(request: dict[str, object]) -> int:
-    return sum(script.count_tokens(str(m["content"])) for m in request["messages"])  # type: ignore[attr-defined]
+def prompt_tokens(request: dict[str, Any]) -> int:
+    return sum(script.count_tokens(str(m["content"])) for m in request["messages"])
 
 
-def short_summaries(messages: list[dict[str, object]]) -> str:
+def short_summaries(messages: list[dict[str, Any]]) -> str:
     """The double's answer: a few words for a summary request, the usual echo otherwise."""
     if messages[0]["content"] == INSTRUCTIONS:
         return f"summary of {str(messages[-1]['content']).count('User:')} questions"
@@ -161,7 +162,7 @@ async def test_a_history_beyond_the_context_is_folded_in_halves_until_the_prompt
     assert conversation(answered)[0][1].startswith(HEADER)
     kept = [content for role, content in conversation(answered)[1:-1]]
     # Nothing was dropped: every earlier message is either summarised or still in the prompt.
-    folded = "\n".join(str(r["messages"][1]["content"]) for r in summary_requests(turn))  # type: ignore[index]
+    folded = "\n".join(str(r["messages"][1]["content"]) for r in summary_requests(turn))
     for text in texts:
         assert text in folded or text in kept
         assert f"echo: {text}" in folded or f"echo: {text}" in kept
@@ -171,9 +172,9 @@ async def test_a_history_beyond_the_context_is_folded_in_halves_until_the_prompt
     written = [r for r in summary_requests(turn) if prompt_tokens(r) <= CONTEXT]
     assert len(written) >= 3
     for previous, following in itertools.pairwise(written):
-        earlier = f"Earlier summary:\n{short_summaries(previous['messages'])}\n\n"  # type: ignore[arg-type]
-        assert str(following["messages"][1]["content"]).startswith(earlier)  # type: ignore[index]
-    assert stored.content == short_summaries(written[-1]["messages"])  # type: ignore[arg-type]
+        earlier = f"Earlier summary:\n{short_summaries(previous['messages'])}\n\n"
+        assert str(following["messages"][1]["content"]).startswith(earlier)
+    assert stored.content == short_summaries(written[-1]["messages"])
     assert conversation(answered)[0][1] == f"{HEADER}\n{stored.content}"
     assert stored.messages == 12 - len(kept)
     assert stored.covers_until == stamps[12 - len(kept) - 1].created_at
@@ -184,5 +185,5 @@ async def test_a_history_beyond_the_context_is_folded_in_halves_until_the_prompt
         ("user", "eight"),
     ]
     billed = [r for r in summary_requests(llm.requests) if prompt_tokens(r) <= CONTEXT]  # others refused
-    summarised = sum(prompt_tokens(r) + script.count_tokens(short_summaries(r["messages"])) for r in billed)  # type: ignore[arg-type]
+    summarised = sum(prompt_tokens(r) + script.count_tokens(short_summaries(r["messages"])) for r in billed)
     assert ledger[0].tokens == answers[0].tokens + summarised
