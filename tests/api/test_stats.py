@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,44 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parley_api.main import create_app
-from parley_core.passwords import hash_password
 from tests.api.constants import ANALYST_AUTH as AUTH
-from tests.api.constants import ANALYST_PASSWORD as PASSWORD
 from tests.support.api import make_settings, running_client
+from tests.support.stats_data import add_analyst as _add_analyst
+from tests.support.stats_data import add_message as _add_message
 
 Z_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-async def _add_analyst(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO api_users (username, password_hash, source)"
-                " VALUES ('analyst', :h, 'registration')"
-            ),
-            {"h": hash_password(PASSWORD, rounds=4)},
-        )
-
-
-async def _add_message(
-    engine: AsyncEngine, user_id: int, at: datetime, content: str = "hello", **extra: Any
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("INSERT INTO users (id, created_at) VALUES (:u, :at) ON CONFLICT DO NOTHING"),
-            {"u": user_id, "at": at - timedelta(days=1)},
-        )
-        columns = {"role": "user", "model": None, "fallback_used": False, "latency_ms": None,
-                   "prompt_tokens": None, "completion_tokens": None, "cost_usd": None, **extra}  # fmt: skip
-        await conn.execute(
-            text(
-                "INSERT INTO messages (id, user_id, role, content, content_length, model, fallback_used,"
-                " latency_ms, prompt_tokens, completion_tokens, cost_usd, created_at)"
-                " VALUES (:id, :u, :role, :c, :len, :model, :fallback_used, :latency_ms, :prompt_tokens,"
-                " :completion_tokens, :cost_usd, :at)"
-            ),
-            {"id": uuid.uuid4(), "u": user_id, "c": content, "len": len(content), "at": at, **columns},
-        )
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import Page, Request, Response, Route, expect
 
 from parley_testing.waiting import wait_for
@@ -459,3 +461,35 @@ def test_sign_out_forgets_the_credentials(new_page: NewPage, api: RunningApi) ->
     page.reload()
     expect(page.locator("#login-view")).to_be_visible()
     assert not [r for r in requests if "/api/v1/stats" in r.url], "no call without credentials"
+
+
+def test_csv_buttons_download_the_period_shown(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    open_overview(page, api, "week")
+    switch_period(page, "day")
+    screenshot(page, "csv-buttons", full_page=False)
+
+    files = {}
+    for table in ("timeline", "top_users", "models", "recent_dialogs"):
+        with page.expect_download() as download:
+            page.click(f'[data-export="{table}"]')
+        files[table] = download.value
+    direct = {
+        table: httpx.get(
+            f"{api.base_url}/api/v1/stats/{table}.csv",
+            params={"period": "day"},
+            auth=("analyst", ACCOUNTS["analyst"]),
+        )
+        for table in files
+    }
+
+    for table, file in files.items():
+        assert re.fullmatch(rf"parley-{table}-day-\d{{8}}T\d{{4}}Z\.csv", file.suggested_filename)
+        content = Path(file.path()).read_bytes().decode("utf-8")
+        header = content.split("\r\n", 1)[0]
+        assert header == direct[table].text.split("\r\n", 1)[0]
+        assert content.count("\r\n") == direct[table].text.count("\r\n")  # the same rows
+    timeline = Path(files["timeline"].path()).read_bytes().decode("utf-8").strip().split("\r\n")
+    assert timeline[0] == "timestamp,message_count,active_users"
+    assert len(timeline) == 1 + 24  # the day's hourly buckets
+    expect(page.locator("#banner")).to_be_hidden()

@@ -1,15 +1,18 @@
-"""GET /api/v1/stats: dashboard statistics for a period, for authenticated analysts."""
+"""GET /api/v1/stats: dashboard statistics for a period, for authenticated analysts; and each of its
+tables as CSV (GET /api/v1/stats/{table}.csv), with the same authentication and rate limit."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
 
 from parley_api.auth.dependencies import CurrentUserDep
 from parley_api.errors import AUTHENTICATED_RESPONSES, DATABASE_UNAVAILABLE_RESPONSES, Responses
-from parley_api.state import StateDep
+from parley_api.state import AppState, StateDep
 from parley_api.stats.collector import CollectorOptions, StatsCollector
+from parley_api.stats.export import ExportTable, filename, render_csv
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic
 from parley_core.stats.periods import Period
@@ -76,6 +79,47 @@ async def get_stats(
     Figures come from rollups kept exact by database triggers, so a new message counts at once.
     All queries read one consistent snapshot (REPEATABLE READ, read only).
     """
+    return await stats_body(state, period, username=user.username)
+
+
+TableParameter = Annotated[
+    ExportTable,
+    Path(description="`summary`, `timeline`, `recent_dialogs`, `top_users` or `models`"),
+]
+
+
+@router.get(
+    "/stats/{table}.csv",
+    summary="One table of the statistics as CSV",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The table, a header row first."},
+        **ERROR_RESPONSES,
+        422: {"description": "Unknown table, or missing, unknown or repeated `period`."},
+    },
+    dependencies=[Depends(reject_unknown_parameters)],
+)
+async def export_stats(
+    state: StateDep,
+    user: CurrentUserDep,
+    table: TableParameter,
+    period: Annotated[Period, Depends(rate_limited_period)],
+) -> Response:
+    """The same figures as GET /api/v1/stats for the period, one table per file (RFC 4180, UTF-8).
+
+    Counted against the same rate limit as the JSON; cells that would start a spreadsheet formula
+    are prefixed with an apostrophe.
+    """
+    body = await stats_body(state, period, username=user.username)
+    return Response(
+        content=render_csv(table, body),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename(table, body)}"'},
+    )
+
+
+async def stats_body(state: AppState, period: Period, *, username: str) -> StatsPublic:
+    """The response body of ``period``: from the result cache, else collected."""
     settings = state.settings
     options = CollectorOptions(
         preview_length=settings.stats_preview_length if settings.stats_previews_enabled else None,
@@ -87,7 +131,7 @@ async def get_stats(
     try:
         collector = StatsCollector(state.engine, state.metrics, options)
         figures, now = await state.stats_cache.get(
-            period, lambda now: collector.collect(period, now=now, username=user.username)
+            period, lambda now: collector.collect(period, now=now, username=username)
         )
         outcome = "ok"
     finally:

@@ -110,3 +110,33 @@ export async function fetchStats(period, credentials, { signal } = {}) {
       return { kind: "error", status: response.status, detail: await detailOf(response) };
   }
 }
+
+/**
+ * GET one table of the stats of `period` as CSV. Resolves with {kind: "ok", blob, filename}, or with
+ * the same failure kinds as fetchStats (a 401 signs the analyst out, a 429 says when to retry).
+ */
+export async function fetchExport(table, period, credentials) {
+  let response;
+  try {
+    response = await fetch(`${STATS_URL}/${encodeURIComponent(table)}.csv?period=${encodeURIComponent(period)}`, {
+      headers: { Authorization: credentials.header, Accept: "text/csv" },
+      credentials: "omit",
+      cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch {
+    return { kind: "unreachable" };
+  }
+  if (response.ok) {
+    const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    return { kind: "ok", blob: await response.blob(), filename: named ? named[1] : `parley-${table}-${period}.csv` };
+  }
+  switch (response.status) {
+    case 401:
+      return { kind: "unauthorized", detail: await detailOf(response) };
+    case 429:
+      return { kind: "rate_limited", retryAfter: retryAfterSeconds(response, 60), detail: await detailOf(response) };
+    default:
+      return { kind: "error", status: response.status, detail: await detailOf(response) };
+  }
+}

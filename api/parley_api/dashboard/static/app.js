@@ -1,7 +1,7 @@
 // The dashboard: login, the overview of one period, and every state in between
 // (loading, empty, signed out by a 401, rate limited by a 429, API unreachable).
 
-import { clearCredentials, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
+import { clearCredentials, fetchExport, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
 import { renderActivityChart } from "./chart.js";
 import {
   PERIOD_NOUN, describeChange, formatAgo, formatDateTime, formatDuration, formatFigure, formatInteger,
@@ -470,6 +470,46 @@ async function submitLogin(event) {
   }
 }
 
+// ---------------------------------------------------------------- CSV exports
+
+/** Download one table of the current period as CSV (the same figures the page shows). */
+async function downloadExport(button) {
+  if (!state.credentials) return;
+  button.disabled = true;
+  const result = await fetchExport(button.dataset.export, state.period, state.credentials);
+  button.disabled = false;
+  switch (result.kind) {
+    case "ok": {
+      const url = URL.createObjectURL(result.blob);
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = result.filename;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      break;
+    }
+    case "unauthorized":
+      signOut("Your session has ended: the server no longer accepts these credentials. Please sign in again.");
+      break;
+    case "rate_limited":
+      setBanner(`Too many requests: the download can be retried in ${result.retryAfter} s.`, { tone: "warning" });
+      break;
+    case "unreachable":
+      setBanner("Cannot reach the API to download the table. Check your connection.", { retry: false });
+      break;
+    default:
+      setBanner(`The download failed (HTTP ${result.status})${result.detail ? `: ${result.detail}` : ""}.`);
+  }
+}
+
+function wireExports() {
+  for (const button of document.querySelectorAll("[data-export]")) {
+    button.addEventListener("click", () => downloadExport(button));
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 function wireLegend() {
@@ -492,6 +532,7 @@ function start() {
   writePeriodToUrl(state.period, { replace: true });
   wirePeriodControl();
   wireLegend();
+  wireExports();
   $("#login-form").addEventListener("submit", submitLogin);
   $("#logout-button").addEventListener("click", () => signOut("You have signed out.", "info"));
   $("#refresh-button").addEventListener("click", () => load());

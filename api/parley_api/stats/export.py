@@ -1,0 +1,98 @@
+"""CSV exports of the stats response: one table of it per file, the same figures as the JSON.
+
+Each export is rendered from the very response body GET /api/v1/stats returns for the period (the
+same cache entry, the same rounding and UTC timestamps), so a spreadsheet and the dashboard never
+disagree. Text a user wrote (previews) or an operator configured (model names) could start with
+``=``, ``+``, ``-`` or ``@``, which spreadsheets run as a formula; such cells are prefixed with an
+apostrophe, the usual defence against CSV injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from parley_api.stats.schemas import (
+    ModelUsagePublic,
+    RecentDialogPublic,
+    StatsPublic,
+    SummaryFiguresPublic,
+    TimelinePointPublic,
+    TopUserPublic,
+)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportTable(enum.StrEnum):
+    """The parts of a stats response that export as a table."""
+
+    SUMMARY = "summary"
+    TIMELINE = "timeline"
+    RECENT_DIALOGS = "recent_dialogs"
+    TOP_USERS = "top_users"
+    MODELS = "models"
+
+
+def _columns(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+COLUMNS: dict[ExportTable, list[str]] = {
+    ExportTable.SUMMARY: ["window", *_columns(SummaryFiguresPublic)],
+    ExportTable.TIMELINE: _columns(TimelinePointPublic),
+    ExportTable.RECENT_DIALOGS: _columns(RecentDialogPublic),
+    ExportTable.TOP_USERS: _columns(TopUserPublic),
+    ExportTable.MODELS: _columns(ModelUsagePublic),
+}
+
+
+def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
+    def dumped(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+        return [item.model_dump(mode="json") for item in items]
+
+    match table:
+        case ExportTable.SUMMARY:
+            current = SummaryFiguresPublic.model_validate(body.summary, from_attributes=True)
+            return [
+                {"window": "current", **current.model_dump(mode="json")},
+                {"window": "previous", **body.summary.previous.model_dump(mode="json")},
+            ]
+        case ExportTable.TIMELINE:
+            return dumped(body.activity_timeline)
+        case ExportTable.RECENT_DIALOGS:
+            return dumped(body.recent_dialogs)
+        case ExportTable.TOP_USERS:
+            return dumped(body.top_users)
+        case ExportTable.MODELS:
+            return dumped(body.llm_usage.models)
+
+
+def safe_cell(value: Any) -> Any:
+    """``value`` as a spreadsheet shows it, never as a formula; None as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def render_csv(table: ExportTable, body: StatsPublic) -> str:
+    """The table of ``body`` as CSV (RFC 4180: CRLF line ends, a header row)."""
+    columns = COLUMNS[table]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for record in _records(table, body):
+        writer.writerow([safe_cell(record[column]) for column in columns])
+    return out.getvalue()
+
+
+def filename(table: ExportTable, body: StatsPublic) -> str:
+    """A name that says what and when: ``parley-top_users-week-20261203T1500Z.csv``."""
+    return f"parley-{table.value}-{body.period.value}-{body.generated_at:%Y%m%dT%H%M}Z.csv"
