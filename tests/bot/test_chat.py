@@ -163,3 +163,18 @@ async def test_without_rich_messages_a_table_arrives_as_aligned_columns_in_priva
         assert reply.text == f"Prices:\n\n{COLUMNS}\n\nCheap enough."
     # Asked once: a 404 means the server has no such method, for every chat.
     assert sum(1 for method, _ in telegram.calls if method == "sendRichMessage") == 1
+
+
+async def test_a_reasoning_models_thinking_arrives_collapsed_ahead_of_the_answer(
+    bot: RunningBot, telegram: TelegramDouble, llm: LLMDouble
+) -> None:
+    llm.script("*", script.reply("<think>\nTwo and two. <b>Add</b> them.\n</think>\n\nThe answer is **4**."))
+    telegram.send_text("what is 2+2?")
+    [reply] = await telegram.wait_for_messages(USER, 1)
+
+    assert reply.parse_mode == "HTML"
+    assert reply.raw == (
+        "<blockquote expandable>💭 Two and two. &lt;b&gt;Add&lt;/b&gt; them.</blockquote>"
+        "\n\nThe answer is <b>4</b>."
+    )
+    assert reply.text == "💭 Two and two. <b>Add</b> them.\n\nThe answer is 4."

@@ -4,7 +4,9 @@ Telegram's HTML knows b, i, s, u, code, pre, a and blockquote, and only &lt; &gt
 as named entities. Everything else in the Markdown (headings, lists, tables, rules, images) is
 turned into plain text with those tags. A table becomes an aligned monospace block when it fits a
 phone's width (:data:`PHONE_COLUMNS`), otherwise one card per row ("header: value" lines), which
-wraps like any text. A long quote is sent collapsed (``<blockquote expandable>``). Telegram
+wraps like any text. A long quote is sent collapsed (``<blockquote expandable>``), and so is a
+model's reasoning (``<think>…</think>`` ahead of the answer, as reasoning models write it), always,
+marked 💭 (the splitter wraps each part of a long one in the tags again). Telegram
 rejects code nested in other formatting, so inline code inside bold/italic/links is written as
 plain text. If Telegram still refuses the
 result ("can't parse entities"), the sender falls back to the plain source text.
@@ -258,13 +260,45 @@ def _aligned(rows: list[list[str]], aligns: list[str], widths: list[int]) -> str
 
 
 def has_table(text: str) -> bool:
-    """Whether the Markdown ``text`` holds a table (which Telegram's HTML cannot show)."""
+    """Whether the Markdown ``text`` holds a table (which Telegram's HTML cannot show); a part with
+    reasoning never counts (a rich message could not collapse it)."""
+    if split_reasoning(text)[0] is not None:
+        return False
     return "|" in text and any(token.type == "table_open" for token in _md.parse(text))
+
+
+_REASONING_OPEN = re.compile(r"\A\s*<(think|thinking|reasoning)>", re.IGNORECASE)
+_REASONING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+REASONING_MARK = "💭"
+
+
+def split_reasoning(text: str) -> tuple[str | None, str]:
+    """The reasoning a model wrote ahead of its answer (None when there is none), and the answer.
+
+    Reasoning opened and not yet closed (a stream in progress, a part whose answer a split moved to
+    the next one) runs to the end; the splitter reopens it in the part that continues it.
+    """
+    opened = _REASONING_OPEN.match(text)
+    if opened is None:
+        return None, text
+    closed = _REASONING_CLOSE.search(text, opened.end())
+    if closed is None:
+        return text[opened.end() :].strip(), ""
+    return text[opened.end() : closed.start()].strip(), text[closed.end() :].lstrip()
 
 
 def markdown_to_html(text: str) -> str:
     """Telegram-safe HTML for the Markdown ``text``."""
-    return _Renderer(text).render(_md.parse(text))
+    reasoning, answer = split_reasoning(text)
+    rendered = _Renderer(answer).render(_md.parse(answer))
+    if reasoning is None:
+        return rendered
+    if not reasoning and not rendered:  # nothing but empty tags: show them rather than send nothing
+        return escape(text.strip())
+    collapsed = (
+        f"<blockquote expandable>{REASONING_MARK} {escape(reasoning)}</blockquote>" if reasoning else ""
+    )
+    return "\n\n".join(part for part in (collapsed, rendered) if part)
 
 
 _TAG = re.compile(r"<[^>]+>")

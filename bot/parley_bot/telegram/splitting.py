@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from parley_bot.telegram.formatting import split_reasoning
+
 TELEGRAM_TEXT_LIMIT = 4096
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
@@ -121,7 +123,26 @@ def _split_block(block: _Block, limit: int) -> list[str]:
 
 
 def split_markdown(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
-    """Parts of ``text`` of at most ``limit`` UTF-16 units each, every one valid Markdown on its own."""
+    """Parts of ``text`` of at most ``limit`` UTF-16 units each, every one valid Markdown on its own.
+
+    A model's reasoning ahead of the answer (``<think>…</think>``) is split on its own, each of its
+    parts wrapped in the tags again, so that every part shows it as reasoning; the answer follows
+    in the last of them when it fits.
+    """
+    reasoning, answer = split_reasoning(text.strip())
+    if reasoning is None:
+        return _split(text, limit)
+    wrapped = [f"<think>\n{part}\n</think>" for part in _split(reasoning, limit - _REASONING_TAGS)]
+    rest = _split(answer, limit)
+    if wrapped and rest and utf16_len(f"{wrapped[-1]}\n\n{rest[0]}") <= limit:
+        wrapped[-1] = f"{wrapped[-1]}\n\n{rest.pop(0)}"
+    return wrapped + rest
+
+
+_REASONING_TAGS = len("<think>\n\n</think>")
+
+
+def _split(text: str, limit: int) -> list[str]:
     text = text.strip()
     if utf16_len(text) <= limit:
         return [text] if text else []

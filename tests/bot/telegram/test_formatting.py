@@ -8,9 +8,12 @@ from parley_bot.telegram.formatting import (
     EXPANDABLE_QUOTE_CHARS,
     EXPANDABLE_QUOTE_LINES,
     PHONE_COLUMNS,
+    has_table,
     markdown_to_html,
+    split_reasoning,
     visible_text,
 )
+from parley_bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown, utf16_len
 from parley_testing.doubles.telegram import parse_html
 
 
@@ -86,3 +89,28 @@ def test_a_long_quote_is_sent_collapsed_and_a_short_one_open() -> None:
     assert markdown_to_html(long_lines).startswith("<blockquote expandable>line 0\nline 1")
     assert markdown_to_html(long_text).startswith("<blockquote expandable>word word")
     assert visible_text(markdown_to_html(long_lines)).endswith(f"line {EXPANDABLE_QUOTE_LINES}")
+
+
+def test_a_models_reasoning_is_collapsed_ahead_of_the_answer() -> None:
+    text = "<think>\nThe user asks for 2+2. <b>Add</b> them.\n</think>\n\n**4**"
+    assert markdown_to_html(text) == (
+        "<blockquote expandable>💭 The user asks for 2+2. &lt;b&gt;Add&lt;/b&gt; them.</blockquote>"
+        "\n\n<b>4</b>"
+    )
+    # Still being written (a stream), or the answer moved to the next part by a split.
+    assert markdown_to_html("<think>Let me see") == "<blockquote expandable>💭 Let me see</blockquote>"
+    # A long reasoning split over two messages: the second part is reasoning up to its closing tag.
+    parts = split_markdown("<think>\n" + "step. " * 1000 + "\n\nso it is 4.\n</think>\n\nIt is *4*.")
+    assert len(parts) == 2
+    assert all(utf16_len(part) <= TELEGRAM_TEXT_LIMIT for part in parts)
+    assert all(markdown_to_html(part).startswith("<blockquote expandable>💭 step.") for part in parts)
+    assert markdown_to_html(parts[-1]).endswith("so it is 4.</blockquote>\n\nIt is <i>4</i>.")
+    assert split_reasoning("No reasoning, and a literal </think> in code.") == (
+        None,
+        "No reasoning, and a literal </think> in code.",
+    )
+    assert markdown_to_html("<think></think>Done.") == "Done."
+    assert markdown_to_html("<think></think>") == "&lt;think&gt;&lt;/think&gt;"  # never an empty message
+    assert not has_table(
+        "<think>\n| a | b |\n|---|---|\n| 1 | 2 |\n</think>\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    )
