@@ -20,6 +20,17 @@ CONTEXT = 150  # tokens (words, in the double)
 HEADER = "Summary of the conversation before the messages below:"
 
 
+async def tokens_counted(engine: AsyncEngine) -> tuple[int, int]:
+    """The user's tokens in the budget ledger, and in their stored answers."""
+    ledger = await rows(engine, "SELECT sum(tokens) AS tokens FROM usage_counters WHERE user_id = :u", u=USER)
+    answers = await rows(
+        engine,
+        "SELECT sum(prompt_tokens + completion_tokens) AS tokens FROM messages WHERE user_id = :u",
+        u=USER,
+    )
+    return int(ledger[0].tokens), int(answers[0].tokens)
+
+
 async def say(telegram: TelegramDouble, text: str) -> str:
     count = len(telegram.messages_to(USER))
     telegram.send_text(text)
@@ -42,14 +53,7 @@ async def test_older_turns_become_a_summary_that_leads_the_prompt_until_reset(
         assert await say(telegram, "four") == "echo: four"
         summarising, answering = llm.requests[3:5]
         await say(telegram, "five")
-        ledger = await rows(
-            engine, "SELECT sum(tokens) AS tokens FROM usage_counters WHERE user_id = :u", u=USER
-        )
-        answers = await rows(
-            engine,
-            "SELECT sum(prompt_tokens + completion_tokens) AS tokens FROM messages WHERE user_id = :u",
-            u=USER,
-        )
+        ledger, answered_tokens = await tokens_counted(engine)
         [summary] = await rows(engine, "SELECT * FROM history_summaries WHERE user_id = :u", u=USER)
         assert "forgot our conversation" in await say(telegram, "/reset")
         await say(telegram, "six")
@@ -77,7 +81,7 @@ async def test_older_turns_become_a_summary_that_leads_the_prompt_until_reset(
         ("user", "five"),
     ]
     assert (summary.content, summary.messages) == (written, 4)
-    assert ledger[0].tokens == answers[0].tokens + summary.prompt_tokens + summary.completion_tokens
+    assert ledger == answered_tokens + summary.prompt_tokens + summary.completion_tokens
     assert after_reset[0].n == 0
     assert conversation(llm.requests[-1]) == [("user", "six")]
 
@@ -147,14 +151,7 @@ async def test_a_history_beyond_the_context_is_folded_in_halves_until_the_prompt
         stamps = await rows(
             engine, "SELECT created_at FROM messages WHERE user_id = :u ORDER BY created_at", u=USER
         )
-        ledger = await rows(
-            engine, "SELECT sum(tokens) AS tokens FROM usage_counters WHERE user_id = :u", u=USER
-        )
-        answers = await rows(
-            engine,
-            "SELECT sum(prompt_tokens + completion_tokens) AS tokens FROM messages WHERE user_id = :u",
-            u=USER,
-        )
+        ledger, answered_tokens = await tokens_counted(engine)
 
     answered = turn[-1]
     assert conversation(answered)[-1] == ("user", "seven")
@@ -186,4 +183,4 @@ async def test_a_history_beyond_the_context_is_folded_in_halves_until_the_prompt
     ]
     billed = [r for r in summary_requests(llm.requests) if prompt_tokens(r) <= CONTEXT]  # others refused
     summarised = sum(prompt_tokens(r) + script.count_tokens(short_summaries(r["messages"])) for r in billed)
-    assert ledger[0].tokens == answers[0].tokens + summarised
+    assert ledger == answered_tokens + summarised
