@@ -94,6 +94,8 @@ class User(TimestampMixin, Base):
     """A Telegram user, keyed by Telegram's own id."""
 
     __tablename__ = "users"
+    # Users created up to a rolling stats window's end: the minutes after its last full hour.
+    __table_args__ = (Index("ix_users_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     username: Mapped[str | None] = mapped_column(String(64))

@@ -25,24 +25,39 @@ from parley_core.stats.queries import (
     truncate_preview,
 )
 
-_LIVE = "deleted_at IS NULL AND created_at >= :{p}start AND created_at < :{p}end"
-_TRUNC = "date_trunc(CASE :g WHEN 'h' THEN 'hour' ELSE 'day' END, created_at, 'UTC')"
+# The point a message belongs to: its UTC hour or day, the window's start for the first (cut) one,
+# the last point for anything stamped after it.
+_POINT = (
+    "greatest(:start, least(date_trunc(CASE :g WHEN 'h' THEN 'hour' ELSE 'day' END, created_at, 'UTC'),"
+    " :last))"
+)
+
+
+def _live(window: Window, p: str = "") -> str:
+    """Live messages of the window; a current one has no end (a message stamped ahead counts as now)."""
+    bounds = f"created_at >= :{p}start" + ("" if window.current else f" AND created_at < :{p}end")
+    return f"deleted_at IS NULL AND {bounds}"
 
 
 def _params(window: Window, prefix: str = "") -> dict[str, Any]:
-    return {f"{prefix}g": window.granularity, f"{prefix}start": window.start, f"{prefix}end": window.end}
+    return {
+        f"{prefix}g": window.granularity, f"{prefix}start": window.start, f"{prefix}end": window.end,
+        f"{prefix}last": window.points[-1],
+    }  # fmt: skip
 
 
-def _summary_sql(p: str) -> str:
+def _summary_sql(window: Window, p: str) -> str:
+    users = "" if window.current else f" WHERE created_at < :{p}end"
     return f"""
-      SELECT (SELECT count(*) FROM users WHERE created_at < :{p}end),
+      SELECT (SELECT count(*) FROM users{users}),
              count(*), count(DISTINCT user_id), coalesce(sum(content_length), 0)
-        FROM messages WHERE {_LIVE.format(p=p)}"""
+        FROM messages WHERE {_live(window, p)}"""
 
 
-def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
+def summary_query(window: Window, **_: Any) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
     """Totals of the window and the one before, straight from `messages`."""
-    sql = f"SELECT * FROM ({_summary_sql('')}) AS cur, ({_summary_sql('p_')}) AS prev"
+    current, previous = _summary_sql(window, ""), _summary_sql(window.previous(), "p_")
+    sql = f"SELECT * FROM ({current}) AS cur, ({previous}) AS prev"
 
     def parse(rows: Sequence[Any]) -> tuple[SummaryFigures, SummaryFigures]:
         values = [int(v) for v in rows[0]]
@@ -55,12 +70,16 @@ def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFig
 def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
     """Per-bucket counts; empty buckets are filled in by the parser."""
     sql = f"""
-      SELECT {_TRUNC} AS bucket, count(*), count(DISTINCT user_id)
-        FROM messages WHERE {_LIVE.format(p="")} GROUP BY 1"""
+      SELECT {_POINT} AS point, count(*), count(DISTINCT user_id)
+        FROM messages WHERE {_live(window)} GROUP BY 1"""
 
     def parse(rows: Sequence[Any]) -> list[TimelinePoint]:
         found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
-        return [TimelinePoint(b, *found.get(b, (0, 0))) for b in window.buckets]
+        points = window.points
+        return [
+            TimelinePoint(b, *found.get(b, (0, 0)), partial=window.partial(i, len(points)))
+            for i, b in enumerate(points)
+        ]
 
     return StatsQuery("baseline_activity", text(sql), _params(window), parse)
 
@@ -71,11 +90,11 @@ def recent_dialogs_query(
     """Users by their latest message in the window, with count, first/last time and last text."""
     sql = f"""
       WITH d AS (SELECT user_id, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at
-                   FROM messages WHERE {_LIVE.format(p="")}
+                   FROM messages WHERE {_live(window)}
                   GROUP BY user_id ORDER BY last_at DESC, user_id LIMIT :limit)
       SELECT d.user_id, d.n, d.first_at, d.last_at,
-             (SELECT content FROM messages m WHERE m.user_id = d.user_id AND m.deleted_at IS NULL
-                 AND m.created_at >= :start AND m.created_at < :end ORDER BY m.created_at DESC LIMIT 1)
+             (SELECT content FROM messages WHERE user_id = d.user_id AND {_live(window)}
+               ORDER BY created_at DESC LIMIT 1)
         FROM d ORDER BY d.last_at DESC, d.user_id"""
 
     def parse(rows: Sequence[Any]) -> list[DialogFigures]:
@@ -87,12 +106,12 @@ def recent_dialogs_query(
     return StatsQuery("baseline_recent_dialogs", text(sql), _params(window) | {"limit": limit}, parse)
 
 
-def top_users_query(window: Window, *, limit: int) -> StatsQuery[list[TopUserFigures]]:
+def top_users_query(window: Window, *, limit: int, **_: Any) -> StatsQuery[list[TopUserFigures]]:
     """Users by message count in the window."""
     sql = f"""
       SELECT user_id, count(*) AS total, count(DISTINCT date_trunc('day', created_at, 'UTC')),
              max(created_at), coalesce(sum(cost_usd), 0)
-        FROM messages WHERE {_LIVE.format(p="")}
+        FROM messages WHERE {_live(window)}
        GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit"""
 
     def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
@@ -107,7 +126,7 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
       SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
              sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms),
              coalesce(sum(cost_usd), 0), count(cost_usd)
-        FROM messages WHERE {_LIVE.format(p="")} AND role = 'assistant' AND model IS NOT NULL
+        FROM messages WHERE {_live(window)} AND role = 'assistant' AND model IS NOT NULL
        GROUP BY model ORDER BY count(*) DESC, model"""
 
     def parse(rows: Sequence[Any]) -> list[ModelUsage]:

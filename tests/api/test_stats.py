@@ -73,14 +73,25 @@ async def test_a_repeated_period_is_422_not_the_last_one_silently(stats_client: 
     assert "more than once: period" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(("period", "points"), [("day", 24), ("week", 7), ("month", 30)])
+@pytest.mark.parametrize(
+    ("period", "window", "points"),
+    [("day", "rolling", 25), ("week", "rolling", 8), ("month", "rolling", 31),
+     ("day", "calendar", 24), ("week", "calendar", 7), ("month", "calendar", 30)],
+)  # fmt: skip
 async def test_empty_database_keeps_the_contract(
-    stats_client: httpx.AsyncClient, period: str, points: int
+    stats_client: httpx.AsyncClient, period: str, window: str, points: int
 ) -> None:
-    response = await stats_client.get("/api/v1/stats", params={"period": period}, auth=AUTH)
+    params = {"period": period} | ({} if window == "rolling" else {"window": window})
+    response = await stats_client.get("/api/v1/stats", params=params, auth=AUTH)
 
     assert response.status_code == 200
     body = response.json()
+    assert body["window"] == window
+    assert body["previous_end"] == body["period_start"]
+    # A rolling window's first point starts mid-hour and is partial; the current point always is.
+    assert [p["partial"] for p in body["activity_timeline"]] == (
+        [window == "rolling"] + [False] * (points - 2) + [True]
+    )
     assert body["summary"]["total_users"] == body["summary"]["total_messages"] == 0
     assert body["summary"]["active_dialogs"] == 0
     timeline = body["activity_timeline"]
@@ -253,7 +264,7 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     assert response.status_code == 200
     plans = [json.loads(line) for line in log_output.getvalue().splitlines() if "query_plan" in line]
     if enabled:
-        assert {p["query_name"] for p in plans} == {"advance_window", "summary", "activity", "recent_dialogs",
+        assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
                                                     "top_users", "llm_usage"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
@@ -296,3 +307,60 @@ async def test_exhausted_pool_waits_then_answers_503(database_url: str, db: Asyn
 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_rolling_and_calendar_windows_compare_equal_lengths(
+    stats_client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    inside = now - timedelta(days=7) + timedelta(minutes=2)  # in the last 7 x 24 h, a day before calendar's
+    before = now - timedelta(days=7) - timedelta(minutes=2)  # in the 7 x 24 h before
+    ahead = now + timedelta(minutes=5)  # a writer whose clock runs ahead
+    for moment in (inside, before, ahead):
+        await _add_message(db, 1, moment, "hello")
+
+    rolling = (await stats_client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)).json()
+    calendar = (
+        await stats_client.get("/api/v1/stats", params={"period": "week", "window": "calendar"}, auth=AUTH)
+    ).json()
+
+    assert rolling["window"] == "rolling"
+    start, end = _instant(rolling["period_start"]), _instant(rolling["period_end"])
+    assert end - start == timedelta(days=7)
+    assert _instant(rolling["generated_at"]) - end < timedelta(seconds=1)  # the window ends now
+    assert (rolling["previous_end"], _instant(rolling["previous_start"])) == (
+        rolling["period_start"],
+        start - (end - start),
+    )
+    assert rolling["summary"]["total_messages"] == 2  # inside, and ahead counted as now
+    assert rolling["summary"]["previous"]["total_messages"] == 1
+    timeline = rolling["activity_timeline"]
+    assert [p["partial"] for p in timeline] == [True] + [False] * 6 + [True]
+    assert timeline[0]["timestamp"] == rolling["period_start"]
+    assert (timeline[0]["message_count"], timeline[-1]["message_count"]) == (1, 1)
+
+    c_start, c_end = _instant(calendar["period_start"]), _instant(calendar["period_end"])
+    assert (c_start.time(), c_end - c_start) == (datetime.min.time(), timedelta(days=7))
+    assert calendar["summary"]["total_messages"] == 1 + (inside >= c_start)
+    assert _instant(calendar["previous_start"]) == c_start - timedelta(days=7)
+    assert calendar["summary"]["previous"]["total_messages"] == (inside < c_start) + (
+        before >= c_start - timedelta(days=7)
+    )
+    assert calendar["activity_timeline"][-1] == {
+        "timestamp": calendar["activity_timeline"][-1]["timestamp"], "message_count": 1, "active_users": 1,
+        "partial": True,
+    }  # fmt: skip
+
+
+async def test_an_unknown_window_is_refused(stats_client: httpx.AsyncClient) -> None:
+    response = await stats_client.get(
+        "/api/v1/stats", params={"period": "day", "window": "fiscal"}, auth=AUTH
+    )
+
+    assert response.status_code == 422
+    assert "rolling" in response.text
+    assert "calendar" in response.text

@@ -68,14 +68,15 @@ async def test_every_table_holds_the_figures_of_the_json(client: httpx.AsyncClie
         assert response.headers["content-type"] == "text/csv; charset=utf-8"
         disposition = response.headers["content-disposition"]
         assert re.fullmatch(
-            rf'attachment; filename="parley-{table}-{period}-\d{{8}}T\d{{4}}Z\.csv"', disposition
+            rf'attachment; filename="parley-{table}-{period}-rolling-\d{{8}}T\d{{4}}Z\.csv"', disposition
         )
         assert response.text.endswith("\r\n")
     summary = {k: v for k, v in body["summary"].items() if k != "previous"}
     assert parse(exports["summary"]) == [
-        cells({"window": "current", **summary}),
-        cells({"window": "previous", **body["summary"]["previous"]}),
-    ]
+        cells({"window": "current", "start": body["period_start"], "end": body["period_end"], **summary}),
+        cells({"window": "previous", "start": body["previous_start"], "end": body["previous_end"],
+               **body["summary"]["previous"]}),
+    ]  # fmt: skip
     assert parse(exports["timeline"]) == [cells(p) for p in body["activity_timeline"]]
     assert parse(exports["top_users"]) == [cells(u) for u in body["top_users"]]
     models = parse(exports["models"])

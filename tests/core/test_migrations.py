@@ -32,6 +32,7 @@ TABLES = {
     "stats_signups",
     "stats_windows",
     "stats_window_totals",
+    "stats_window_actives",
     "bot_instances",
     "user_budgets",
     "history_summaries",

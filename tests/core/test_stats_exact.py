@@ -1,4 +1,5 @@
-"""The rollups answer exactly what a direct aggregate over `messages` answers, through every change."""
+"""The rollups answer exactly what a direct aggregate over `messages` answers, through every change,
+for rolling and calendar windows, with messages stamped ahead of now among them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import queries
-from parley_core.stats.periods import Period, window_for
+from parley_core.stats import queries, rolling
+from parley_core.stats.periods import HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import StatsQuery
 from parley_testing import stats_reference as baseline
 
@@ -27,10 +28,22 @@ async def _run(conn: AsyncConnection, query: StatsQuery[Any]) -> Any:
     return query.parse(rows)
 
 
-async def _figures(conn: AsyncConnection, module: Any, period: Period) -> dict[str, Any]:
-    window = window_for(period, NOW)
-    if module is queries:
-        assert await _run(conn, queries.advance_window_query(window))
+def _rollups(mode: WindowMode) -> Any:
+    return rolling if mode is WindowMode.ROLLING else queries
+
+
+async def _move(conn: AsyncConnection, window: Window) -> bool:
+    if window.mode is WindowMode.ROLLING:
+        return bool(await _run(conn, rolling.move_windows_query(window)))
+    return bool(await _run(conn, queries.advance_window_query(window)))
+
+
+async def _figures(
+    conn: AsyncConnection, module: Any, period: Period, mode: WindowMode = WindowMode.CALENDAR
+) -> dict[str, Any]:
+    window = window_for(period, NOW, mode)
+    if module is not baseline:
+        assert await _move(conn, window)
     return {
         "summary": await _run(conn, module.summary_query(window)),
         "activity": await _run(conn, module.activity_query(window)),
@@ -42,15 +55,26 @@ async def _figures(conn: AsyncConnection, module: Any, period: Period) -> dict[s
 
 async def _assert_exact(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        for period in Period:
-            rollup = await _figures(conn, queries, period)
-            direct = await _figures(conn, baseline, period)
-            for name in rollup:
-                assert rollup[name] == direct[name], f"{period}: {name} differs"
+        for mode in WindowMode:
+            for period in Period:
+                rollup = await _figures(conn, _rollups(mode), period, mode)
+                direct = await _figures(conn, baseline, period, mode)
+                for name in rollup:
+                    assert rollup[name] == direct[name], f"{mode} {period}: {name} differs"
+            await conn.commit()
 
 
 def _moment(rng: random.Random) -> datetime:
-    # Mostly inside the last 60 days (both windows of `month`), some older, none in the future.
+    # Mostly inside the last 60 days (both windows of `month`), some older; a few stamped up to three
+    # days ahead (a writer whose clock runs ahead), and some within the minutes around each window's
+    # edges, where a rolling window cuts an hour.
+    draw = rng.random()
+    if draw < 0.04:
+        return NOW + timedelta(seconds=rng.random() * 3 * 86400)
+    if draw < 0.2:
+        edge = rng.choice([timedelta(0), timedelta(days=1), timedelta(days=2), timedelta(days=7),
+                           timedelta(days=14), timedelta(days=30), timedelta(days=60)])  # fmt: skip
+        return NOW - edge + timedelta(minutes=rng.uniform(-70, 70))
     return NOW - timedelta(seconds=rng.random() * 70 * 86400)
 
 
@@ -118,18 +142,28 @@ async def test_rollups_match_direct_aggregates_through_changes(engine: AsyncEngi
     await _assert_exact(engine)
 
 
-async def test_empty_database_gives_zero_filled_windows(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize(
+    ("mode", "points"),
+    [(WindowMode.CALENDAR, (24, 7, 30)), (WindowMode.ROLLING, (25, 8, 31))],
+)
+async def test_empty_database_gives_zero_filled_windows(
+    engine: AsyncEngine, mode: WindowMode, points: tuple[int, int, int]
+) -> None:
     async with engine.connect() as conn:
-        for period, points in ((Period.DAY, 24), (Period.WEEK, 7), (Period.MONTH, 30)):
-            figures = await _figures(conn, queries, period)
-            assert len(figures["activity"]) == points
+        for period, count in zip(Period, points, strict=True):
+            figures = await _figures(conn, _rollups(mode), period, mode)
+            assert len(figures["activity"]) == count
             assert all(p.message_count == p.active_users == 0 for p in figures["activity"])
+            # The current point is partial; a rolling window's first point too, as it starts mid-hour.
+            partial = [p.partial for p in figures["activity"]]
+            assert partial == [mode is WindowMode.ROLLING] + [False] * (count - 2) + [True]
             assert figures["summary"][0] == queries.SummaryFigures(0, 0, 0, 0)
             assert figures["recent"] == figures["top"] == figures["llm"] == []
     await _assert_exact(engine)
 
 
-async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize("mode", list(WindowMode))
+async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine, mode: WindowMode) -> None:
     rng = random.Random(7)
     async with engine.begin() as conn:
         await conn.execute(text(INSERT_USERS), {"n": 300, "at": NOW - timedelta(days=90)})
@@ -146,32 +180,41 @@ async def test_top_users_with_many_ties_and_heavy_users(engine: AsyncEngine) -> 
             )
     async with engine.begin() as conn:
         for period in Period:
-            window = window_for(period, NOW)
-            assert await _run(conn, queries.advance_window_query(window))
+            window = window_for(period, NOW, mode)
+            assert await _move(conn, window)
             for limit in (1, 10, 50):
                 direct = await _run(conn, baseline.top_users_query(window, limit=limit))
                 for tracked in (True, False):
-                    rollup = await _run(conn, queries.top_users_query(window, limit=limit, tracked=tracked))
-                    assert rollup == direct, f"{period} top {limit} tracked={tracked}"
+                    top = _rollups(mode).top_users_query(window, limit=limit, tracked=tracked)
+                    assert await _run(conn, top) == direct, f"{period} top {limit} tracked={tracked}"
+                    summary = _rollups(mode).summary_query(window, tracked=tracked)
+                    assert await _run(conn, summary) == await _run(conn, baseline.summary_query(window))
 
 
-@pytest.mark.parametrize("shift", [timedelta(hours=5), timedelta(days=2), timedelta(days=45)])
-async def test_kept_windows_move_forward_exactly(engine: AsyncEngine, shift: timedelta) -> None:
+@pytest.mark.parametrize("mode", list(WindowMode))
+@pytest.mark.parametrize(
+    "shift", [timedelta(minutes=50), timedelta(hours=5), timedelta(days=2), timedelta(days=45)]
+)
+async def test_kept_windows_move_forward_exactly(
+    engine: AsyncEngine, shift: timedelta, mode: WindowMode
+) -> None:
     rng = random.Random(3)
     users = list(range(1, 41))
     async with engine.begin() as conn:
         await conn.execute(text(INSERT_USERS), {"n": 40, "at": NOW - timedelta(days=90)})
         await _insert_random(conn, rng, users, 300)
         for period in Period:
-            assert await _run(conn, queries.advance_window_query(window_for(period, NOW - shift)))
+            assert await _move(conn, window_for(period, NOW - shift, mode))
         await _insert_random(conn, rng, users, 100)  # kept totals follow the triggers meanwhile
     async with engine.begin() as conn:
         for period in Period:
-            window = window_for(period, NOW)
-            assert await _run(conn, queries.advance_window_query(window))
-            tracked = await _run(conn, queries.top_users_query(window, limit=15))
+            window = window_for(period, NOW, mode)
+            assert await _move(conn, window)
+            tracked = await _run(conn, _rollups(mode).top_users_query(window, limit=15))
             assert tracked == await _run(conn, baseline.top_users_query(window, limit=15)), period
+            summary = await _run(conn, _rollups(mode).summary_query(window))
+            assert summary == await _run(conn, baseline.summary_query(window)), period
             # An older window than the kept one is not tracked: the caller aggregates instead.
-            older = window_for(period, NOW - shift)
-            if older.start < window.start:
-                assert not await _run(conn, queries.advance_window_query(older))
+            older = window_for(period, NOW - shift, mode)
+            if older.start < window.start and truncate(older.start, HOUR) < truncate(window.start, HOUR):
+                assert not await _move(conn, older)

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
-from parley_core.stats import queries
-from parley_core.stats.periods import Period, Window, window_for
+from parley_core.stats import queries, rolling
+from parley_core.stats.periods import Period, Window, WindowMode, window_for
 from parley_core.stats.queries import (
     DialogFigures,
     ModelUsage,
@@ -87,35 +87,41 @@ class StatsCollector:
             log.debug("query_timed", **fields)
         return query.parse(rows)
 
-    async def collect(self, period: Period, *, now: datetime, username: str | None) -> StatsFigures:
-        """All figures of ``period`` ending now, from one consistent snapshot."""
+    async def collect(
+        self, period: Period, mode: WindowMode, *, now: datetime, username: str | None
+    ) -> StatsFigures:
+        """All figures of ``period``'s window ending now, from one consistent snapshot."""
         started = time.perf_counter()
-        window = window_for(period, now)
-        context = {"period": period.value, "user": username}
+        window = window_for(period, now, mode)
+        context = {"period": period.value, "window": mode.value, "user": username}
+        module: Any = rolling if mode is WindowMode.ROLLING else queries
+        move = rolling.move_windows_query(window) if mode is WindowMode.ROLLING else None
         async with self.engine.begin() as conn:
-            tracked = await self.run(conn, queries.advance_window_query(window), context)
+            tracked = await self.run(conn, move or queries.advance_window_query(window), context)
         async with self.engine.connect() as connection:
             conn = await connection.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with conn.begin():
-                summary, previous = await self.run(conn, queries.summary_query(window), context)
+                summary, previous = await self.run(
+                    conn, module.summary_query(window, tracked=tracked), context
+                )
                 figures = StatsFigures(
                     window=window,
                     summary=summary,
                     previous=previous,
-                    timeline=await self.run(conn, queries.activity_query(window), context),
+                    timeline=await self.run(conn, module.activity_query(window), context),
                     recent=await self.run(
                         conn,
-                        queries.recent_dialogs_query(
+                        module.recent_dialogs_query(
                             window, limit=RECENT_DIALOGS, preview_length=self.options.preview_length
                         ),
                         context,
                     ),
                     top=await self.run(
-                        conn, queries.top_users_query(window, limit=TOP_USERS, tracked=tracked), context
+                        conn, module.top_users_query(window, limit=TOP_USERS, tracked=tracked), context
                     ),
-                    models=await self.run(conn, queries.llm_usage_query(window), context),
+                    models=await self.run(conn, module.llm_usage_query(window), context),
                 )
         elapsed = time.perf_counter() - started
         fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}

@@ -44,7 +44,7 @@ def _columns(model: type[BaseModel]) -> list[str]:
 
 
 COLUMNS: dict[ExportTable, list[str]] = {
-    ExportTable.SUMMARY: ["window", *_columns(SummaryFiguresPublic)],
+    ExportTable.SUMMARY: ["window", "start", "end", *_columns(SummaryFiguresPublic)],
     ExportTable.TIMELINE: _columns(TimelinePointPublic),
     ExportTable.RECENT_DIALOGS: _columns(RecentDialogPublic),
     ExportTable.TOP_USERS: _columns(TopUserPublic),
@@ -59,10 +59,15 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
     match table:
         case ExportTable.SUMMARY:
             current = SummaryFiguresPublic.model_validate(body.summary, from_attributes=True)
+            spans = body.model_dump(
+                mode="json", include={"period_start", "period_end", "previous_start", "previous_end"}
+            )
             return [
-                {"window": "current", **current.model_dump(mode="json")},
-                {"window": "previous", **body.summary.previous.model_dump(mode="json")},
-            ]
+                {"window": "current", "start": spans["period_start"], "end": spans["period_end"],
+                 **current.model_dump(mode="json")},
+                {"window": "previous", "start": spans["previous_start"], "end": spans["previous_end"],
+                 **body.summary.previous.model_dump(mode="json")},
+            ]  # fmt: skip
         case ExportTable.TIMELINE:
             return dumped(body.activity_timeline)
         case ExportTable.RECENT_DIALOGS:
@@ -94,5 +99,7 @@ def render_csv(table: ExportTable, body: StatsPublic) -> str:
 
 
 def filename(table: ExportTable, body: StatsPublic) -> str:
-    """A name that says what and when: ``parley-top_users-week-20261203T1500Z.csv``."""
-    return f"parley-{table.value}-{body.period.value}-{body.generated_at:%Y%m%dT%H%M}Z.csv"
+    """A name that says what and when: ``parley-top_users-week-rolling-20261203T1500Z.csv``."""
+    return (
+        f"parley-{table.value}-{body.period.value}-{body.window.value}-{body.generated_at:%Y%m%dT%H%M}Z.csv"
+    )

@@ -55,11 +55,16 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
     ]
     requests = sum(m.requests for m in models)
     fallbacks = sum(m.fallback_count for m in models)
+    window = figures.window
+    previous = window.previous()
     return StatsPublic(
-        period=figures.window.period,
+        period=window.period,
+        window=window.mode,
         generated_at=generated_at,
-        period_start=figures.window.start,
-        period_end=figures.window.end,
+        period_start=window.start,
+        period_end=window.end,
+        previous_start=previous.start,
+        previous_end=previous.end,
         previews_enabled=previews_enabled,
         summary=SummaryPublic(**_summary(figures.summary).model_dump(), previous=_summary(figures.previous)),
         activity_timeline=[

@@ -15,32 +15,33 @@ from datetime import UTC, datetime
 
 from parley_api.plumbing.single_flight import SingleFlight
 from parley_api.stats.collector import StatsFigures
-from parley_core.stats.periods import Period
+from parley_core.stats.periods import Period, WindowMode
 
 Compute = Callable[[datetime], Awaitable[StatsFigures]]
+Key = tuple[Period, WindowMode]
 
 
 class StatsResultCache:
-    """Figures per period, kept ``ttl`` seconds (0: every request computes)."""
+    """Figures per period and window mode, kept ``ttl`` seconds (0: every request computes)."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._kept: dict[Period, tuple[float, StatsFigures, datetime]] = {}
-        self._flights: SingleFlight[Period, tuple[StatsFigures, datetime]] = SingleFlight()
+        self._kept: dict[Key, tuple[float, StatsFigures, datetime]] = {}
+        self._flights: SingleFlight[Key, tuple[StatsFigures, datetime]] = SingleFlight()
 
-    async def get(self, period: Period, compute: Compute) -> tuple[StatsFigures, datetime]:
-        """The figures of ``period`` and the time they were computed for."""
+    async def get(self, key: Key, compute: Compute) -> tuple[StatsFigures, datetime]:
+        """The figures of ``key`` (period, window mode) and the time they were computed for."""
         if self.ttl <= 0:
             now = datetime.now(UTC)
             return await compute(now), now
-        kept = self._kept.get(period)
+        kept = self._kept.get(key)
         if kept is not None and time.monotonic() < kept[0]:
             return kept[1], kept[2]
 
         async def fresh() -> tuple[StatsFigures, datetime]:
             now = datetime.now(UTC)
             figures = await compute(now)
-            self._kept[period] = (time.monotonic() + self.ttl, figures, now)
+            self._kept[key] = (time.monotonic() + self.ttl, figures, now)
             return figures, now
 
-        return await self._flights.run(period, fresh)
+        return await self._flights.run(key, fresh)

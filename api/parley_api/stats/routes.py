@@ -15,11 +15,11 @@ from parley_api.stats.collector import CollectorOptions, StatsCollector
 from parley_api.stats.export import ExportTable, filename, render_csv
 from parley_api.stats.present import present
 from parley_api.stats.schemas import StatsPublic
-from parley_core.stats.periods import Period
+from parley_core.stats.periods import Period, WindowMode
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
-ALLOWED_PARAMETERS = frozenset({"period"})
+ALLOWED_PARAMETERS = frozenset({"period", "window"})
 
 
 def reject_unknown_parameters(request: Request) -> None:
@@ -28,7 +28,7 @@ def reject_unknown_parameters(request: Request) -> None:
     if unknown:
         raise HTTPException(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"unknown query parameter(s): {', '.join(unknown)}; allowed: period",
+            detail=f"unknown query parameter(s): {', '.join(unknown)}; allowed: period, window",
         )
     repeated = sorted(name for name in ALLOWED_PARAMETERS if len(request.query_params.getlist(name)) > 1)
     if repeated:
@@ -39,6 +39,13 @@ def reject_unknown_parameters(request: Request) -> None:
 
 
 PeriodQuery = Annotated[Period, Query(description="`day` (24 hours), `week` (7 days) or `month` (30 days)")]
+WindowQuery = Annotated[
+    WindowMode,
+    Query(
+        description="`rolling` (default): the last 24 h, 7 x 24 h or 30 x 24 h ending now; "
+        "`calendar`: the 24 UTC hours ending with the current hour, or the 7 or 30 UTC days ending today"
+    ),
+]
 
 
 async def rate_limited_period(
@@ -57,7 +64,10 @@ async def rate_limited_period(
 
 ERROR_RESPONSES: Responses = {
     **AUTHENTICATED_RESPONSES,
-    422: {"description": "Missing, unknown or repeated `period`, or an unknown query parameter."},
+    422: {
+        "description": "Missing, unknown or repeated `period`, unknown `window`, "
+        "or an unknown query parameter."
+    },
     **DATABASE_UNAVAILABLE_RESPONSES,
 }
 
@@ -73,13 +83,14 @@ async def get_stats(
     state: StateDep,
     user: CurrentUserDep,
     period: Annotated[Period, Depends(rate_limited_period)],
+    window: WindowQuery = WindowMode.ROLLING,
 ) -> StatsPublic:
     """Summary with the previous period, activity timeline, recent dialogs, top users and LLM usage.
 
     Figures come from rollups kept exact by database triggers, so a new message counts at once.
     All queries read one consistent snapshot (REPEATABLE READ, read only).
     """
-    return await stats_body(state, period, username=user.username)
+    return await stats_body(state, period, window, username=user.username)
 
 
 TableParameter = Annotated[
@@ -104,13 +115,14 @@ async def export_stats(
     user: CurrentUserDep,
     table: TableParameter,
     period: Annotated[Period, Depends(rate_limited_period)],
+    window: WindowQuery = WindowMode.ROLLING,
 ) -> Response:
     """The same figures as GET /api/v1/stats for the period, one table per file (RFC 4180, UTF-8).
 
     Counted against the same rate limit as the JSON; cells that would start a spreadsheet formula
     are prefixed with an apostrophe.
     """
-    body = await stats_body(state, period, username=user.username)
+    body = await stats_body(state, period, window, username=user.username)
     return Response(
         content=render_csv(table, body),
         media_type="text/csv; charset=utf-8",
@@ -118,8 +130,8 @@ async def export_stats(
     )
 
 
-async def stats_body(state: AppState, period: Period, *, username: str) -> StatsPublic:
-    """The response body of ``period``: from the result cache, else collected."""
+async def stats_body(state: AppState, period: Period, mode: WindowMode, *, username: str) -> StatsPublic:
+    """The response body of ``period``'s window: from the result cache, else collected."""
     settings = state.settings
     options = CollectorOptions(
         preview_length=settings.stats_preview_length if settings.stats_previews_enabled else None,
@@ -131,7 +143,7 @@ async def stats_body(state: AppState, period: Period, *, username: str) -> Stats
     try:
         collector = StatsCollector(state.engine, state.metrics, options)
         figures, now = await state.stats_cache.get(
-            period, lambda now: collector.collect(period, now=now, username=username)
+            (period, mode), lambda now: collector.collect(period, mode, now=now, username=username)
         )
         outcome = "ok"
     finally:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer
 
-from parley_core.stats.periods import Period
+from parley_core.stats.periods import Period, WindowMode
 
 
 def _utc_z(moment: datetime) -> str:
@@ -36,10 +36,12 @@ class SummaryFiguresPublic(BaseModel):
     """Totals of one period."""
 
     total_users: Count = Field(description="Users created up to the end of the period.")
-    total_messages: Count = Field(description="Non-deleted messages in the period.")
+    total_messages: Count = Field(description="Non-deleted messages in the period, the user's and the bot's.")
     active_dialogs: Count = Field(description="Distinct users with non-deleted messages in the period.")
     avg_message_length: float = Field(ge=0, description="Mean characters per message (Parley).")
-    messages_per_active_user: float = Field(ge=0, description="total_messages / active_dialogs (Parley).")
+    messages_per_active_user: float = Field(
+        ge=0, description="total_messages / active_dialogs: messages per active user (Parley)."
+    )
 
 
 class SummaryPublic(SummaryFiguresPublic):
@@ -51,9 +53,15 @@ class SummaryPublic(SummaryFiguresPublic):
 class TimelinePointPublic(BaseModel):
     """One hour (day) or one day (week, month) of activity."""
 
-    timestamp: UtcDatetime
+    timestamp: UtcDatetime = Field(
+        description="Start of the point: a UTC hour or day, or the window's start."
+    )
     message_count: Count
-    active_users: Count
+    active_users: Count = Field(description="Distinct users with messages in the point.")
+    partial: bool = Field(
+        description="Less than a whole hour or day (Parley): the current one, which ends now, and a rolling "
+        "window's first, which starts at the window's start."
+    )
 
 
 class RecentDialogPublic(BaseModel):
@@ -109,9 +117,15 @@ class StatsPublic(BaseModel):
     """Dashboard statistics of one period."""
 
     period: Period
-    generated_at: UtcDatetime
+    window: WindowMode = Field(description="How the period's window is placed (Parley).")
+    generated_at: UtcDatetime = Field(description="The API's now, which the window ends at or around.")
     period_start: UtcDatetime
-    period_end: UtcDatetime
+    period_end: UtcDatetime = Field(
+        description="Rolling: now. Calendar: the end of the current hour or day. Messages stamped after "
+        "now (a writer whose clock runs ahead) count in the current point."
+    )
+    previous_start: UtcDatetime = Field(description="Start of the window `summary.previous` covers (Parley).")
+    previous_end: UtcDatetime = Field(description="Its end: `period_start` (Parley).")
     previews_enabled: bool
     summary: SummaryPublic
     activity_timeline: list[TimelinePointPublic]

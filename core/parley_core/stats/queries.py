@@ -1,9 +1,11 @@
-"""The stats queries over the rollup tables, as named statements the API times and explains.
+"""The stats queries of calendar windows over the rollup tables, as named statements the API times
+and explains (rolling windows: :mod:`parley_core.stats.rolling`).
 
 Each builder returns a :class:`StatsQuery`: the SQL, its parameters and a parser of its rows, so
 the caller can time it, log its plan (EXPLAIN ANALYZE) and run it without knowing the SQL. Every
 query reads rows proportional to the number of buckets (24, 7 or 30) or to the page size, never
-to the number of messages or users.
+to the number of messages or users — except when asked for a window older than the kept one (a
+request whose clock lags another's), which aggregates the user-bucket rows directly.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class TimelinePoint:
     timestamp: datetime
     message_count: int
     active_users: int
+    partial: bool = False  # less than a whole hour or day: the window's first cut one, or the current
 
 
 @dataclass(frozen=True)
@@ -109,32 +112,49 @@ def _window_params(window: Window, prefix: str = "") -> dict[str, Any]:
         f"{prefix}start": window.start,
         f"{prefix}end": window.end,
         f"{prefix}unit_s": window.unit.total_seconds(),
+        f"{prefix}kind": window.kind,
     }
 
 
-_SUMMARY_SQL = """
+def in_window(window: Window, column: str = "bucket", prefix: str = "") -> str:
+    """SQL condition: ``column`` lies in the window; a current window has no end (stamped ahead counts)."""
+    condition = f"{column} >= :{prefix}start"
+    return condition if window.current else f"{condition} AND {column} < :{prefix}end"
+
+
+def _summary_sql(window: Window, p: str, *, tracked: bool) -> str:
+    buckets = f"granularity = :{p}g AND {in_window(window, prefix=p)}"
+    if window.current and tracked:
+        active = f"SELECT coalesce(sum(users), 0) FROM stats_window_actives WHERE kind = :{p}kind"
+    elif window.current:
+        active = f"SELECT count(DISTINCT user_id) FROM stats_user_buckets WHERE {buckets}"
+    else:
+        active = f"""SELECT coalesce(sum(users), 0) FROM stats_bucket_gaps
+    WHERE {buckets} AND gap > round(extract(epoch FROM bucket - :{p}start) / :{p}unit_s)"""
+    signups = "" if window.current else f" WHERE bucket < :{p}end"
+    return f"""
 SELECT
-  (SELECT coalesce(sum(users), 0) FROM stats_signups WHERE bucket < :{p}end) AS total_users,
-  (SELECT coalesce(sum(message_count), 0) FROM stats_buckets
-    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end) AS total_messages,
-  (SELECT coalesce(sum(users), 0) FROM stats_bucket_gaps
-    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end
-      AND gap > round(extract(epoch FROM bucket - :{p}start) / :{p}unit_s)) AS active_dialogs,
-  (SELECT coalesce(sum(length_sum), 0) FROM stats_buckets
-    WHERE granularity = :{p}g AND bucket >= :{p}start AND bucket < :{p}end) AS length_sum
+  (SELECT coalesce(sum(users), 0) FROM stats_signups{signups}) AS total_users,
+  (SELECT coalesce(sum(message_count), 0) FROM stats_buckets WHERE {buckets}) AS total_messages,
+  ({active}) AS active_dialogs,
+  (SELECT coalesce(sum(length_sum), 0) FROM stats_buckets WHERE {buckets}) AS length_sum
 """
 
 
-def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
+def summary_query(
+    window: Window, *, tracked: bool = True
+) -> StatsQuery[tuple[SummaryFigures, SummaryFigures]]:
     """Totals of the window and of the window before it, in one round trip.
 
-    Distinct users come from the gap counts: a user is counted at the first bucket of the window
-    where they were active, the one whose previous activity lies before the window.
+    Distinct users of the current window are the kept count of users with messages in it (when
+    ``tracked``, after :func:`advance_window_query`). Those of the window before come from the gap
+    counts: a user is counted at the first bucket of the window where they were active, the one
+    whose previous activity lies before the window.
     """
     previous = window.previous()
     sql = (
-        f"SELECT cur.*, prev.* FROM ({_SUMMARY_SQL.format(p='')}) AS cur, "
-        f"({_SUMMARY_SQL.format(p='p_')}) AS prev"
+        f"SELECT cur.*, prev.* FROM ({_summary_sql(window, '', tracked=tracked)}) AS cur, "
+        f"({_summary_sql(previous, 'p_', tracked=tracked)}) AS prev"
     )
 
     def parse(rows: Sequence[Any]) -> tuple[SummaryFigures, SummaryFigures]:
@@ -145,49 +165,77 @@ def summary_query(window: Window) -> StatsQuery[tuple[SummaryFigures, SummaryFig
     return StatsQuery("summary", text(sql), params, parse)
 
 
-def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
-    """Messages and distinct users per bucket, every bucket present (empty ones as zeros)."""
-    sql = """
+def bucket_points_sql(window: Window) -> str:
+    """Timeline rows (bucket, messages, users) from ``:start`` to ``:last``, every bucket present.
+
+    The buckets before ``:last`` read the bucket totals and gap counts; ``:last`` is the current
+    one and also holds what is stamped after it; its users are the distinct users of its user-bucket
+    rows (one bucket's worth, found through the last_at index).
+    """
+    return f"""
     SELECT b.bucket, coalesce(sb.message_count, 0) AS message_count, coalesce(g.users, 0) AS active_users
-      FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - CAST(:unit AS interval),
+      FROM generate_series(CAST(:start AS timestamptz), CAST(:last AS timestamptz) - CAST(:unit AS interval),
                            CAST(:unit AS interval)) AS b(bucket)
       LEFT JOIN stats_buckets sb ON sb.granularity = :g AND sb.bucket = b.bucket
       LEFT JOIN (SELECT bucket, sum(users) AS users FROM stats_bucket_gaps
-                  WHERE granularity = :g AND bucket >= :start AND bucket < :end GROUP BY bucket) g
+                  WHERE granularity = :g AND bucket >= :start AND bucket < :last GROUP BY bucket) g
              ON g.bucket = b.bucket
-     ORDER BY b.bucket
+    UNION ALL
+    SELECT CAST(:last AS timestamptz),
+           (SELECT coalesce(sum(message_count), 0) FROM stats_buckets
+             WHERE granularity = :g AND {in_window(window, prefix="last_")}),
+           (SELECT count(DISTINCT user_id) FROM stats_user_buckets
+             WHERE granularity = :g AND {in_window(window, "last_at", prefix="last_")})
     """
 
-    def parse(rows: Sequence[Any]) -> list[TimelinePoint]:
-        return [TimelinePoint(r[0], int(r[1]), int(r[2])) for r in rows]
 
-    params = _window_params(window) | {"unit": window.unit}
-    return StatsQuery("activity", text(sql), params, parse)
+def timeline_parser(window: Window) -> Callable[[Sequence[Any]], list[TimelinePoint]]:
+    """Rows (point, messages, users) as timeline points, each marked partial or not."""
+
+    def parse(rows: Sequence[Any]) -> list[TimelinePoint]:
+        return [
+            TimelinePoint(r[0], int(r[1]), int(r[2]), window.partial(i, len(rows)))
+            for i, r in enumerate(rows)
+        ]
+
+    return parse
+
+
+def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
+    """Messages and distinct users per bucket, every bucket present (empty ones as zeros)."""
+    last = window.points[-1]
+    params = _window_params(window) | {
+        "unit": window.unit, "last": last, "last_start": last, "last_end": window.end,
+    }  # fmt: skip
+    sql = f"{bucket_points_sql(window)} ORDER BY 1"
+    return StatsQuery("activity", text(sql), params, timeline_parser(window))
+
+
+def _preview_join(window: Window, preview_length: int | None) -> str:
+    if not preview_length:
+        return "LEFT JOIN (SELECT NULL::text AS content) AS pv ON true"
+    return f"""LEFT JOIN LATERAL (
+             SELECT left(content, :preview_length + 1) AS content FROM messages
+              WHERE user_id = p.user_id AND deleted_at IS NULL AND {in_window(window, "created_at")}
+              ORDER BY created_at DESC LIMIT 1) AS pv ON true"""
+
+
+def _scan_rows(window: Window) -> str:
+    """Reading user-bucket rows newest first, the n-th distinct user appears within the first
+    (n - 1) x buckets + 1 rows; a current window's buckets include those stamped ahead."""
+    ahead = "(SELECT count(*) FROM stats_buckets WHERE granularity = :g AND bucket >= :end)"
+    return f"(:limit - 1) * (:buckets + {ahead if window.current else 0}) + 1"
 
 
 def recent_dialogs_query(
     window: Window, *, limit: int, preview_length: int | None
 ) -> StatsQuery[list[DialogFigures]]:
-    """The ``limit`` users whose latest message in the window is newest, with their figures.
-
-    Reading user-bucket rows newest first, the n-th distinct user appears within the first
-    (n - 1) x buckets + 1 rows, so that many rows are enough to find the page exactly.
-    """
-    scan = (limit - 1) * len(window.buckets) + 1
-    preview = (
-        """LEFT JOIN LATERAL (
-             SELECT left(content, :preview_length + 1) AS content FROM messages
-              WHERE user_id = p.user_id AND deleted_at IS NULL
-                AND created_at >= :start AND created_at < :end
-              ORDER BY created_at DESC LIMIT 1) AS pv ON true"""
-        if preview_length
-        else "LEFT JOIN (SELECT NULL::text AS content) AS pv ON true"
-    )
+    """The ``limit`` users whose latest message in the window is newest, with their figures."""
     sql = f"""
     WITH latest AS (
       SELECT user_id, last_at FROM stats_user_buckets
-       WHERE granularity = :g AND last_at >= :start AND last_at < :end
-       ORDER BY last_at DESC, user_id LIMIT :scan),
+       WHERE granularity = :g AND {in_window(window, "last_at")}
+       ORDER BY last_at DESC, user_id LIMIT {_scan_rows(window)}),
     picked AS (
       SELECT user_id, max(last_at) AS last_at FROM latest
        GROUP BY user_id ORDER BY max(last_at) DESC, user_id LIMIT :limit)
@@ -196,8 +244,8 @@ def recent_dialogs_query(
      CROSS JOIN LATERAL (
        SELECT sum(message_count) AS message_count, min(first_at) AS first_at, max(last_at) AS last_at
          FROM stats_user_buckets
-        WHERE granularity = :g AND user_id = p.user_id AND bucket >= :start AND bucket < :end) AS agg
-     {preview}
+        WHERE granularity = :g AND user_id = p.user_id AND {in_window(window)}) AS agg
+     {_preview_join(window, preview_length)}
      ORDER BY agg.last_at DESC, p.user_id
     """
 
@@ -207,7 +255,9 @@ def recent_dialogs_query(
             for r in rows
         ]
 
-    params = _window_params(window) | {"scan": scan, "limit": limit, "preview_length": preview_length}
+    params = _window_params(window) | {
+        "buckets": len(window.buckets), "limit": limit, "preview_length": preview_length,
+    }  # fmt: skip
     return StatsQuery("recent_dialogs", text(sql), params, parse)
 
 
@@ -230,9 +280,9 @@ def advance_window_query(window: Window) -> StatsQuery[bool]:
     )  # fmt: skip
 
 
-# The kept totals count every bucket from the window's start on — also one stamped after the end (a
-# writer whose clock runs ahead) — so the days and the last activity of a user do the same: a user whose
-# only messages lie ahead still has a last activity, never none.
+# A current window counts every bucket from its start on — also one stamped after its end (a writer
+# whose clock runs ahead), as the kept totals do — so a user whose only messages lie ahead still has
+# a last activity, never none.
 _TOP_FROM_TOTALS = """
     SELECT t.user_id, t.total, d.days, d.last_activity, d.cost_usd
       FROM (SELECT user_id, total FROM stats_window_totals
@@ -250,7 +300,7 @@ _TOP_AGGREGATED = """
     SELECT user_id, sum(message_count) AS total, count(DISTINCT date_trunc('day', bucket, 'UTC')) AS days,
            max(last_at) AS last_activity, sum(cost_usd) AS cost_usd
       FROM stats_user_buckets
-     WHERE granularity = :g AND bucket >= :start AND bucket < :end
+     WHERE granularity = :g AND bucket >= :start
      GROUP BY user_id ORDER BY total DESC, user_id LIMIT :limit
 """
 
@@ -259,7 +309,8 @@ def top_users_query(window: Window, *, limit: int, tracked: bool = True) -> Stat
     """The ``limit`` users with most messages in the window (ties: lower user id first).
 
     For the current window (``tracked``, after :func:`advance_window_query`) this is an index scan
-    of the kept per-user totals; otherwise the user-bucket rows are aggregated.
+    of the kept per-user totals; otherwise (a window older than the kept one) the user-bucket rows
+    from its start on are aggregated.
     """
 
     def parse(rows: Sequence[Any]) -> list[TopUserFigures]:
@@ -270,12 +321,12 @@ def top_users_query(window: Window, *, limit: int, tracked: bool = True) -> Stat
 
 
 def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
-    """Answers per model in the window, most used first."""
+    """Answers per model in the (current) window, most used first."""
     sql = """
     SELECT model, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(fallback_count),
            sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count)
       FROM stats_model_buckets
-     WHERE granularity = :g AND bucket >= :start AND bucket < :end
+     WHERE granularity = :g AND bucket >= :start
      GROUP BY model
     HAVING sum(requests) > 0
      ORDER BY sum(requests) DESC, model

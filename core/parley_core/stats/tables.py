@@ -90,7 +90,12 @@ class StatsModelBucket(Base):
 
 
 class StatsWindow(Base):
-    """A window whose per-user totals are kept (day, week, month), and where it starts now."""
+    """A window whose per-user totals are kept, and the buckets it holds now.
+
+    Calendar windows (`day`, `week`, `month`) and rolling ones (`r_day`, `r_week`, `r_month`) are
+    open-ended: from `start_bucket` on, a message stamped ahead included. The windows before the
+    rolling ones (`p_day`, `p_week`, `p_month`) end at `end_bucket`.
+    """
 
     __tablename__ = "stats_windows"
 
@@ -98,6 +103,7 @@ class StatsWindow(Base):
     granularity: Mapped[str] = mapped_column(String(1))
     buckets: Mapped[int] = mapped_column(SmallInteger)
     start_bucket: Mapped[datetime | None] = mapped_column()
+    end_bucket: Mapped[datetime | None] = mapped_column()
 
 
 class StatsWindowTotal(Base):
@@ -109,6 +115,20 @@ class StatsWindowTotal(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     total: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsWindowActive(Base):
+    """Users whose kept total in a window is above zero, in shards by user id.
+
+    Writers add or subtract one when a user's total crosses zero; 16 shards keep concurrent writers
+    off one hot row, and a window's distinct users are the sum of its 16 rows.
+    """
+
+    __tablename__ = "stats_window_actives"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    users: Mapped[int] = mapped_column(BigInteger)
 
 
 class StatsSignup(Base):
