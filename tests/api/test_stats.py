@@ -137,6 +137,7 @@ async def test_figures_of_a_small_conversation(stats_client: httpx.AsyncClient, 
     assert by_model["m-primary"]["total_tokens"] == 30
     assert by_model["m-primary"]["avg_latency_ms"] == 900.0
     assert by_model["m-fallback"]["fallback_share"] == 1.0
+    assert (by_model["m-fallback"]["answer_share"], by_model["m-primary"]["answer_share"]) == (0.5, 0.5)
 
     week = (await stats_client.get("/api/v1/stats", params={"period": "week"}, auth=AUTH)).json()
     assert week["summary"]["total_messages"] == 6

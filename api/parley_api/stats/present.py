@@ -38,6 +38,7 @@ def _duration_minutes(first: datetime, last: datetime) -> int:
 
 def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: bool) -> StatsPublic:
     """The response body for ``figures``."""
+    answers = sum(m.requests for m in figures.models)
     models = [
         ModelUsagePublic(
             model=m.model,
@@ -47,6 +48,7 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             total_tokens=m.prompt_tokens + m.completion_tokens,
             fallback_count=m.fallback_count,
             fallback_share=_ratio(m.fallback_count, m.requests),
+            answer_share=_ratio(m.requests, answers),
             avg_latency_ms=round(m.latency_sum_ms / m.latency_count, 1) if m.latency_count else None,
             cost_usd=float(m.cost_usd),
             priced_requests=m.cost_count,

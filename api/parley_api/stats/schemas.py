@@ -96,6 +96,9 @@ class ModelUsagePublic(BaseModel):
     total_tokens: Count
     fallback_count: Count
     fallback_share: float = Field(ge=0, le=1, description="Share of these answers given as fallback.")
+    answer_share: float = Field(
+        ge=0, le=1, description="Share of all answers in the period given by this model (Parley)."
+    )
     avg_latency_ms: float | None = Field(ge=0, description="Mean LLM latency; null when unknown.")
     cost_usd: Dollars
     priced_requests: Count = Field(
