@@ -8,6 +8,7 @@ never served.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -85,13 +86,21 @@ def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
 
 
 def recent_dialogs_query(
-    window: Window, *, limit: int, preview_length: int | None
+    window: Window, *, limit: int, preview_length: int | None, dialog_gap: timedelta
 ) -> StatsQuery[list[DialogFigures]]:
-    """Users by their latest message in the window, with count, first/last time and last text."""
+    """Users by their latest message in the window, with their latest dialog: the messages since their
+    last pause longer than ``dialog_gap`` (or the window's start), and their last text."""
     sql = f"""
-      WITH d AS (SELECT user_id, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at
-                   FROM messages WHERE {_live(window)}
-                  GROUP BY user_id ORDER BY last_at DESC, user_id LIMIT :limit)
+      WITH live AS (
+        SELECT user_id, created_at, content,
+               created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at) AS pause
+          FROM messages WHERE {_live(window)}),
+      started AS (
+        SELECT user_id, max(created_at) AS first_at FROM live
+         WHERE pause IS NULL OR pause > :dialog_gap GROUP BY user_id),
+      d AS (SELECT l.user_id, count(*) AS n, s.first_at, max(l.created_at) AS last_at
+              FROM live l JOIN started s ON s.user_id = l.user_id AND l.created_at >= s.first_at
+             GROUP BY l.user_id, s.first_at ORDER BY last_at DESC, l.user_id LIMIT :limit)
       SELECT d.user_id, d.n, d.first_at, d.last_at,
              (SELECT content FROM messages WHERE user_id = d.user_id AND {_live(window)}
                ORDER BY created_at DESC LIMIT 1)
@@ -103,7 +112,8 @@ def recent_dialogs_query(
             for r in rows
         ]
 
-    return StatsQuery("baseline_recent_dialogs", text(sql), _params(window) | {"limit": limit}, parse)
+    params = _params(window) | {"limit": limit, "dialog_gap": dialog_gap}
+    return StatsQuery("baseline_recent_dialogs", text(sql), params, parse)
 
 
 def top_users_query(window: Window, *, limit: int, **_: Any) -> StatsQuery[list[TopUserFigures]]:

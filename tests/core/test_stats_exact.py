@@ -20,6 +20,7 @@ from parley_testing import stats_reference as baseline
 
 NOW = datetime(2026, 11, 26, 14, 35, tzinfo=UTC)
 MODELS = ["primary/model", "fallback/model"]
+DIALOG_GAP = timedelta(minutes=30)
 INSERT_USERS = "INSERT INTO users (id, created_at) SELECT g, :at FROM generate_series(1, :n) g"
 
 
@@ -47,7 +48,9 @@ async def _figures(
     return {
         "summary": await _run(conn, module.summary_query(window)),
         "activity": await _run(conn, module.activity_query(window)),
-        "recent": await _run(conn, module.recent_dialogs_query(window, limit=15, preview_length=20)),
+        "recent": await _run(
+            conn, module.recent_dialogs_query(window, limit=15, preview_length=20, dialog_gap=DIALOG_GAP)
+        ),
         "top": await _run(conn, module.top_users_query(window, limit=10)),
         "llm": await _run(conn, module.llm_usage_query(window)),
     }
@@ -218,3 +221,39 @@ async def test_kept_windows_move_forward_exactly(
             older = window_for(period, NOW - shift, mode)
             if older.start < window.start and truncate(older.start, HOUR) < truncate(window.start, HOUR):
                 assert not await _move(conn, older)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+async def test_dialogs_are_runs_without_a_long_pause(engine: AsyncEngine, seed: int) -> None:
+    """Bursts of messages with pauses around the dialog gap, across hour boundaries and window starts;
+    then deleting messages splits some runs and merges none."""
+    rng = random.Random(seed)
+    users = list(range(1, 31))
+    async with engine.begin() as conn:
+        await conn.execute(text(INSERT_USERS), {"n": 30, "at": NOW - timedelta(days=90)})
+        for user_id in users:
+            anchor = NOW - rng.choice([timedelta(0), timedelta(hours=23, minutes=50), timedelta(days=7),
+                                       timedelta(days=rng.uniform(0, 30))])  # fmt: skip
+            moment = anchor - timedelta(minutes=rng.uniform(0, 240))
+            for _ in range(rng.randint(1, 25)):
+                await conn.execute(
+                    text("INSERT INTO messages (user_id, role, content, content_length, created_at)"
+                         " VALUES (:u, 'user', 'hi', 2, :at)"),
+                    {"u": user_id, "at": moment},
+                )  # fmt: skip
+                moment += timedelta(minutes=rng.choice([0.5, 5, 20, 29, 31, 45, 70]))
+    await _assert_exact(engine)
+
+    async with engine.begin() as conn:
+        ids = [r[0] for r in await conn.execute(text("SELECT id FROM messages ORDER BY id"))]
+        for message_id in rng.sample(ids, len(ids) // 5):
+            await conn.execute(text("UPDATE messages SET deleted_at = :now WHERE id = :id"),
+                               {"now": NOW, "id": message_id})  # fmt: skip
+    await _assert_exact(engine)
+
+    async with engine.connect() as conn:
+        month = window_for(Period.MONTH, NOW, WindowMode.ROLLING)
+        query = rolling.recent_dialogs_query(month, limit=30, preview_length=None, dialog_gap=DIALOG_GAP)
+        recent = await _run(conn, query)
+    assert any(d.message_count > 1 for d in recent)  # runs of several messages were found
+    assert any(d.last_message_at - d.first_message_at > DIALOG_GAP for d in recent)  # longer than one gap

@@ -162,7 +162,9 @@ async def baseline_seconds(engine: AsyncEngine, runs: int) -> dict[str, float]:
             statements: list[StatsQuery[Any]] = [
                 baseline.summary_query(window),
                 baseline.activity_query(window),
-                baseline.recent_dialogs_query(window, limit=15, preview_length=120),
+                baseline.recent_dialogs_query(
+                    window, limit=15, preview_length=120, dialog_gap=timedelta(minutes=30)
+                ),
                 baseline.top_users_query(window, limit=10),
                 baseline.llm_usage_query(window),
             ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -40,6 +40,7 @@ class CollectorOptions:
     """What the settings say about collecting."""
 
     preview_length: int | None
+    dialog_gap: timedelta
     slow_query_seconds: float
     slow_request_seconds: float
     explain: bool
@@ -114,7 +115,10 @@ class StatsCollector:
                     recent=await self.run(
                         conn,
                         module.recent_dialogs_query(
-                            window, limit=RECENT_DIALOGS, preview_length=self.options.preview_length
+                            window,
+                            limit=RECENT_DIALOGS,
+                            preview_length=self.options.preview_length,
+                            dialog_gap=self.options.dialog_gap,
                         ),
                         context,
                     ),

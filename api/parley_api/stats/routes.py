@@ -3,6 +3,7 @@ tables as CSV (GET /api/v1/stats/{table}.csv), with the same authentication and 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
@@ -135,6 +136,7 @@ async def stats_body(state: AppState, period: Period, mode: WindowMode, *, usern
     settings = state.settings
     options = CollectorOptions(
         preview_length=settings.stats_preview_length if settings.stats_previews_enabled else None,
+        dialog_gap=timedelta(minutes=settings.stats_dialog_gap_minutes),
         slow_query_seconds=settings.slow_query_seconds,
         slow_request_seconds=settings.slow_request_seconds,
         explain=settings.enable_query_analysis,

@@ -55,6 +55,13 @@ class ApiSettings(BudgetSettings):
     stats_preview_length: int = Field(
         default=120, ge=10, le=1000, description="Characters of a dialog preview before it is cut with …."
     )
+    stats_dialog_gap_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="A dialog is a run of one user's messages with no pause longer than this; recent "
+        "dialogs show each user's latest one and its duration.",
+    )
     stats_cache_seconds: float = Field(
         default=1.0,
         ge=0,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import TextClause, text
 
-from parley_core.stats.periods import Window
+from parley_core.stats.periods import HOUR, Window, truncate
 
 T = TypeVar("T")
 
@@ -227,10 +227,32 @@ def _scan_rows(window: Window) -> str:
     return f"(:limit - 1) * (:buckets + {ahead if window.current else 0}) + 1"
 
 
+# A user's latest dialog in a current window: the run of their messages ending with the latest one,
+# back to the first pause longer than :dialog_gap (or the window's start). The user's hourly rows say
+# from which hour on it can lie — an hour whose first message follows the previous active hour's last
+# by more than the gap starts a run — so only the messages from that hour on are read and searched for
+# the latest pause within them.
+LATEST_DIALOG = """CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE m.created_at >= d.started) AS message_count,
+              d.started AS first_at, max(m.created_at) AS last_at
+         FROM (SELECT max(created_at) AS started FROM (
+                 SELECT created_at, created_at - lag(created_at) OVER (ORDER BY created_at) AS pause
+                   FROM messages
+                  WHERE user_id = p.user_id AND deleted_at IS NULL AND created_at >= greatest(:start, (
+                        SELECT coalesce(max(bucket), :start_hour) FROM (
+                          SELECT bucket, first_at - lag(last_at) OVER (ORDER BY bucket) AS pause
+                            FROM stats_user_buckets
+                           WHERE granularity = 'h' AND user_id = p.user_id AND bucket >= :start_hour) AS h
+                         WHERE pause > :dialog_gap))) AS runs
+                WHERE pause IS NULL OR pause > :dialog_gap) AS d
+         JOIN messages m ON m.user_id = p.user_id AND m.deleted_at IS NULL AND m.created_at >= d.started
+        GROUP BY d.started) AS agg"""
+
+
 def recent_dialogs_query(
-    window: Window, *, limit: int, preview_length: int | None
+    window: Window, *, limit: int, preview_length: int | None, dialog_gap: timedelta
 ) -> StatsQuery[list[DialogFigures]]:
-    """The ``limit`` users whose latest message in the window is newest, with their figures."""
+    """The latest dialog of each of the ``limit`` users whose latest message in the window is newest."""
     sql = f"""
     WITH latest AS (
       SELECT user_id, last_at FROM stats_user_buckets
@@ -241,10 +263,7 @@ def recent_dialogs_query(
        GROUP BY user_id ORDER BY max(last_at) DESC, user_id LIMIT :limit)
     SELECT p.user_id, agg.message_count, agg.first_at, agg.last_at, pv.content
       FROM picked p
-     CROSS JOIN LATERAL (
-       SELECT sum(message_count) AS message_count, min(first_at) AS first_at, max(last_at) AS last_at
-         FROM stats_user_buckets
-        WHERE granularity = :g AND user_id = p.user_id AND {in_window(window)}) AS agg
+     {LATEST_DIALOG}
      {_preview_join(window, preview_length)}
      ORDER BY agg.last_at DESC, p.user_id
     """
@@ -257,6 +276,7 @@ def recent_dialogs_query(
 
     params = _window_params(window) | {
         "buckets": len(window.buckets), "limit": limit, "preview_length": preview_length,
+        "dialog_gap": dialog_gap, "start_hour": truncate(window.start, HOUR),
     }  # fmt: skip
     return StatsQuery("recent_dialogs", text(sql), params, parse)
 

@@ -13,6 +13,7 @@ hours (kind `p_<period>`, a closed range) and the minutes of the hour holding ``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from parley_core.stats.periods import DAY, HOUR, Window, truncate
 from parley_core.stats.queries import (
+    LATEST_DIALOG,
     DialogFigures,
     ModelUsage,
     StatsQuery,
@@ -131,13 +133,13 @@ def activity_query(window: Window) -> StatsQuery[list[TimelinePoint]]:
 
 
 def recent_dialogs_query(
-    window: Window, *, limit: int, preview_length: int | None
+    window: Window, *, limit: int, preview_length: int | None, dialog_gap: timedelta
 ) -> StatsQuery[list[DialogFigures]]:
-    """The ``limit`` users whose latest message in the window is newest, with their figures.
+    """The latest dialog of each of the ``limit`` users whose latest message in the window is newest.
 
     A user's latest message does not depend on where the window starts, so the daily user-bucket
     rows find them (the n-th distinct user within (n - 1) x days + 1 rows, days stamped ahead
-    included); their figures are their kept hours plus their head messages.
+    included); their dialogs are found as in calendar windows.
     """
     days = "(SELECT count(*) FROM stats_buckets WHERE granularity = 'd' AND bucket >= :s_day)"
     preview = (
@@ -157,13 +159,7 @@ def recent_dialogs_query(
       SELECT user_id FROM latest GROUP BY user_id ORDER BY max(last_at) DESC, user_id LIMIT :limit)
     SELECT p.user_id, agg.message_count, agg.first_at, agg.last_at, pv.content
       FROM picked p
-     CROSS JOIN LATERAL (
-       SELECT sum(n) AS message_count, min(first_at) AS first_at, max(last_at) AS last_at FROM (
-         SELECT message_count AS n, first_at, last_at FROM stats_user_buckets
-          WHERE granularity = 'h' AND user_id = p.user_id AND bucket >= :a
-         UNION ALL
-         SELECT count(*), min(created_at), max(created_at) FROM messages
-          WHERE user_id = p.user_id AND {_LIVE} AND created_at >= :s AND created_at < :a) AS parts) AS agg
+     {LATEST_DIALOG}
      {preview}
      ORDER BY agg.last_at DESC, p.user_id
     """
@@ -175,8 +171,9 @@ def recent_dialogs_query(
         ]
 
     params = _params(window) | {
-        "s_day": truncate(window.start, DAY),
-        "limit": limit, "preview_length": preview_length,
+        "s_day": truncate(window.start, DAY), "start": window.start,
+        "start_hour": truncate(window.start, HOUR), "limit": limit,
+        "preview_length": preview_length, "dialog_gap": dialog_gap,
     }  # fmt: skip
     return StatsQuery("recent_dialogs", text(sql), params, parse)
 

@@ -11,7 +11,33 @@ const dateTimeFormat = new Intl.DateTimeFormat(LOCALE, {
   month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC",
 });
 
-export const PERIOD_NOUN = { day: "day", week: "week", month: "month" };
+/**
+ * The length of a period's window, as the comparison names it: a rolling window is a number of 24-hour
+ * spans ending now, a calendar one whole UTC hours or days ending with the current one.
+ */
+const WINDOW_LENGTH = {
+  rolling: { day: "24 h", week: "7 × 24 h", month: "30 × 24 h" },
+  calendar: { day: "24 hours", week: "7 days", month: "30 days" },
+};
+
+/** "7 × 24 h" (rolling week), "7 days" (calendar week), … */
+export function windowLength(period, mode) {
+  return (WINDOW_LENGTH[mode] ?? WINDOW_LENGTH.rolling)[period] ?? period;
+}
+
+/** The unit of one timeline point: "hour" for `day`, "day" otherwise. */
+export function pointUnit(period) {
+  return period === "day" ? "hour" : "day";
+}
+
+/**
+ * How the partial point `index` of `timeline` (its `partial` flag comes from the API) is partial:
+ * "from 14:37" for a rolling window's first point, which starts at the window's start, else "so far"
+ * (the current hour or day, which ends now).
+ */
+export function partialWords(timeline, index) {
+  return index === 0 && timeline.length > 1 ? `from ${formatTime(timeline[0].timestamp)}` : "so far";
+}
 
 /** 12,345 */
 export function formatInteger(value) {
@@ -64,6 +90,11 @@ export function formatDateTime(timestamp) {
 /** 14:05 (UTC) */
 export function formatTime(timestamp) {
   return hourFormat.format(new Date(timestamp));
+}
+
+/** "Nov 26, 14:05 – Dec 3, 14:05 UTC": a window from `start` (inclusive) to `end`. */
+export function formatSpan(start, end) {
+  return `${formatDateTime(start)} – ${formatDateTime(end)} UTC`;
 }
 
 /** "5 min ago", measured against the server's clock (`now`), not the browser's. */
