@@ -124,7 +124,16 @@ async def test_figures_of_a_small_conversation(stats_client: httpx.AsyncClient, 
     assert summary["previous"]["active_dialogs"] == 1
     assert sum(p["message_count"] for p in body["activity_timeline"]) == 4
     assert [d["user_id"] for d in body["recent_dialogs"]] == [2, 1]
-    assert body["recent_dialogs"][1]["duration_minutes"] == 40
+    # User 1 paused 40 minutes, longer than the 30-minute dialog gap: the latest dialog is the answer alone.
+    assert (body["recent_dialogs"][1]["message_count"], body["recent_dialogs"][1]["duration_minutes"]) == (
+        1,
+        1,
+    )
+    # User 2's question and answer, a minute apart, are one dialog.
+    assert (body["recent_dialogs"][0]["message_count"], body["recent_dialogs"][0]["duration_minutes"]) == (
+        2,
+        1,
+    )
     assert body["recent_dialogs"][1]["preview"] == "a" * 119 + "…"
     assert body["recent_dialogs"][0]["preview"] == "yo"
     assert [(u["user_id"], u["total_messages"], u["dialog_count"]) for u in body["top_users"]] == [
@@ -365,3 +374,20 @@ async def test_an_unknown_window_is_refused(stats_client: httpx.AsyncClient) -> 
     assert response.status_code == 422
     assert "rolling" in response.text
     assert "calendar" in response.text
+
+
+async def test_a_dialog_ends_at_a_pause_longer_than_the_setting(database_url: str, db: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    for minutes in (100, 80, 58, 40, 30):  # pauses of 20, 22, 18 and 10 minutes
+        await _add_message(db, 7, now - timedelta(minutes=minutes), "hi")
+
+    async def latest_dialog(gap_minutes: int) -> tuple[int, int]:
+        settings = make_settings(database_url, stats_dialog_gap_minutes=gap_minutes, bcrypt_rounds=4)
+        async with running_client(create_app(settings)) as client:
+            body = (await client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+        dialog = body["recent_dialogs"][0]
+        return dialog["message_count"], dialog["duration_minutes"]
+
+    assert await latest_dialog(30) == (5, 70)
+    assert await latest_dialog(21) == (3, 28)
+    assert await latest_dialog(15) == (2, 10)
