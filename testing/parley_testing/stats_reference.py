@@ -8,7 +8,7 @@ never served.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,7 @@ from parley_core.stats.queries import (
     model_usage,
     truncate_preview,
 )
+from parley_core.stats.rolling import Audience
 
 # The point a message belongs to: its UTC hour or day, the window's start for the first (cut) one,
 # the last point for anything stamped after it.
@@ -143,3 +144,15 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
         return [model_usage(r) for r in rows]
 
     return StatsQuery("baseline_llm_usage", text(sql), _params(window), parse)
+
+
+def audience_query(now: datetime, **_: Any) -> StatsQuery[Audience]:
+    """Distinct users with messages from 24 h, 7 x 24 h and 30 x 24 h before ``now`` on."""
+    since = "CAST(:now AS timestamptz) - interval '{} days'"
+    columns = ", ".join(
+        f"count(DISTINCT user_id) FILTER (WHERE created_at >= {since.format(days)})" for days in (1, 7, 30)
+    )
+    sql = f"SELECT {columns} FROM messages WHERE deleted_at IS NULL"
+    return StatsQuery(
+        "baseline_audience", text(sql), {"now": now}, lambda rows: Audience(*(int(v) for v in rows[0]))
+    )

@@ -275,7 +275,8 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     plans = [json.loads(line) for line in log_output.getvalue().splitlines() if "query_plan" in line]
     if enabled:
         assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
-                                                    "top_users", "llm_usage"}  # fmt: skip
+                                                    "top_users", "llm_usage", "move_audience",
+                                                    "audience"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []
@@ -391,3 +392,21 @@ async def test_a_dialog_ends_at_a_pause_longer_than_the_setting(database_url: st
     assert await latest_dialog(30) == (5, 70)
     assert await latest_dialog(21) == (3, 28)
     assert await latest_dialog(15) == (2, 10)
+
+
+async def test_audience_counts_daily_weekly_and_monthly_users_whatever_the_period(
+    stats_client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    await _add_message(db, 1, now - timedelta(hours=2), "today")
+    await _add_message(db, 1, now - timedelta(days=20), "and this month")
+    await _add_message(db, 2, now - timedelta(days=3), "this week")
+    await _add_message(db, 3, now - timedelta(days=29, hours=23), "this month")
+    await _add_message(db, 4, now - timedelta(days=31), "last month")
+
+    for params in ({"period": "day"}, {"period": "month", "window": "calendar"}):
+        body = (await stats_client.get("/api/v1/stats", params=params, auth=AUTH)).json()
+        assert body["audience"] == {
+            "daily_active_users": 1, "weekly_active_users": 2, "monthly_active_users": 3,
+            "stickiness": 0.3333,
+        }  # fmt: skip

@@ -65,6 +65,11 @@ async def _assert_exact(engine: AsyncEngine) -> None:
                 for name in rollup:
                     assert rollup[name] == direct[name], f"{mode} {period}: {name} differs"
             await conn.commit()
+        assert await _run(conn, rolling.move_audience_query(NOW))
+        for tracked in (True, False):
+            audience = await _run(conn, rolling.audience_query(NOW, tracked=tracked))
+            assert audience == await _run(conn, baseline.audience_query(NOW)), f"audience tracked={tracked}"
+        await conn.commit()
 
 
 def _moment(rng: random.Random) -> datetime:

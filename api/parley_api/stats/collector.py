@@ -27,6 +27,7 @@ from parley_core.stats.queries import (
     TimelinePoint,
     TopUserFigures,
 )
+from parley_core.stats.rolling import Audience
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -57,6 +58,7 @@ class StatsFigures:
     recent: list[DialogFigures]
     top: list[TopUserFigures]
     models: list[ModelUsage]
+    audience: Audience
 
 
 class StatsCollector:
@@ -99,6 +101,7 @@ class StatsCollector:
         move = rolling.move_windows_query(window) if mode is WindowMode.ROLLING else None
         async with self.engine.begin() as conn:
             tracked = await self.run(conn, move or queries.advance_window_query(window), context)
+            audience_tracked = await self.run(conn, rolling.move_audience_query(now), context)
         async with self.engine.connect() as connection:
             conn = await connection.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
@@ -126,6 +129,9 @@ class StatsCollector:
                         conn, module.top_users_query(window, limit=TOP_USERS, tracked=tracked), context
                     ),
                     models=await self.run(conn, module.llm_usage_query(window), context),
+                    audience=await self.run(
+                        conn, rolling.audience_query(now, tracked=audience_tracked), context
+                    ),
                 )
         elapsed = time.perf_counter() - started
         fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from parley_api.stats.collector import StatsFigures
 from parley_api.stats.schemas import (
+    AudiencePublic,
     LlmUsagePublic,
     ModelUsagePublic,
     RecentDialogPublic,
@@ -89,5 +90,11 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             fallback_share=_ratio(fallbacks, requests),
             cost_usd=float(sum(m.cost_usd for m in figures.models)),
             models=models,
+        ),
+        audience=AudiencePublic(
+            daily_active_users=figures.audience.daily,
+            weekly_active_users=figures.audience.weekly,
+            monthly_active_users=figures.audience.monthly,
+            stickiness=_ratio(figures.audience.daily, figures.audience.monthly),
         ),
     )

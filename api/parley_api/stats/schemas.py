@@ -116,6 +116,15 @@ class LlmUsagePublic(BaseModel):
     models: list[ModelUsagePublic]
 
 
+class AudiencePublic(BaseModel):
+    """Distinct users of the last 24 h, 7 x 24 h and 30 x 24 h ending now, whatever the period (Parley)."""
+
+    daily_active_users: Count = Field(description="DAU: distinct users with messages in the last 24 h.")
+    weekly_active_users: Count = Field(description="WAU: the same over the last 7 x 24 h.")
+    monthly_active_users: Count = Field(description="MAU: the same over the last 30 x 24 h.")
+    stickiness: float = Field(ge=0, le=1, description="DAU / MAU: how many of the month's users came today.")
+
+
 class StatsPublic(BaseModel):
     """Dashboard statistics of one period."""
 
@@ -135,3 +144,4 @@ class StatsPublic(BaseModel):
     recent_dialogs: list[RecentDialogPublic]
     top_users: list[TopUserPublic]
     llm_usage: LlmUsagePublic
+    audience: AudiencePublic

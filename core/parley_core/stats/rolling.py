@@ -13,13 +13,14 @@ hours (kind `p_<period>`, a closed range) and the minutes of the hour holding ``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
 
-from parley_core.stats.periods import DAY, HOUR, Window, truncate
+from parley_core.stats.periods import DAY, HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import (
     LATEST_DIALOG,
     DialogFigures,
@@ -243,3 +244,40 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
         return [model_usage(r) for r in rows]
 
     return StatsQuery("llm_usage", text(sql), _params(window), parse)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Distinct users of the last 24 h, 7 x 24 h and 30 x 24 h ending now."""
+
+    daily: int
+    weekly: int
+    monthly: int
+
+
+def _audience_windows(now: datetime) -> list[Window]:
+    return [window_for(period, now, WindowMode.ROLLING) for period in Period]
+
+
+def move_audience_query(now: datetime) -> StatsQuery[bool]:
+    """Move the kept hours of the three rolling windows ending ``now`` (a write, run first)."""
+    windows = _audience_windows(now)
+    sql = " AND ".join(f"stats_move_window(:kind_{i}, :a_{i}, NULL)" for i in range(len(windows)))
+    params: dict[str, Any] = {}
+    for i, window in enumerate(windows):
+        params |= {f"kind_{i}": window.kind, f"a_{i}": window.kept_start}
+    return StatsQuery("move_audience", text(f"SELECT {sql}"), params, lambda rows: bool(rows[0][0]))
+
+
+def audience_query(now: datetime, *, tracked: bool = True) -> StatsQuery[Audience]:
+    """DAU, WAU and MAU as rolling windows ending now: each a kept count plus its head's other users."""
+    columns = []
+    params: dict[str, Any] = {}
+    for i, window in enumerate(_audience_windows(now)):
+        head = f"SELECT user_id FROM messages WHERE {_LIVE} AND created_at >= :s_{i} AND created_at < :a_{i}"
+        columns.append(_active_users(kind=f"kind_{i}", kept=f"bucket >= :a_{i}", raw=head, tracked=tracked))
+        params |= {f"s_{i}": window.start, f"a_{i}": window.kept_start, f"kind_{i}": window.kind}
+    return StatsQuery(
+        "audience", text(f"SELECT {', '.join(columns)}"), params,
+        lambda rows: Audience(*(int(v) for v in rows[0])),
+    )  # fmt: skip
