@@ -76,11 +76,10 @@ class RunningApi:
     database: str
     server: LocalPostgres
 
-    def stats(self, period: str, account: str = "analyst") -> httpx.Response:
-        """GET /api/v1/stats as ``account`` (one of the seeded accounts)."""
-        return httpx.get(
-            f"{self.base_url}/api/v1/stats", params={"period": period}, auth=(account, ACCOUNTS[account])
-        )
+    def stats(self, period: str, account: str = "analyst", window: str | None = None) -> httpx.Response:
+        """GET /api/v1/stats as ``account`` (one of the seeded accounts), in ``window`` mode if given."""
+        params = {"period": period} if window is None else {"period": period, "window": window}
+        return httpx.get(f"{self.base_url}/api/v1/stats", params=params, auth=(account, ACCOUNTS[account]))
 
     def sql(self, statement: str) -> str:
         """Run SQL on the served database as the superuser."""

@@ -1,13 +1,15 @@
-"""The dashboard in real Chromium against real API processes: login, figures, periods, every state.
+"""The dashboard in real Chromium against real API processes: login, figures, periods, windows, every state.
 
-Figures on the page are compared with the JSON the API returned for the same period (the very
-response the page rendered) and with the known totals of tests/e2e/seed.py.
+Figures on the page are compared with the JSON the API returned for the same period and window (the
+very response the page rendered) and with the known totals of tests/e2e/seed.py.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,26 @@ from tests.e2e.support import PHONE, NewPage, RunningApi, screenshot
 
 STORAGE_KEY = "parley.dashboard.credentials"
 INTEGER_METRICS = ("total_users", "total_messages", "active_dialogs")
+TIMES, DASH = (
+    "\N{MULTIPLICATION SIGN}",
+    "\N{EN DASH}",
+)  # the page writes "7 x 24 h" and "14:00-15:00" with these
+# How the comparison names the previous window of equal length, per window mode and period.
+WINDOW_LENGTH = {
+    "rolling": {"day": "24 h", "week": f"7 {TIMES} 24 h", "month": f"30 {TIMES} 24 h"},
+    "calendar": {"day": "24 hours", "week": "7 days", "month": "30 days"},
+}
 
 
-def is_stats(period: str) -> Any:
-    """A predicate for page.expect_response: the stats call of ``period``."""
-    return lambda response: f"/api/v1/stats?period={period}" in response.url
+def is_stats(period: str, window: str | None = None) -> Any:
+    """A predicate for page.expect_response/request: the stats call of ``period`` (and ``window``)."""
+    wanted = f"/api/v1/stats?period={period}" + ("" if window is None else f"&window={window}")
+    return lambda response: wanted in response.url
+
+
+def is_export(table: str) -> Callable[[Request], bool]:
+    """A predicate for page.expect_request: the CSV export of ``table``."""
+    return lambda request: f"/api/v1/stats/{table}.csv?" in request.url
 
 
 def sign_in(page: Page, account: str = "analyst", password: str | None = None) -> None:
@@ -35,33 +52,70 @@ def sign_in(page: Page, account: str = "analyst", password: str | None = None) -
 
 
 def open_overview(
-    page: Page, api: RunningApi, period: str = "week", account: str = "analyst"
+    page: Page, api: RunningApi, period: str = "week", account: str = "analyst", window: str | None = None
 ) -> dict[str, Any]:
-    """Load the page for ``period``, sign in, wait for the overview; returns the JSON it rendered."""
-    page.goto(f"{api.base_url}/?period={period}")
-    with page.expect_response(is_stats(period)) as response:
+    """Load the page for ``period`` (and ``window``), sign in, wait for the overview; returns the JSON
+    it rendered."""
+    page.goto(f"{api.base_url}/?period={period}" + ("" if window is None else f"&window={window}"))
+    with page.expect_response(is_stats(period, window or "rolling")) as response:
         sign_in(page, account)
-    wait_rendered(page, period)
+    wait_rendered(page, period, window or "rolling")
     data: dict[str, Any] = response.value.json()
     return data
 
 
-def wait_rendered(page: Page, period: str) -> None:
-    """Wait until the overview shows ``period`` and nothing is loading."""
+def wait_rendered(page: Page, period: str, window: str = "rolling") -> None:
+    """Wait until the overview shows ``period`` in ``window`` mode and nothing is loading."""
     expect(page.locator("#dashboard-view")).to_be_visible()
-    expect(page.locator(f'#overview[data-period="{period}"][aria-busy="false"]')).to_be_attached()
+    expect(
+        page.locator(f'#overview[data-period="{period}"][data-window="{window}"][aria-busy="false"]')
+    ).to_be_attached()
 
 
-def switch_period(page: Page, period: str, *, keyboard: str | None = None) -> dict[str, Any]:
+def switch_period(
+    page: Page, period: str, *, keyboard: str | None = None, window: str = "rolling"
+) -> dict[str, Any]:
     """Change the period by a click (or a key pressed in the control); returns the JSON rendered."""
-    with page.expect_response(is_stats(period)) as response:
+    with page.expect_response(is_stats(period, window)) as response:
         if keyboard:
             page.locator('#period-control [aria-checked="true"]').press(keyboard)
         else:
             page.click(f'#period-control [data-period="{period}"]')
-    wait_rendered(page, period)
+    wait_rendered(page, period, window)
     data: dict[str, Any] = response.value.json()
     return data
+
+
+def switch_window(page: Page, window: str, period: str, *, keyboard: str | None = None) -> dict[str, Any]:
+    """Change the window mode by a click (or a key pressed in the control); returns the JSON rendered."""
+    with page.expect_response(is_stats(period, window)) as response:
+        if keyboard:
+            page.locator('#window-control [aria-checked="true"]').press(keyboard)
+        else:
+            page.click(f'#window-control [data-window="{window}"]')
+    wait_rendered(page, period, window)
+    data: dict[str, Any] = response.value.json()
+    return data
+
+
+def partial_indexes(data: dict[str, Any]) -> list[int]:
+    """The timeline points the API flagged partial."""
+    return [index for index, point in enumerate(data["activity_timeline"]) if point["partial"]]
+
+
+def hhmm(timestamp: str) -> str:
+    """14:37 of an API timestamp (UTC)."""
+    return datetime.fromisoformat(timestamp).strftime("%H:%M")
+
+
+def span_text(start: str, end: str) -> str:
+    """A window as the page writes it: "Nov 26, 14:05 (en dash) Dec 3, 14:05 UTC"."""
+
+    def when(timestamp: str) -> str:
+        moment = datetime.fromisoformat(timestamp)
+        return f"{moment:%b} {moment.day}, {moment:%H:%M}"
+
+    return f"{when(start)} {DASH} {when(end)} UTC"
 
 
 def number(text: str) -> float:
@@ -104,6 +158,10 @@ def page_figures(page: Page) -> dict[str, Any]:
             cards,
             timeline: [...document.querySelectorAll("#chart-table tbody tr")].map(
                 (row) => [...row.cells].slice(1).map((cell) => Number(cell.textContent))),
+            partial: [...document.querySelectorAll("#chart-table tbody tr")].map(
+                (row) => row.dataset.partial === "true"),
+            badges: [...document.querySelectorAll(".stat[data-metric] [data-role=badge]")].map(
+                (badge) => badge.getAttribute("aria-label")),
             topUsers: [...document.querySelectorAll("#top-users tbody tr")].map((row) => ({
                 user: Number(row.dataset.userId), messages: text(row, ".bar-label"),
                 days: row.cells[3].textContent })),
@@ -113,9 +171,11 @@ def page_figures(page: Page) -> dict[str, Any]:
                 preview: text(item, ".dialog-preview") })),
             models: [...document.querySelectorAll("#llm-models tbody tr")].map((row) => ({
                 model: row.dataset.model, requests: text(row, ".bar-label"),
-                fallback: row.cells[2].textContent, latency: row.cells[3].textContent })),
+                share: row.cells[2].textContent, fallback: row.cells[3].textContent,
+                latency: row.cells[4].textContent, warned: row.querySelector(".is-warning") !== null })),
             llmRequests: text(document, "#llm-requests"),
             llmFallback: text(document, "#llm-fallback"),
+            llmFallbackWarned: document.querySelector("#llm-fallback").classList.contains("is-warning"),
             chartLine: document.querySelector("#chart .line--messages")?.getAttribute("d") ?? null,
         };
     }"""
@@ -133,6 +193,9 @@ def assert_page_matches(page: Page, data: dict[str, Any]) -> dict[str, Any]:
         direction = "up" if current > previous else "down" if current < previous else "flat"
         assert card["badge"] == direction, metric
     assert shown["timeline"] == [[p["message_count"], p["active_users"]] for p in data["activity_timeline"]]
+    assert shown["partial"] == [p["partial"] for p in data["activity_timeline"]]
+    length = WINDOW_LENGTH[data["window"]][data["period"]]
+    assert all(label.endswith(f" vs the previous {length}") for label in shown["badges"]), shown["badges"]
     assert [(u["user"], number(u["messages"]), number(u["days"])) for u in shown["topUsers"]] == [
         (u["user_id"], u["total_messages"], u["dialog_count"]) for u in data["top_users"]
     ]
@@ -146,11 +209,14 @@ def assert_page_matches(page: Page, data: dict[str, Any]) -> dict[str, Any]:
     usage = data["llm_usage"]
     assert number(shown["llmRequests"]) == usage["requests"]
     assert number(shown["llmFallback"]) == round(usage["fallback_share"] * 100, 1)
+    assert shown["llmFallbackWarned"] == (usage["fallback_share"] > 0.2), "warned by the overall share only"
     assert len(shown["models"]) == len(usage["models"])
     for row, model in zip(shown["models"], usage["models"], strict=True):
         assert row["model"] == model["model"]
         assert number(row["requests"]) == model["requests"]
+        assert number(row["share"]) == round(model["answer_share"] * 100, 1)
         assert number(row["fallback"]) == round(model["fallback_share"] * 100, 1)
+        assert not row["warned"], "a model's own fallback share is no warning"
         assert abs(latency_ms(row["latency"]) - model["avg_latency_ms"]) <= 50, row
     return shown
 
@@ -207,9 +273,10 @@ def test_figures_equal_the_api_for_every_period_and_switching_changes_numbers_an
         assert data["summary"]["previous"]["total_messages"] == EXPECTED_PREVIOUS_MESSAGES[period]
         independent = api.stats(period).json()  # a separate request: the same figures
         assert {m: independent["summary"][m] for m in INTEGER_METRICS} == EXPECTED[period]
-    assert len(day_shown["timeline"]) == 24
-    assert len(week_shown["timeline"]) == 7
-    assert len(month_shown["timeline"]) == 30
+    # Rolling (the default): one point per hour or day the window touches, the first and last partial.
+    assert len(day_shown["timeline"]) == 25
+    assert len(week_shown["timeline"]) == 8
+    assert len(month_shown["timeline"]) == 31
     figures = [shown["cards"]["total_messages"]["value"] for shown in (day_shown, week_shown, month_shown)]
     assert figures == ["12", "26", "42"]
     assert len({day_shown["chartLine"], week_shown["chartLine"], month_shown["chartLine"]}) == 3
@@ -241,11 +308,11 @@ def test_previews_are_text_cut_by_the_api_and_badges_say_the_change(
     assert page.locator("#recent-dialogs b, #recent-dialogs script").count() == 0
     users = page.locator('.stat[data-metric="total_users"] [data-role=badge]')
     expect(users).to_have_text("+16.7%")  # 7 users against 6 the day before
-    expect(users).to_have_attribute("aria-label", "up 16.7% from the previous day")
+    expect(users).to_have_attribute("aria-label", "up 16.7% vs the previous 24 h")
+    span = span_text(data["previous_start"], data["previous_end"])
+    expect(users).to_have_attribute("title", f"up 16.7% vs the previous 24 h ({span})")
     messages = page.locator('.stat[data-metric="total_messages"] [data-role=badge]')
     expect(messages).to_have_text("+500%")  # 12 messages against 2
-    fallback = page.locator(f'#llm-models tr[data-model="{FALLBACK}"] td.is-fallback')
-    expect(fallback).to_have_text("100.0%")  # user 1002's answers today all came from the fallback
 
 
 def test_tooltip_and_legend_on_the_chart(new_page: NewPage, api: RunningApi) -> None:
@@ -278,9 +345,269 @@ def test_tooltip_and_legend_on_the_chart(new_page: NewPage, api: RunningApi) -> 
     page.click('#chart-legend [data-series="users"]')
     expect(page.locator('#chart-legend [data-series="users"]')).to_have_attribute("aria-pressed", "false")
     expect(page.locator("#chart .line--users")).to_have_count(0)
-    expect(page.locator("#chart .line--messages")).to_have_count(1)
+    expect(page.locator("#chart .marker--users")).to_have_count(0)
+    expect(page.locator("#chart .line--messages:not(.line--partial)")).to_have_count(1)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(243, 245, 250)", "the light theme follows prefers-color-scheme"
+
+
+def assert_chart_marks_partial(page: Page, data: dict[str, Any]) -> None:
+    """The chart draws exactly the points ``data`` flags partial as partial, for each series: a hollow
+    marker on each, the segments into and out of them dashed, every other segment solid."""
+    flags = [point["partial"] for point in data["activity_timeline"]]
+    partial = [index for index, flag in enumerate(flags) if flag]
+    dashed = [index for index in range(len(flags) - 1) if flags[index] or flags[index + 1]]
+    runs = sum(1 for n, index in enumerate(dashed) if n == 0 or dashed[n - 1] != index - 1)
+    drawn: dict[str, Any] = page.evaluate(
+        """() => {
+        const chart = document.querySelector("#chart");
+        const series = {};
+        for (const key of ["messages", "users"]) {
+            const solid = chart.querySelector(`.line--${key}:not(.line--partial)`);
+            const dashed = chart.querySelector(`.line--${key}.line--partial`);
+            const markers = [...chart.querySelectorAll(`.marker--partial.marker--${key}`)];
+            series[key] = {
+                markers: markers.map((marker) => Number(marker.dataset.index)),
+                fills: markers.map((marker) => getComputedStyle(marker).fill),
+                strokes: markers.map((marker) => getComputedStyle(marker).stroke),
+                line: getComputedStyle(solid).stroke,
+                solid: solid.getAttribute("d"),
+                solidDash: getComputedStyle(solid).strokeDasharray,
+                dashed: dashed?.getAttribute("d") ?? "",
+                dash: dashed ? getComputedStyle(dashed).strokeDasharray : "none",
+            };
+        }
+        return {
+            series,
+            surface: getComputedStyle(document.querySelector(".chart-card")).backgroundColor,
+            count: chart.dataset.partialPoints,
+        };
+    }"""
+    )
+    assert drawn["count"] == str(len(partial))
+    for key, series in drawn["series"].items():
+        assert series["markers"] == partial, key
+        assert all(fill == drawn["surface"] for fill in series["fills"]), f"{key}: hollow markers"
+        assert all(stroke == series["line"] for stroke in series["strokes"]), f"{key}: in the series' colour"
+        assert series["dashed"].count("C") == len(dashed), key
+        assert series["dashed"].count("M") == runs, key
+        assert series["solid"].count("C") == len(flags) - 1 - len(dashed), key
+        assert series["solidDash"] == "none", key
+        if dashed:
+            assert series["dash"] not in ("none", ""), key
+
+
+def test_window_control_switches_the_request_the_points_and_the_url(
+    new_page: NewPage, api: RunningApi
+) -> None:
+    page = new_page(color_scheme="light")
+    requests: list[str] = []
+
+    def record(request: Request) -> None:
+        if "/api/v1/stats?" in request.url:
+            requests.append(request.url)
+
+    page.on("request", record)
+    rolling = open_overview(page, api, "week")
+    assert rolling["window"] == "rolling"
+    assert requests[-1].endswith("/api/v1/stats?period=week&window=rolling")
+    expect(page).to_have_url(re.compile(r"\?period=week$"))  # rolling, the default, stays out of the URL
+    control = page.locator("#window-control")
+    expect(control.locator('[data-window="rolling"]')).to_have_attribute("aria-checked", "true")
+    expect(control.locator('[role="radio"][tabindex="0"]')).to_have_count(1)
+    assert len(assert_page_matches(page, rolling)["timeline"]) == 8
+    assert partial_indexes(rolling) == [0, 7]
+    assert rolling["summary"]["total_messages"] == EXPECTED["week"]["total_messages"]
+    expect(page.locator('.stat[data-metric="messages_per_active_user"] .stat-label')).to_have_text(
+        "Messages per active user"
+    )
+    expect(page.locator('.stat[data-metric="total_messages"] [data-role=previous]')).to_have_text(
+        f"vs {rolling['summary']['previous']['total_messages']} in the previous 7 {TIMES} 24 h"
+    )
+    page.locator("#chart").focus()
+    page.keyboard.press("End")
+    expect(page.locator("#chart-tooltip .tooltip-note")).to_have_text(
+        f"Partial day, so far (to {hhmm(rolling['generated_at'])} UTC)"
+    )
+    screenshot(page, "rolling-week-light")
+
+    calendar = switch_window(page, "calendar", "week")
+    assert requests[-1].endswith("/api/v1/stats?period=week&window=calendar")
+    assert calendar["window"] == "calendar"
+    expect(page).to_have_url(re.compile(r"\?period=week&window=calendar$"))
+    expect(control.locator('[data-window="calendar"]')).to_be_focused()
+    expect(control.locator('[data-window="calendar"]')).to_have_attribute("aria-checked", "true")
+    assert len(assert_page_matches(page, calendar)["timeline"]) == 7
+    assert partial_indexes(calendar) == [6]
+    assert calendar["previous_end"] == calendar["period_start"]
+    expect(page.locator('.stat[data-metric="total_messages"] [data-role=badge]')).to_have_attribute(
+        "title",
+        re.compile(
+            r" vs the previous 7 days \("
+            + re.escape(span_text(calendar["previous_start"], calendar["previous_end"]))
+            + r"\)$"
+        ),
+    )
+
+    # The period keeps the window; the keyboard moves in the window control as in the period's.
+    day = switch_period(page, "day", window="calendar")
+    expect(page).to_have_url(re.compile(r"\?period=day&window=calendar$"))
+    assert len(assert_page_matches(page, day)["timeline"]) == 24
+    rolling_day = switch_window(page, "rolling", "day", keyboard="ArrowRight")  # calendar -> (wraps) rolling
+    assert requests[-1].endswith("/api/v1/stats?period=day&window=rolling")
+    expect(page).to_have_url(re.compile(r"\?period=day$"))
+    expect(control.locator('[data-window="rolling"]')).to_be_focused()
+    assert len(rolling_day["activity_timeline"]) == 25
+
+    # Back and Forward restore the window (and the period) and fetch it again.
+    rows = page.locator("#chart-table tbody tr")
+    with page.expect_response(is_stats("day", "calendar")):
+        page.go_back()
+    wait_rendered(page, "day", "calendar")
+    expect(control.locator('[data-window="calendar"]')).to_have_attribute("aria-checked", "true")
+    expect(rows).to_have_count(24)
+    with page.expect_response(is_stats("week", "calendar")):
+        page.go_back()
+    wait_rendered(page, "week", "calendar")
+    expect(rows).to_have_count(7)
+    with page.expect_response(is_stats("week", "rolling")):
+        page.go_back()
+    wait_rendered(page, "week", "rolling")
+    expect(page).to_have_url(re.compile(r"\?period=week$"))
+    expect(control.locator('[data-window="rolling"]')).to_have_attribute("aria-checked", "true")
+    expect(control.locator('[data-window="calendar"]')).to_have_attribute("tabindex", "-1")
+    expect(rows).to_have_count(8)
+    with page.expect_response(is_stats("week", "calendar")):
+        page.go_forward()
+    wait_rendered(page, "week", "calendar")
+    expect(page).to_have_url(re.compile(r"\?period=week&window=calendar$"))
+    expect(rows).to_have_count(7)
+    # A reload keeps it.
+    with page.expect_response(is_stats("week", "calendar")):
+        page.reload()
+    wait_rendered(page, "week", "calendar")
+    expect(control.locator('[aria-checked="true"]')).to_have_text("Calendar")
+
+
+def test_partial_points_are_drawn_as_partial(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    day = open_overview(page, api, "day")
+    assert partial_indexes(day) == [0, 24]  # rolling: the first from the window's start, the last so far
+    assert_chart_marks_partial(page, day)
+    first = hhmm(day["activity_timeline"][0]["timestamp"])
+    expect(page.locator("#chart-partial-note")).to_be_visible()
+    expect(page.locator("#chart-partial-note")).to_have_text(f"Dashed: partial hours (from {first}; so far)")
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute(
+        "aria-label", re.compile(r"; dashed parts and hollow points are partial hours$")
+    )
+    expect(page.locator("#chart-table tbody tr").first.locator("td").first).to_contain_text(
+        f"(partial hour, from {first})"
+    )
+    expect(page.locator("#chart-table tbody tr").last.locator("td").first).to_contain_text(
+        "(partial hour, so far)"
+    )
+
+    chart.focus()
+    note = page.locator("#chart-tooltip .tooltip-note")
+    page.keyboard.press("Home")
+    expect(note).to_have_text(f"Partial hour, from {first}")
+    expect(page.locator("#chart-tooltip .tooltip-title")).to_contain_text(f"{first}{DASH}")
+    expect(page.locator("#chart .dot--partial")).to_have_count(2)  # the read-out's dots are hollow too
+    page.keyboard.press("ArrowRight")
+    expect(note).to_have_count(0)
+    expect(page.locator("#chart .dot--partial")).to_have_count(0)
+    page.keyboard.press("End")
+    expect(note).to_have_text("Partial hour, so far")
+    expect(page.locator("#chart-tooltip .tooltip-title")).to_contain_text(
+        f"{DASH}{hhmm(day['generated_at'])} UTC"
+    )
+
+    switch_period(page, "week")
+    calendar = switch_window(page, "calendar", "week")
+    assert partial_indexes(calendar) == [6]  # calendar: only today
+    assert_chart_marks_partial(page, calendar)
+    expect(page.locator("#chart-partial-note")).to_have_text("Dashed: partial day, so far")
+    chart.focus()
+    page.keyboard.press("End")
+    expect(note).to_have_text(f"Partial day, so far (to {hhmm(calendar['generated_at'])} UTC)")
+    screenshot(page, "calendar-week-dark")
+
+    # The flag is the API's, never guessed from the time: a point flagged partial is drawn so.
+    altered: list[dict[str, Any]] = []
+
+    def flag_a_middle_point(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["activity_timeline"][3]["partial"] = True
+        altered.append(body)
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/api/v1/stats?*", flag_a_middle_point)
+    with page.expect_response(is_stats("week", "calendar")):
+        page.click("#refresh-button")
+    wait_rendered(page, "week", "calendar")
+    assert partial_indexes(altered[-1]) == [3, 6]
+    assert_chart_marks_partial(page, altered[-1])
+    page.unroute("**/api/v1/stats?*", flag_a_middle_point)
+    with page.expect_response(is_stats("week", "calendar")):
+        page.click("#refresh-button")
+    wait_rendered(page, "week", "calendar")
+    expect(page.locator("#chart .marker--partial.marker--messages")).to_have_count(1)
+
+
+def test_models_table_shows_each_models_share_of_answers(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    day = open_overview(page, api, "day")
+    expect(page.locator("#llm-models thead th")).to_have_text(
+        ["Model", "Requests", "Share of answers", "Fallback", "Avg. latency", "Tokens"]
+    )
+    shown = assert_page_matches(page, day)  # every model's share equals its answer_share
+    models = {model["model"]: model for model in day["llm_usage"]["models"]}
+    assert models[FALLBACK]["fallback_share"] == 1.0
+    assert models[FALLBACK]["requests"] == 2
+    assert day["llm_usage"]["requests"] == 6
+    assert abs(sum(number(row["share"]) for row in shown["models"]) - 100) <= 0.2
+    row = page.locator(f'#llm-models tr[data-model="{FALLBACK}"]')
+    expect(row.locator('[data-role="answer-share"]')).to_have_text("33.3%")  # 2 of the day's 6 answers
+    expect(row.locator("td").nth(3)).to_have_text("100.0%")  # of its own answers, naturally
+    expect(row.locator(".is-warning")).to_have_count(0)  # ...which is no warning
+    expect(page.locator("#llm-fallback")).to_have_class(re.compile(r"\bis-warning\b"))  # 2 of 6 overall
+    expect(page.locator("#llm-fallback")).to_have_attribute("title", re.compile(r"^2 of 6 answers came from"))
+
+    week = switch_period(page, "week")
+    assert round(week["llm_usage"]["fallback_share"], 3) == round(2 / 13, 3)
+    assert_page_matches(page, week)
+    expect(page.locator("#llm-fallback")).not_to_have_class(re.compile(r"\bis-warning\b"))
+
+
+def test_csv_buttons_carry_the_window(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    open_overview(page, api, "week", window="calendar")
+
+    def download(table: str) -> tuple[str, str, str]:
+        with (
+            page.expect_request(is_export(table)) as request,
+            page.expect_download() as file,
+        ):
+            page.click(f'[data-export="{table}"]')
+        content = Path(file.value.path()).read_bytes().decode("utf-8")
+        return request.value.url, file.value.suggested_filename, content
+
+    url, name, content = download("timeline")
+    assert url.endswith("/api/v1/stats/timeline.csv?period=week&window=calendar")
+    assert re.fullmatch(r"parley-timeline-week-calendar-\d{8}T\d{4}Z\.csv", name)
+    rows = content.strip().split("\r\n")
+    assert len(rows) == 1 + 7  # the calendar week's days
+    flags = [row.rsplit(",", 1)[1].lower() for row in rows[1:]]  # the CSV writes Python's True/False
+    assert flags == ["false"] * 6 + ["true"]  # today, so far
+
+    switch_window(page, "rolling", "week")
+    url, name, content = download("models")
+    assert url.endswith("/api/v1/stats/models.csv?period=week&window=rolling")
+    assert re.fullmatch(r"parley-models-week-rolling-\d{8}T\d{4}Z\.csv", name)
+    assert "answer_share" in content.split("\r\n", 1)[0]
+    expect(page.locator("#banner")).to_be_hidden()
 
 
 def test_keyboard_only_sign_in_and_period_control(new_page: NewPage, api: RunningApi) -> None:
@@ -313,6 +640,7 @@ def test_phone_viewport(new_page: NewPage, api: RunningApi) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
     for selector in (
         "#period-control",
+        "#window-control",
         ".stat",
         "#chart svg",
         "#top-users",
@@ -471,25 +799,29 @@ def test_csv_buttons_download_the_period_shown(new_page: NewPage, api: RunningAp
 
     files = {}
     for table in ("timeline", "top_users", "models", "recent_dialogs"):
-        with page.expect_download() as download:
+        with (
+            page.expect_request(is_export(table)) as request,
+            page.expect_download() as download,
+        ):
             page.click(f'[data-export="{table}"]')
+        assert request.value.url.endswith(f"/api/v1/stats/{table}.csv?period=day&window=rolling")
         files[table] = download.value
     direct = {
         table: httpx.get(
             f"{api.base_url}/api/v1/stats/{table}.csv",
-            params={"period": "day"},
+            params={"period": "day", "window": "rolling"},
             auth=("analyst", ACCOUNTS["analyst"]),
         )
         for table in files
     }
 
     for table, file in files.items():
-        assert re.fullmatch(rf"parley-{table}-day-\d{{8}}T\d{{4}}Z\.csv", file.suggested_filename)
+        assert re.fullmatch(rf"parley-{table}-day-rolling-\d{{8}}T\d{{4}}Z\.csv", file.suggested_filename)
         content = Path(file.path()).read_bytes().decode("utf-8")
         header = content.split("\r\n", 1)[0]
         assert header == direct[table].text.split("\r\n", 1)[0]
         assert content.count("\r\n") == direct[table].text.count("\r\n")  # the same rows
     timeline = Path(files["timeline"].path()).read_bytes().decode("utf-8").strip().split("\r\n")
-    assert timeline[0] == "timestamp,message_count,active_users"
-    assert len(timeline) == 1 + 24  # the day's hourly buckets
+    assert timeline[0] == "timestamp,message_count,active_users,partial"
+    assert len(timeline) == 1 + 25  # the rolling day's hours: 23 whole ones, the first and the last partial
     expect(page.locator("#banner")).to_be_hidden()

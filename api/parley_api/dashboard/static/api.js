@@ -71,16 +71,21 @@ async function detailOf(response) {
   }
 }
 
+/** The query of one period's window: `period=week&window=rolling`. */
+function statsQuery(period, mode) {
+  return `period=${encodeURIComponent(period)}&window=${encodeURIComponent(mode)}`;
+}
+
 /**
- * GET the stats of `period`. Resolves (never rejects) with one of:
+ * GET the stats of `period` in window mode `mode` ("rolling" or "calendar"). Resolves (never rejects) with one of:
  * {kind: "ok", data} | {kind: "unauthorized", detail} | {kind: "rate_limited", retryAfter, detail}
  * | {kind: "unavailable", retryAfter} | {kind: "unreachable"} | {kind: "error", status, detail}
  */
-export async function fetchStats(period, credentials, { signal } = {}) {
+export async function fetchStats(period, mode, credentials, { signal } = {}) {
   const timeout = AbortSignal.timeout(TIMEOUT_MS);
   let response;
   try {
-    response = await fetch(`${STATS_URL}?period=${encodeURIComponent(period)}`, {
+    response = await fetch(`${STATS_URL}?${statsQuery(period, mode)}`, {
       headers: { Authorization: credentials.header, Accept: "application/json" },
       credentials: "omit",
       cache: "no-store",
@@ -112,13 +117,13 @@ export async function fetchStats(period, credentials, { signal } = {}) {
 }
 
 /**
- * GET one table of the stats of `period` as CSV. Resolves with {kind: "ok", blob, filename}, or with
+ * GET one table of the stats of `period` in window mode `mode` as CSV. Resolves with {kind: "ok", blob, filename}, or with
  * the same failure kinds as fetchStats (a 401 signs the analyst out, a 429 says when to retry).
  */
-export async function fetchExport(table, period, credentials) {
+export async function fetchExport(table, period, mode, credentials) {
   let response;
   try {
-    response = await fetch(`${STATS_URL}/${encodeURIComponent(table)}.csv?period=${encodeURIComponent(period)}`, {
+    response = await fetch(`${STATS_URL}/${encodeURIComponent(table)}.csv?${statsQuery(period, mode)}`, {
       headers: { Authorization: credentials.header, Accept: "text/csv" },
       credentials: "omit",
       cache: "no-store",
@@ -129,7 +134,7 @@ export async function fetchExport(table, period, credentials) {
   }
   if (response.ok) {
     const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-    return { kind: "ok", blob: await response.blob(), filename: named ? named[1] : `parley-${table}-${period}.csv` };
+    return { kind: "ok", blob: await response.blob(), filename: named ? named[1] : `parley-${table}-${period}-${mode}.csv` };
   }
   switch (response.status) {
     case 401:

@@ -4,12 +4,15 @@
 import { clearCredentials, fetchExport, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
 import { renderActivityChart } from "./chart.js";
 import {
-  PERIOD_NOUN, describeChange, formatAgo, formatDateTime, formatDuration, formatFigure, formatInteger,
-  formatLatency, formatShare, formatTime,
+  describeChange, formatAgo, formatDateTime, formatDuration, formatFigure, formatInteger, formatLatency,
+  formatShare, formatSpan, formatTime, partialWords, pointUnit, windowLength,
 } from "./format.js";
 
 const PERIODS = ["day", "week", "month"];
 const DEFAULT_PERIOD = "week";
+const WINDOWS = ["rolling", "calendar"];
+const DEFAULT_WINDOW = "rolling";
+const FALLBACK_WARNING_SHARE = 0.2; // the ParleyLlmFallbackRatioHigh alert's default threshold
 const AUTO_REFRESH_SECONDS = 60;
 const UNREACHABLE_RETRY_SECONDS = [5, 10, 30, 60];
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -17,6 +20,7 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const state = {
   credentials: null,
   period: DEFAULT_PERIOD,
+  window: DEFAULT_WINDOW,
   data: null,
   hiddenSeries: new Set(),
   sequence: 0,
@@ -27,62 +31,89 @@ const state = {
   loadedAt: 0,
 };
 
-// ---------------------------------------------------------------- URL and period
+// ---------------------------------------------------------------- URL, period and window
 
-function periodFromUrl() {
-  const value = new URLSearchParams(window.location.search).get("period");
-  return PERIODS.includes(value) ? value : DEFAULT_PERIOD;
+// The two segmented radio groups of the top bar: which period, and how its window is placed.
+const CHOICES = {
+  period: { group: "#period-control", values: PERIODS, fallback: DEFAULT_PERIOD },
+  window: { group: "#window-control", values: WINDOWS, fallback: DEFAULT_WINDOW },
+};
+
+/** The period and window of the address bar (`?period=week&window=calendar`; no window = rolling). */
+function viewFromUrl() {
+  const params = new URLSearchParams(window.location.search);
+  const view = {};
+  for (const [name, choice] of Object.entries(CHOICES)) {
+    const value = params.get(name);
+    view[name] = choice.values.includes(value) ? value : choice.fallback;
+  }
+  return view;
 }
 
-function writePeriodToUrl(period, { replace = false } = {}) {
+function writeViewToUrl({ replace = false } = {}) {
   const url = new URL(window.location.href);
-  url.searchParams.set("period", period);
+  url.searchParams.set("period", state.period);
+  if (state.window === DEFAULT_WINDOW) url.searchParams.delete("window");
+  else url.searchParams.set("window", state.window);
   if (url.href === window.location.href) return;
-  window.history[replace ? "replaceState" : "pushState"]({ period }, "", url);
+  window.history[replace ? "replaceState" : "pushState"]({ period: state.period, window: state.window }, "", url);
 }
 
-function showPeriod(period) {
-  for (const button of document.querySelectorAll("#period-control [role=radio]")) {
-    const selected = button.dataset.period === period;
+function showChoice(name, value) {
+  for (const button of document.querySelectorAll(`${CHOICES[name].group} [role=radio]`)) {
+    const selected = button.dataset[name] === value;
     button.setAttribute("aria-checked", String(selected));
     button.tabIndex = selected ? 0 : -1;
   }
 }
 
-function selectPeriod(period, { focus = false } = {}) {
-  if (!PERIODS.includes(period)) return;
-  showPeriod(period);
-  if (focus) $(`#period-control [data-period="${period}"]`).focus();
-  if (period === state.period) return;
-  state.period = period;
-  writePeriodToUrl(period);
+function showView() {
+  showChoice("period", state.period);
+  showChoice("window", state.window);
+}
+
+function select(name, value, { focus = false } = {}) {
+  const choice = CHOICES[name];
+  if (!choice.values.includes(value)) return;
+  showChoice(name, value);
+  if (focus) $(`${choice.group} [data-${name}="${value}"]`).focus();
+  if (value === state[name]) return;
+  state[name] = value;
+  writeViewToUrl();
   load();
 }
 
-function wirePeriodControl() {
-  const group = $("#period-control");
+/** One radio group: a click selects; ←/→/↑/↓ move (wrapping), Home/End go to the ends. */
+function wireRadioGroup(name) {
+  const { group: selector, values } = CHOICES[name];
+  const group = $(selector);
   group.addEventListener("click", (event) => {
     const button = event.target.closest("[role=radio]");
-    if (button) selectPeriod(button.dataset.period, { focus: true });
+    if (button) select(name, button.dataset[name], { focus: true });
   });
   group.addEventListener("keydown", (event) => {
-    const index = PERIODS.indexOf(state.period);
+    const index = values.indexOf(state[name]);
     const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
     let next = null;
-    if (event.key in moves) next = PERIODS[(index + moves[event.key] + PERIODS.length) % PERIODS.length];
-    else if (event.key === "Home") next = PERIODS[0];
-    else if (event.key === "End") next = PERIODS[PERIODS.length - 1];
+    if (event.key in moves) next = values[(index + moves[event.key] + values.length) % values.length];
+    else if (event.key === "Home") next = values[0];
+    else if (event.key === "End") next = values[values.length - 1];
     if (next === null) return;
     event.preventDefault();
-    selectPeriod(next, { focus: true });
+    select(name, next, { focus: true });
   });
+}
+
+function wireViewControls() {
+  wireRadioGroup("period");
+  wireRadioGroup("window");
   window.addEventListener("popstate", () => {
-    const period = periodFromUrl();
-    showPeriod(period);
-    if (period !== state.period && state.credentials) {
-      state.period = period;
-      load();
-    }
+    const view = viewFromUrl();
+    const changed = view.period !== state.period || view.window !== state.window;
+    state.period = view.period;
+    state.window = view.window;
+    showView();
+    if (changed && state.credentials) load();
   });
 }
 
@@ -107,7 +138,7 @@ function showDashboard() {
   $("#dashboard-view").hidden = false;
   $("#current-user").textContent = state.credentials.username;
   document.title = "Overview · Parley";
-  showPeriod(state.period);
+  showView();
 }
 
 function setBanner(text, { retry = false, tone = "error" } = {}) {
@@ -169,22 +200,22 @@ async function load({ quiet = false } = {}) {
   const controller = new AbortController();
   state.controller = controller;
   const sequence = ++state.sequence;
-  const period = state.period;
+  const view = { period: state.period, window: state.window };
   if (!quiet || state.data === null) setLoading(true);
-  const result = await fetchStats(period, state.credentials, { signal: controller.signal });
+  const result = await fetchStats(view.period, view.window, state.credentials, { signal: controller.signal });
   if (sequence !== state.sequence || result.kind === "aborted") return; // a newer request won
   setLoading(false);
-  handleResult(result, period);
+  handleResult(result, view);
 }
 
-function handleResult(result, period) {
+function handleResult(result, view) {
   switch (result.kind) {
     case "ok":
       state.unreachableStreak = 0;
       setBanner("");
       state.data = result.data;
       state.loadedAt = Date.now();
-      render(result.data, period);
+      render(result.data, view);
       scheduleRefresh();
       break;
     case "unauthorized":
@@ -226,7 +257,15 @@ function renderPlaceholders() {
   $("#overview").classList.add("is-initial");
 }
 
-function renderCards(summary, period) {
+/** "the previous 7 × 24 h" and its exact span, for the comparison badges and the footer. */
+function comparison(data) {
+  const length = windowLength(data.period, data.window);
+  return { words: `the previous ${length}`, span: formatSpan(data.previous_start, data.previous_end) };
+}
+
+function renderCards(data) {
+  const { summary } = data;
+  const against = comparison(data);
   for (const card of document.querySelectorAll(".stat[data-metric]")) {
     const metric = card.dataset.metric;
     const value = summary[metric];
@@ -238,9 +277,11 @@ function renderCards(summary, period) {
     const badge = $("[data-role=badge]", card);
     badge.textContent = change.text;
     badge.dataset.direction = change.direction;
-    badge.setAttribute("aria-label", `${change.words} from the previous ${PERIOD_NOUN[period]}`);
-    badge.title = `${change.words} from the previous ${PERIOD_NOUN[period]}`;
-    $("[data-role=previous]", card).textContent = `vs ${formatFigure(metric, previous)} previous ${PERIOD_NOUN[period]}`;
+    badge.setAttribute("aria-label", `${change.words} vs ${against.words}`);
+    badge.title = `${change.words} vs ${against.words} (${against.span})`;
+    const before = $("[data-role=previous]", card);
+    before.textContent = `vs ${formatFigure(metric, previous)} in ${against.words}`;
+    before.title = `${against.span}: the window of equal length just before this one`;
   }
 }
 
@@ -340,7 +381,14 @@ function renderRecentDialogs(dialogs, previewsEnabled, now) {
 
 function renderLlmUsage(usage) {
   $("#llm-requests").textContent = formatInteger(usage.requests);
-  $("#llm-fallback").textContent = formatShare(usage.fallback_share);
+  // A warning only when many answers overall needed a fallback model (as the alert says), never because
+  // the fallback model's own answers are, naturally, all fallback ones.
+  const fallbackTotal = $("#llm-fallback");
+  const many = usage.fallback_share > FALLBACK_WARNING_SHARE;
+  fallbackTotal.textContent = formatShare(usage.fallback_share);
+  fallbackTotal.classList.toggle("is-warning", many);
+  fallbackTotal.title = `${formatInteger(usage.fallback_count)} of ${formatInteger(usage.requests)} answers came from a ` +
+    `fallback model${many ? ` — more than ${formatShare(FALLBACK_WARNING_SHARE)}` : ""}`;
   const body = $("#llm-models tbody");
   const max = Math.max(0, ...usage.models.map((m) => m.requests));
   body.replaceChildren(...usage.models.map((model) => {
@@ -348,8 +396,13 @@ function renderLlmUsage(usage) {
     row.dataset.model = model.model;
     const name = cell(model.model, "model-name");
     name.title = model.model;
-    const fallback = cell(formatShare(model.fallback_share), "num");
-    if (model.fallback_share > 0) fallback.classList.add("is-fallback");
+    const share = cell(formatShare(model.answer_share), "num");
+    share.dataset.label = "Share of answers";
+    share.dataset.role = "answer-share";
+    share.title = `${formatInteger(model.requests)} of ${formatInteger(usage.requests)} answers`;
+    const fallback = cell(formatShare(model.fallback_share), "num muted");
+    fallback.title = `${formatInteger(model.fallback_count)} of this model's ${formatInteger(model.requests)} answers ` +
+      "were given as fallback";
     const tokens = cell(formatInteger(model.total_tokens), "num col-optional muted");
     tokens.title = `${formatInteger(model.prompt_tokens)} prompt + ${formatInteger(model.completion_tokens)} completion`;
     tokens.dataset.label = "Tokens";
@@ -358,7 +411,7 @@ function renderLlmUsage(usage) {
     requests.dataset.label = "Requests";
     fallback.dataset.label = "Fallback";
     latency.dataset.label = "Avg. latency";
-    row.append(name, requests, fallback, latency, tokens);
+    row.append(name, requests, share, fallback, latency, tokens);
     return row;
   }));
   setEmpty("llm-models", usage.models.length === 0);
@@ -366,10 +419,12 @@ function renderLlmUsage(usage) {
 
 function renderChartTable(timeline, period) {
   const body = $("#chart-table tbody");
-  body.replaceChildren(...timeline.map((point) => {
+  body.replaceChildren(...timeline.map((point, index) => {
     const row = document.createElement("tr");
+    const when = period === "day" ? formatDateTime(point.timestamp) : formatDateTime(point.timestamp).split(",")[0];
+    row.dataset.partial = String(point.partial === true);
     row.append(
-      cell(period === "day" ? formatDateTime(point.timestamp) : formatDateTime(point.timestamp).split(",")[0]),
+      cell(point.partial ? `${when} (partial ${pointUnit(period)}, ${partialWords(timeline, index)})` : when),
       cell(String(point.message_count)),
       cell(String(point.active_users)),
     );
@@ -382,30 +437,58 @@ function drawChart() {
   renderActivityChart($("#chart"), $("#chart-tooltip"), {
     timeline: state.data.activity_timeline,
     period: state.data.period,
+    now: state.data.generated_at,
     hidden: state.hiddenSeries,
   });
 }
 
-function render(data, period) {
+/** "the last 7 × 24 h" (rolling), "the 7 days ending today" (calendar). */
+function windowWords(data) {
+  const length = windowLength(data.period, data.window);
+  if (data.window !== "calendar") return `the last ${length}`;
+  return `the ${length} ending ${data.period === "day" ? "with the current hour" : "today"}`;
+}
+
+/** The legend's note on partial points (from the API's flags), hidden when there is none. */
+function renderPartialNote(timeline, period) {
+  const indexes = timeline.flatMap((point, index) => (point.partial ? [index] : []));
+  const note = $("#chart-partial-note");
+  note.hidden = indexes.length === 0;
+  if (indexes.length === 0) return;
+  const unit = pointUnit(period);
+  const words = indexes.map((index) => partialWords(timeline, index));
+  $("[data-role=text]", note).textContent = indexes.length === 1
+    ? `Dashed: partial ${unit}, ${words[0]}`
+    : `Dashed: partial ${unit}s (${words.join("; ")})`;
+  note.title = `Hollow points and dashed lines mark ${unit}s not covered in full: ` +
+    indexes.map((index) => (index === 0 && timeline.length > 1
+      ? `the first starts at the window's start (${formatTime(timeline[0].timestamp)} UTC)`
+      : `the current ${unit} counts up to now`)).join(", ");
+}
+
+function render(data, view) {
+  const { period } = data;
   const overview = $("#overview");
   overview.classList.remove("is-initial");
-  overview.dataset.period = period;
+  overview.dataset.period = view.period;
+  overview.dataset.window = view.window;
   overview.dataset.generatedAt = data.generated_at;
-  renderCards(data.summary, period);
+  renderCards(data);
   drawChart();
+  renderPartialNote(data.activity_timeline, period);
   renderChartTable(data.activity_timeline, period);
   renderTopUsers(data.top_users, data.generated_at);
   renderRecentDialogs(data.recent_dialogs, data.previews_enabled, data.generated_at);
   renderLlmUsage(data.llm_usage);
   const databaseEmpty = data.summary.total_users === 0 && data.summary.total_messages === 0;
   $("#empty-hint").hidden = !databaseEmpty;
-  $("#activity-sub").textContent = period === "day"
-    ? "Messages and active users per hour (UTC)"
-    : "Messages and active users per day (UTC)";
+  $("#activity-sub").textContent =
+    `Messages and active users per ${pointUnit(period)} (UTC), ${windowWords(data)}`;
   $("#updated-at").textContent = `Updated ${formatTime(data.generated_at)} UTC`;
+  const against = comparison(data);
   $("#period-footer").textContent =
-    `Figures for ${formatDateTime(data.period_start)} – ${formatDateTime(data.period_end)} UTC, ` +
-    `compared with the ${PERIOD_NOUN[period]} before.`;
+    `Figures for ${windowWords(data)}, ${formatSpan(data.period_start, data.period_end)}` +
+    `${data.window === "calendar" ? " (so far)" : ""}, compared with ${against.words}, ${against.span}.`;
 }
 
 // ---------------------------------------------------------------- sign in / out
@@ -434,7 +517,7 @@ async function submitLogin(event) {
   button.disabled = true;
   button.textContent = "Signing in…";
   const credentials = makeCredentials(username, password);
-  const result = await fetchStats(state.period, credentials);
+  const result = await fetchStats(state.period, state.window, credentials);
   button.disabled = false;
   button.textContent = "Sign in";
   const refuse = (text) => {
@@ -450,7 +533,7 @@ async function submitLogin(event) {
       message.hidden = true;
       showDashboard();
       setLoading(false);
-      handleResult(result, state.period);
+      handleResult(result, { period: state.period, window: state.window });
       break;
     case "unauthorized":
       refuse("Wrong username or password.");
@@ -472,11 +555,11 @@ async function submitLogin(event) {
 
 // ---------------------------------------------------------------- CSV exports
 
-/** Download one table of the current period as CSV (the same figures the page shows). */
+/** Download one table of the current period and window as CSV (the same figures the page shows). */
 async function downloadExport(button) {
   if (!state.credentials) return;
   button.disabled = true;
-  const result = await fetchExport(button.dataset.export, state.period, state.credentials);
+  const result = await fetchExport(button.dataset.export, state.period, state.window, state.credentials);
   button.disabled = false;
   switch (result.kind) {
     case "ok": {
@@ -528,9 +611,9 @@ function wireLegend() {
 }
 
 function start() {
-  state.period = periodFromUrl();
-  writePeriodToUrl(state.period, { replace: true });
-  wirePeriodControl();
+  Object.assign(state, viewFromUrl());
+  writeViewToUrl({ replace: true });
+  wireViewControls();
   wireLegend();
   wireExports();
   $("#login-form").addEventListener("submit", submitLogin);

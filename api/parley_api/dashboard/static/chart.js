@@ -1,7 +1,9 @@
 // A two-series area chart in inline SVG: messages (left axis) and active users (right axis),
 // smooth monotone curves, a tooltip under the pointer or the arrow keys, and an empty state.
+// Partial points (the API's `partial` flag: the current hour or day, a rolling window's first) are
+// drawn as such: the line into and out of them dashed, their markers hollow, the read-out says so.
 
-import { formatBucket, formatCompact, formatDateTime, formatInteger, formatTime } from "./format.js";
+import { formatBucket, formatCompact, formatDateTime, formatInteger, formatTime, partialWords, pointUnit } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const SERIES = [
@@ -26,11 +28,13 @@ function niceScale(max, ticks) {
   return { top: step * ticks, step };
 }
 
-/** Monotone cubic (Fritsch–Carlson) path through points: smooth, never overshooting below zero. */
-function monotonePath(points) {
-  if (points.length === 0) return "";
-  if (points.length === 1) return `M${points[0][0]},${points[0][1]}`;
+/**
+ * Monotone cubic (Fritsch–Carlson) curve through points: smooth, never overshooting below zero.
+ * Returns one cubic command per segment (segment i runs from point i to point i + 1).
+ */
+function monotoneSegments(points) {
   const n = points.length;
+  if (n < 2) return [];
   const dx = [];
   const slope = [];
   for (let i = 0; i < n - 1; i += 1) {
@@ -43,21 +47,42 @@ function monotonePath(points) {
       ((2 * dx[i] + dx[i - 1]) / slope[i - 1] + (dx[i] + 2 * dx[i - 1]) / slope[i]));
   }
   tangent.push(slope[n - 2]);
-  let d = `M${points[0][0]},${points[0][1]}`;
+  const segments = [];
   for (let i = 0; i < n - 1; i += 1) {
     const [x0, y0] = points[i];
     const [x1, y1] = points[i + 1];
     const h = dx[i] / 3;
-    d += `C${x0 + h},${y0 + tangent[i] * h} ${x1 - h},${y1 - tangent[i + 1] * h} ${x1},${y1}`;
+    segments.push(`C${x0 + h},${y0 + tangent[i] * h} ${x1 - h},${y1 - tangent[i + 1] * h} ${x1},${y1}`);
   }
+  return segments;
+}
+
+/**
+ * The path of the segments `keep(i)` selects, consecutive ones joined into one subpath; "" for none.
+ * With a single point (no segment) the whole curve is a lone move to it.
+ */
+function curvePath(points, segments, keep = () => true) {
+  if (points.length === 1) return `M${points[0][0]},${points[0][1]}`;
+  let d = "";
+  let open = false;
+  segments.forEach((segment, i) => {
+    if (!keep(i)) {
+      open = false;
+      return;
+    }
+    if (!open) d += `M${points[i][0]},${points[i][1]}`;
+    d += segment;
+    open = true;
+  });
   return d;
 }
 
 /**
  * Draw the chart into `container` (cleared first). `tooltip` is an element positioned over it.
- * Returns {focusPoint(index)} for tests and keyboard use.
+ * `now` is the API's `generated_at`: where a partial last point ends. Returns {focusPoint(index)}
+ * for tests and keyboard use.
  */
-export function renderActivityChart(container, tooltip, { timeline, period, hidden = new Set() }) {
+export function renderActivityChart(container, tooltip, { timeline, period, now = null, hidden = new Set() }) {
   container.replaceChildren();
   tooltip.hidden = true;
   const width = Math.max(container.clientWidth, 280);
@@ -66,6 +91,12 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
   const innerW = width - margin.left - margin.right;
   const innerH = height - margin.top - margin.bottom;
   const empty = timeline.every((p) => p.message_count === 0 && p.active_users === 0);
+  const unit = pointUnit(period);
+  const partial = timeline.map((p) => p.partial === true); // from the API, never inferred here
+  const partialCount = partial.filter(Boolean).length;
+  container.setAttribute("aria-label", "Activity chart: use the left and right arrow keys to read each point" +
+    (partialCount ? `; dashed parts and hollow points are partial ${unit}s` : ""));
+  container.dataset.partialPoints = String(partialCount);
 
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg", "aria-hidden": "true", focusable: "false" }, container);
   const defs = el("defs", {}, svg);
@@ -117,14 +148,30 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
     return { focusPoint() {} };
   }
 
-  // Areas first (users behind messages), then lines on top.
+  // Areas first (users behind messages), then lines on top: solid between whole points, dashed into
+  // and out of a partial one; then a hollow marker on each partial point.
   const plotted = SERIES.filter((s) => !hidden.has(s.key));
+  const dashed = (i) => partial[i] || partial[i + 1];
   for (const series of [...plotted].reverse()) {
     const points = timeline.map((p, i) => [x(i), y(series, p[series.field])]);
-    const line = monotonePath(points);
+    const segments = monotoneSegments(points);
     const base = margin.top + innerH;
-    el("path", { d: `${line}L${x(count - 1)},${base}L${x(0)},${base}Z`, fill: `url(#fill-${series.key})`, class: `area area--${series.key}` }, svg);
-    el("path", { d: line, class: `line line--${series.key}` }, svg);
+    const whole = curvePath(points, segments);
+    el("path", { d: `${whole}L${x(count - 1)},${base}L${x(0)},${base}Z`, fill: `url(#fill-${series.key})`, class: `area area--${series.key}` }, svg);
+    el("path", { d: curvePath(points, segments, (i) => !dashed(i)), class: `line line--${series.key}` }, svg);
+    const partialLine = curvePath(points, segments, dashed);
+    if (count > 1 && partialLine) {
+      el("path", { d: partialLine, class: `line line--${series.key} line--partial` }, svg);
+    }
+  }
+  for (const series of plotted) {
+    partial.forEach((isPartial, i) => {
+      if (!isPartial) return;
+      el("circle", {
+        cx: x(i), cy: y(series, timeline[i][series.field]), r: 3.5,
+        class: `marker marker--partial marker--${series.key}`, "data-index": i,
+      }, svg);
+    });
   }
 
   // Hover/keyboard read-out: a guide line, one dot per series, and the HTML tooltip.
@@ -147,10 +194,15 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
       dot.setAttribute("cx", px);
       dot.setAttribute("cy", y(series, point[series.field]));
       dot.setAttribute("visibility", "visible");
+      dot.classList.toggle("dot--partial", partial[active]);
     }
-    const title = period === "day"
-      ? `${formatDateTime(point.timestamp)}–${formatTime(new Date(new Date(point.timestamp).getTime() + 3600e3))} UTC`
-      : `${formatBucket(point.timestamp, period)} (UTC)`;
+    let title = `${formatBucket(point.timestamp, period)} (UTC)`;
+    if (period === "day") {
+      // An hour ends where the next point starts; the current one (partial) ends now.
+      const next = timeline[active + 1]?.timestamp;
+      const end = next ?? (partial[active] && now ? now : new Date(new Date(point.timestamp).getTime() + 3600e3));
+      title = `${formatDateTime(point.timestamp)}–${formatTime(end)} UTC`;
+    }
     const rows = plotted.map((series) => {
       const row = document.createElement("div");
       row.className = "tooltip-row";
@@ -168,6 +220,15 @@ export function renderActivityChart(container, tooltip, { timeline, period, hidd
     heading.className = "tooltip-title";
     heading.textContent = title;
     tooltip.replaceChildren(heading, ...rows);
+    if (partial[active]) {
+      const words = partialWords(timeline, active);
+      const note = document.createElement("div");
+      note.className = "tooltip-note";
+      note.dataset.partial = "true";
+      note.textContent = `Partial ${unit}, ${words}` +
+        (words === "so far" && period !== "day" && now ? ` (to ${formatTime(now)} UTC)` : "");
+      tooltip.append(note);
+    }
     tooltip.hidden = false;
     const scale = container.clientWidth / width || 1;
     const left = px * scale;
