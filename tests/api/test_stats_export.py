@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -51,8 +52,9 @@ def parse(response: httpx.Response) -> list[dict[str, str]]:
 
 
 def cells(record: dict[str, Any]) -> dict[str, str]:
-    """A JSON record as its CSV cells read back: None empty, everything else as text."""
-    return {key: "" if value is None else str(value) for key, value in record.items()}
+    """A JSON record as its CSV cells read back: None empty, booleans as JSON writes them, the rest as text."""
+    return {key: "" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)
+            for key, value in record.items()}  # fmt: skip
 
 
 @pytest.mark.parametrize("period", ["day", "week"])

@@ -79,9 +79,11 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
 
 
 def safe_cell(value: Any) -> Any:
-    """``value`` as a spreadsheet shows it, never as a formula; None as an empty cell."""
+    """``value`` as a spreadsheet shows it, never as a formula; None as an empty cell, booleans as in JSON."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the JSON writes it
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
