@@ -52,7 +52,7 @@ def parse(response: httpx.Response) -> list[dict[str, str]]:
 
 
 def cells(record: dict[str, Any]) -> dict[str, str]:
-    """A JSON record as its CSV cells read back: None empty, booleans as JSON writes them, the rest as text."""
+    """A JSON record as its CSV cells read back: None empty, booleans as in JSON, the rest as text."""
     return {key: "" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)
             for key, value in record.items()}  # fmt: skip
 

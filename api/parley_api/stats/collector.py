@@ -107,6 +107,9 @@ class StatsCollector:
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with conn.begin():
+                # Small index-bound queries whose row estimates can be far off: compiling them (JIT)
+                # would cost more than running them.
+                await conn.execute(text("SET LOCAL jit = off"))
                 summary, previous = await self.run(
                     conn, module.summary_query(window, tracked=tracked), context
                 )

@@ -59,15 +59,19 @@ def move_windows_query(window: Window) -> StatsQuery[bool]:
 
 
 def _active_users(*, kind: str, kept: str, raw: str, tracked: bool) -> str:
-    """Distinct users of kept hours (``kept``: a condition on hourly bucket) and raw messages."""
+    """Distinct users of kept hours (``kept``: a condition on hourly bucket) and raw messages.
+
+    The raw messages' users not in the kept totals are found by one primary-key probe each (a
+    scalar subquery), never by hashing every kept user of the window.
+    """
     if not tracked:
         return f"""(SELECT count(*) FROM (
             SELECT user_id FROM stats_user_buckets WHERE granularity = 'h' AND {kept}
             UNION SELECT user_id FROM ({raw}) AS r) AS u)"""
     return f"""((SELECT coalesce(sum(users), 0) FROM stats_window_actives WHERE kind = :{kind})
-        + (SELECT count(DISTINCT r.user_id) FROM ({raw}) AS r WHERE NOT EXISTS (
-             SELECT 1 FROM stats_window_totals t
-              WHERE t.kind = :{kind} AND t.user_id = r.user_id AND t.total > 0)))"""
+        + (SELECT count(*) FROM (SELECT DISTINCT user_id FROM ({raw}) AS r) AS r
+            WHERE coalesce((SELECT t.total FROM stats_window_totals t
+                             WHERE t.kind = :{kind} AND t.user_id = r.user_id), 0) <= 0))"""
 
 
 def summary_query(
@@ -188,20 +192,25 @@ def top_users_query(window: Window, *, limit: int, tracked: bool = True) -> Stat
     """
     head = f"""SELECT user_id, count(*) AS n, max(created_at) AS last_at, coalesce(sum(cost_usd), 0) AS cost
                  FROM ({HEAD}) AS r GROUP BY user_id"""
-    kept = (
-        "SELECT user_id, total FROM stats_window_totals WHERE kind = :kind AND total > 0"
-        if tracked
-        else "SELECT user_id, sum(message_count) AS total FROM stats_user_buckets"
-        " WHERE granularity = 'h' AND bucket >= :a GROUP BY user_id"
-    )
+    if tracked:  # the kept top through the rank index, then one primary-key probe per candidate
+        top = """SELECT user_id FROM stats_window_totals WHERE kind = :kind AND total > 0
+                  ORDER BY total DESC, user_id LIMIT :limit"""
+        kept_total = (
+            "(SELECT t.total FROM stats_window_totals t WHERE t.kind = :kind AND t.user_id = c.user_id)"
+        )
+        kept = ""
+    else:
+        top = "SELECT user_id FROM kept ORDER BY total DESC, user_id LIMIT :limit"
+        kept_total = "(SELECT k.total FROM kept k WHERE k.user_id = c.user_id)"
+        kept = """kept AS (SELECT user_id, sum(message_count) AS total FROM stats_user_buckets
+                   WHERE granularity = 'h' AND bucket >= :a GROUP BY user_id),"""
     sql = f"""
     WITH head AS ({head}),
-    kept AS ({kept}),
-    candidates AS (
-      (SELECT user_id FROM kept ORDER BY total DESC, user_id LIMIT :limit) UNION SELECT user_id FROM head),
+    {kept}
+    candidates AS (({top}) UNION SELECT user_id FROM head),
     ranked AS (
-      SELECT c.user_id, coalesce(k.total, 0) + coalesce(h.n, 0) AS total FROM candidates c
-        LEFT JOIN kept k ON k.user_id = c.user_id LEFT JOIN head h ON h.user_id = c.user_id
+      SELECT c.user_id, coalesce({kept_total}, 0) + coalesce(h.n, 0) AS total FROM candidates c
+        LEFT JOIN head h ON h.user_id = c.user_id
        ORDER BY 2 DESC, 1 LIMIT :limit)
     SELECT r.user_id, r.total, d.days, d.last_activity, d.cost_usd
       FROM ranked r
