@@ -10,7 +10,8 @@ Measured in one run on one machine (comparisons are side by side, never against 
 - database time a dashboard costs when it polls all three periods every 10 s for a minute —
   ours (every poll hits the rollups) against the baseline behind a 60 s result cache;
 - authenticated throughput; what the rollup triggers add to storing a message; how long a new
-  message takes to show in the stats; what a cached Basic-auth check adds.
+  message takes to show in the stats; what a cached Basic-auth check adds;
+- `/reset` of a user with 100k messages, and what another writer and the stats see meanwhile.
 
 Data is generated once per size into a cluster under ~/.cache/parley/bench and reused while
 fresh (the `day` window needs recent data). Results: tools/bench/results/api.json.
@@ -33,11 +34,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parley_api.auth.basic import Authenticator
 from parley_api.auth.header import BasicCredentials
 from parley_core import passwords
+from parley_core.repositories.messages import soft_delete_history
 from parley_core.settings import ApiSettings, load_settings
 from parley_core.stats.periods import Period, WindowMode, window_for
 from parley_core.stats.queries import StatsQuery
@@ -280,6 +283,72 @@ async def freshness(api: ApiProcess, dsn: str, attempts: int) -> dict[str, float
     }
 
 
+async def reset_heavy_user(api: ApiProcess, url: str, messages: int) -> dict[str, Any]:
+    """/reset of a user with ``messages`` live messages, while another user writes and the stats poll.
+
+    The heavy user's messages go in through the rollup triggers (as the bot stores them), spread
+    over the last 30 days; the reset is the bot's own statement (``soft_delete_history``). Another
+    user stores one message per transaction all along, and the stats API is asked for the day.
+    """
+    engine = create_async_engine(url)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    writer = await asyncpg.connect(dsn)
+    heavy, other = 9_000_000_001, 9_000_000_002
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM users WHERE id IN (:a, :b)"), {"a": heavy, "b": other})
+            await conn.execute(text("INSERT INTO users (id) VALUES (:a), (:b)"), {"a": heavy, "b": other})
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (user_id, role, content, content_length, created_at)"
+                    " SELECT :u, 'user', 'heavy', 5, now() - (g * interval '30 days') / :n"
+                    " FROM generate_series(1, :n) g"
+                ),
+                {"u": heavy, "n": messages},
+            )
+        insert = await writer.prepare(
+            "INSERT INTO messages (user_id, role, content, content_length) VALUES ($1, 'user', 'other', 5)"
+        )
+        writes: list[float] = []
+        reads: list[float] = []
+        done = asyncio.Event()
+
+        async def write_meanwhile() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                async with writer.transaction():
+                    await insert.fetch(other)
+                writes.append((time.perf_counter() - started) * 1000)
+                await asyncio.sleep(0.005)
+
+        async def read_meanwhile(client: httpx.AsyncClient) -> None:
+            while not done.is_set():
+                reads.append(await timed(lambda: client.get("/api/v1/stats", params={"period": "day"})))
+                await asyncio.sleep(0.05)
+
+        async with httpx.AsyncClient(base_url=api.base, auth=("bench", PASSWORD), timeout=120) as client:
+            background = [asyncio.create_task(write_meanwhile()), asyncio.create_task(read_meanwhile(client))]
+            await asyncio.sleep(1)
+            started = time.perf_counter()
+            async with engine.begin() as conn:
+                removed = await soft_delete_history(conn, user_id=heavy)
+            seconds = time.perf_counter() - started
+            await asyncio.sleep(1)
+            done.set()
+            await asyncio.gather(*background)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM users WHERE id IN (:a, :b)"), {"a": heavy, "b": other})
+    finally:
+        await writer.close()
+        await engine.dispose()
+    return {
+        "messages": removed,
+        "seconds": round(seconds, 3),
+        "other_writer_ms": {**percentiles(writes), "max": round(max(writes), 2), "count": len(writes)},
+        "stats_day_ms": {**percentiles(reads), "max": round(max(reads), 2), "count": len(reads)},
+    }
+
+
 async def cached_auth_ms(url: str, runs: int) -> dict[str, float]:
     """What a cached Basic-auth check costs, in process (the row re-check included)."""
     settings = load_settings(ApiSettings, database_url=url, rate_limit_enabled=False)
@@ -342,6 +411,8 @@ async def run(args: argparse.Namespace) -> int:
                     results["insert"] = await insert_overhead(dsn, args.inserts)
                     results["freshness"] = await freshness(api, dsn, attempts=5)
                     results["cached_auth_ms"] = await cached_auth_ms(url, runs=200)
+                    say(f"{label}: /reset of a user with {args.reset_messages} messages")
+                    results["reset"] = await reset_heavy_user(api, url, args.reset_messages)
             finally:
                 api.stop()
     finally:
@@ -366,6 +437,9 @@ async def run(args: argparse.Namespace) -> int:
         Goal("insert_added_ms_p50", results["insert"]["added_p50_ms"], "<=", 1),
         Goal("new_message_visible_seconds_max", results["freshness"]["max_seconds"], "<=", 15),
         Goal("cached_auth_ms_p50", results["cached_auth_ms"]["p50"], "<=", 1),
+        Goal("reset_100k_seconds", results["reset"]["seconds"], "<=", 10),
+        Goal("other_writer_ms_max_during_reset", results["reset"]["other_writer_ms"]["max"], "<=", 250),
+        Goal("stats_day_ms_max_during_reset", results["reset"]["stats_day_ms"]["max"], "<=", 250),
     ]
     for period in Period:
         rolling = served[big][WindowMode.ROLLING.value][period.value]["p50"]
@@ -382,6 +456,7 @@ async def run(args: argparse.Namespace) -> int:
         "throughput_concurrency": 8,
         "throughput_seconds": args.seconds,
         "insert_rows": args.inserts,
+        "reset_messages": args.reset_messages,
         "dashboard_polls": 6,
         "warmup_requests": 5,
         "note": "bench cluster runs with fsync off; the client runs on the same 2 cores",
@@ -401,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
     parser.add_argument("--inserts", type=int, default=2000)
+    parser.add_argument("--reset-messages", type=int, default=100_000, help="live messages /reset removes")
     return asyncio.run(run(parser.parse_args(argv)))
 
 
