@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from parley_core.stats import retention
 from parley_core.stats.periods import Window
 from parley_core.stats.queries import (
     DialogFigures,
@@ -25,6 +26,7 @@ from parley_core.stats.queries import (
     model_usage,
     truncate_preview,
 )
+from parley_core.stats.retention import COHORT_WEEKS, CohortRetention
 from parley_core.stats.rolling import Audience
 
 # The point a message belongs to: its UTC hour or day, the window's start for the first (cut) one,
@@ -156,3 +158,27 @@ def audience_query(now: datetime, **_: Any) -> StatsQuery[Audience]:
     return StatsQuery(
         "baseline_audience", text(sql), {"now": now}, lambda rows: Audience(*(int(v) for v in rows[0]))
     )
+
+
+def retention_query(now: datetime, weeks: int = COHORT_WEEKS) -> StatsQuery[list[CohortRetention]]:
+    """Per signup week and day N: users, users whose N-th day has ended, and those with a live
+    message on it — counted over `users` and `messages` directly."""
+    sql = f"""
+    WITH {retention.WEEKS_AND_DAYS},
+    people AS (SELECT id, created_at, date_trunc('day', created_at, 'UTC') AS first_day FROM users)
+    SELECT w.start,
+           (SELECT count(*) FROM people p WHERE p.created_at >= w.start AND p.created_at < w.stop),
+           d.n,
+           count(p.id),
+           count(p.id) FILTER (WHERE EXISTS (
+             SELECT 1 FROM messages m
+              WHERE m.user_id = p.id AND m.deleted_at IS NULL
+                AND m.created_at >= p.first_day + d.n * interval '24 hours'
+                AND m.created_at < p.first_day + (d.n + 1) * interval '24 hours'))
+      FROM weeks w CROSS JOIN days d
+      LEFT JOIN people p ON p.created_at >= w.start AND p.created_at < w.stop
+                        AND p.first_day < d.ended
+     GROUP BY w.start, w.stop, d.n
+     ORDER BY w.start, d.n
+    """
+    return StatsQuery("baseline_retention", text(sql), retention.params(now, weeks), retention.parse_cohorts)

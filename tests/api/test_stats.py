@@ -276,7 +276,7 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     if enabled:
         assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
                                                     "top_users", "llm_usage", "move_audience",
-                                                    "audience"}  # fmt: skip
+                                                    "audience", "retention"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []
@@ -410,3 +410,38 @@ async def test_audience_counts_daily_weekly_and_monthly_users_whatever_the_perio
             "daily_active_users": 1, "weekly_active_users": 2, "monthly_active_users": 3,
             "stickiness": 0.3333,
         }  # fmt: skip
+
+
+async def test_retention_follows_signup_weeks_whatever_the_period(
+    stats_client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    # Each user is created a day before their first message (tests.support.stats_data): that is day 1.
+    await _add_message(db, 1, now - timedelta(days=10), "day 1")
+    await _add_message(db, 1, now - timedelta(days=4), "day 7")
+    await _add_message(db, 2, now - timedelta(days=9), "day 1, not back on day 7")
+
+    for params in ({"period": "day"}, {"period": "week", "window": "calendar"}):
+        cohorts = (await stats_client.get("/api/v1/stats", params=params, auth=AUTH)).json()["retention"]
+        starts = [datetime.fromisoformat(c["cohort_start"]) for c in cohorts]
+        assert len(starts) == 8
+        assert all(s.weekday() == 0 and s.hour == 0 for s in starts)
+        assert starts == sorted(starts)
+        assert starts[-1] <= now < starts[-1] + timedelta(days=7)
+
+        def total(day: str, field: str) -> int:
+            return sum(c[day][field] for c in cohorts)  # noqa: B023
+
+        assert sum(c["users"] for c in cohorts) == 2
+        assert (total("d1", "eligible_users"), total("d1", "retained_users")) == (2, 2)
+        assert (total("d7", "eligible_users"), total("d7", "retained_users")) == (2, 1)
+        assert (total("d30", "eligible_users"), total("d30", "retained_users")) == (0, 0)
+        for cohort in cohorts:
+            for day in ("d1", "d7", "d30"):
+                figures = cohort[day]
+                expected = (
+                    figures["retained_users"] / figures["eligible_users"]
+                    if figures["eligible_users"]
+                    else None
+                )
+                assert figures["rate"] == expected

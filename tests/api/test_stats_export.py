@@ -20,7 +20,7 @@ from tests.api.constants import ANALYST_AUTH as AUTH
 from tests.support.api import make_settings, running_client
 from tests.support.stats_data import add_analyst, add_message
 
-TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models")
+TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models", "retention")
 
 
 @pytest.fixture
@@ -94,6 +94,12 @@ async def test_every_table_holds_the_figures_of_the_json(client: httpx.AsyncClie
     assert previews["2"] == 'a "quoted", two-line\nquestion'  # quoted by the CSV writer, read back whole
     assert previews["1"] == "sure"
     assert len(dialogs) == (3 if period == "week" else 2)
+    assert parse(exports["retention"]) == [
+        cells({"cohort_start": c["cohort_start"], "users": c["users"],
+               **{f"{day}_{k}": v for day in ("d1", "d7", "d30") for k, v in c[day].items()}})
+        for c in body["retention"]
+    ]  # fmt: skip
+    assert len(body["retention"]) == 8
 
 
 async def test_a_formula_a_user_wrote_is_exported_as_text(client: httpx.AsyncClient, db: AsyncEngine) -> None:

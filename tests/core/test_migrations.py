@@ -33,6 +33,7 @@ TABLES = {
     "stats_windows",
     "stats_window_totals",
     "stats_window_actives",
+    "stats_retention",
     "bot_instances",
     "user_budgets",
     "history_summaries",

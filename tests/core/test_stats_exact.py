@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import queries, rolling
+from parley_core.stats import queries, retention, rolling
 from parley_core.stats.periods import HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import StatsQuery
 from parley_testing import stats_reference as baseline
@@ -65,6 +65,9 @@ async def _assert_exact(engine: AsyncEngine) -> None:
                 for name in rollup:
                     assert rollup[name] == direct[name], f"{mode} {period}: {name} differs"
             await conn.commit()
+        assert await _run(conn, retention.retention_query(NOW)) == await _run(
+            conn, baseline.retention_query(NOW)
+        ), "retention"
         assert await _run(conn, rolling.move_audience_query(NOW))
         for tracked in (True, False):
             audience = await _run(conn, rolling.audience_query(NOW, tracked=tracked))
@@ -78,6 +81,7 @@ ROLLUP_TABLES = {
     "stats_bucket_gaps": "users <> 0",
     "stats_model_buckets": "requests <> 0",
     "stats_signups": "users <> 0",
+    "stats_retention": "users <> 0",
 }
 
 
@@ -169,6 +173,9 @@ async def test_rollups_match_direct_aggregates_through_changes(engine: AsyncEngi
                                {"at": _moment(rng), "id": message_id})  # fmt: skip
         await conn.execute(text("UPDATE messages SET deleted_at = NULL WHERE user_id = :u"), {"u": users[0]})
         await conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": users[1]})
+        # First days move: the users' days count under the new ones.
+        earlier = "UPDATE users SET created_at = created_at - interval '9 days' WHERE id = ANY(:u)"
+        await conn.execute(text(earlier), {"u": users[2:5]})
         await _insert_random(conn, rng, users[2:], 100)
     await _assert_exact(engine)
 

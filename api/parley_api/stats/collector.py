@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
-from parley_core.stats import queries, rolling
+from parley_core.stats import queries, retention, rolling
 from parley_core.stats.periods import Period, Window, WindowMode, window_for
 from parley_core.stats.queries import (
     DialogFigures,
@@ -27,6 +27,7 @@ from parley_core.stats.queries import (
     TimelinePoint,
     TopUserFigures,
 )
+from parley_core.stats.retention import CohortRetention
 from parley_core.stats.rolling import Audience
 
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ class StatsFigures:
     top: list[TopUserFigures]
     models: list[ModelUsage]
     audience: Audience
+    retention: list[CohortRetention]
 
 
 class StatsCollector:
@@ -135,6 +137,7 @@ class StatsCollector:
                     audience=await self.run(
                         conn, rolling.audience_query(now, tracked=audience_tracked), context
                     ),
+                    retention=await self.run(conn, retention.retention_query(now), context),
                 )
         elapsed = time.perf_counter() - started
         fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from parley_api.stats.schemas import (
     ModelUsagePublic,
     RecentDialogPublic,
+    RetentionDayPublic,
     StatsPublic,
     SummaryFiguresPublic,
     TimelinePointPublic,
@@ -37,6 +38,7 @@ class ExportTable(enum.StrEnum):
     RECENT_DIALOGS = "recent_dialogs"
     TOP_USERS = "top_users"
     MODELS = "models"
+    RETENTION = "retention"
 
 
 def _columns(model: type[BaseModel]) -> list[str]:
@@ -49,6 +51,9 @@ COLUMNS: dict[ExportTable, list[str]] = {
     ExportTable.RECENT_DIALOGS: _columns(RecentDialogPublic),
     ExportTable.TOP_USERS: _columns(TopUserPublic),
     ExportTable.MODELS: _columns(ModelUsagePublic),
+    # One row per signup week, each retention day's fields prefixed: d1_eligible_users, ...
+    ExportTable.RETENTION: ["cohort_start", "users"]
+    + [f"{day}_{field}" for day in ("d1", "d7", "d30") for field in _columns(RetentionDayPublic)],
 }
 
 
@@ -76,6 +81,15 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
             return dumped(body.top_users)
         case ExportTable.MODELS:
             return dumped(body.llm_usage.models)
+        case ExportTable.RETENTION:
+            return [
+                {
+                    "cohort_start": cohort["cohort_start"], "users": cohort["users"],
+                    **{f"{day}_{field}": value for day in ("d1", "d7", "d30")
+                       for field, value in cohort[day].items()},
+                }
+                for cohort in dumped(body.retention)
+            ]  # fmt: skip
 
 
 def safe_cell(value: Any) -> Any:

@@ -10,6 +10,8 @@ from parley_api.stats.schemas import (
     LlmUsagePublic,
     ModelUsagePublic,
     RecentDialogPublic,
+    RetentionCohortPublic,
+    RetentionDayPublic,
     StatsPublic,
     SummaryFiguresPublic,
     SummaryPublic,
@@ -17,10 +19,23 @@ from parley_api.stats.schemas import (
     TopUserPublic,
 )
 from parley_core.stats.queries import SummaryFigures
+from parley_core.stats.retention import CohortRetention
 
 
 def _ratio(part: int, whole: int, digits: int = 4) -> float:
     return round(part / whole, digits) if whole else 0.0
+
+
+def _cohort(cohort: CohortRetention) -> RetentionCohortPublic:
+    days = {
+        f"d{d.day}": RetentionDayPublic(
+            eligible_users=d.eligible,
+            retained_users=d.retained,
+            rate=round(d.retained / d.eligible, 4) if d.eligible else None,
+        )
+        for d in cohort.days
+    }
+    return RetentionCohortPublic(cohort_start=cohort.start, users=cohort.users, **days)
 
 
 def _summary(figures: SummaryFigures) -> SummaryFiguresPublic:
@@ -97,4 +112,5 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             monthly_active_users=figures.audience.monthly,
             stickiness=_ratio(figures.audience.daily, figures.audience.monthly),
         ),
+        retention=[_cohort(cohort) for cohort in figures.retention],
     )

@@ -125,6 +125,28 @@ class AudiencePublic(BaseModel):
     stickiness: float = Field(ge=0, le=1, description="DAU / MAU: how many of the month's users came today.")
 
 
+class RetentionDayPublic(BaseModel):
+    """Day N of a signup week: who could have come back by now, and who did (Parley)."""
+
+    eligible_users: Count = Field(description="The week's users whose N-th day after their first has ended.")
+    retained_users: Count = Field(description="Of them, the users with a message on that day.")
+    rate: float | None = Field(
+        ge=0, le=1, description="retained_users / eligible_users; null while no user's day N has ended."
+    )
+
+
+class RetentionCohortPublic(BaseModel):
+    """The users who first appeared in one UTC week (Monday to Sunday), whatever the period (Parley)."""
+
+    cohort_start: UtcDatetime = Field(description="Monday 00:00 UTC of the week.")
+    users: Count = Field(
+        description="Users first seen that week; the current week's include those stamped ahead of now."
+    )
+    d1: RetentionDayPublic = Field(description="Back the day after their first day.")
+    d7: RetentionDayPublic = Field(description="Back on the 7th day after it.")
+    d30: RetentionDayPublic = Field(description="Back on the 30th day after it.")
+
+
 class StatsPublic(BaseModel):
     """Dashboard statistics of one period."""
 
@@ -145,3 +167,6 @@ class StatsPublic(BaseModel):
     top_users: list[TopUserPublic]
     llm_usage: LlmUsagePublic
     audience: AudiencePublic
+    retention: list[RetentionCohortPublic] = Field(
+        description="Retention of the last 8 signup weeks, oldest first, the current week last (Parley)."
+    )

@@ -131,6 +131,18 @@ class StatsWindowActive(Base):
     users: Mapped[int] = mapped_column(BigInteger)
 
 
+class StatsRetention(Base):
+    """Per first day (``cohort``, the UTC day of ``users.created_at``) and later day 1..30: the
+    cohort's users with live messages on that day. Kept by triggers on `stats_user_buckets` (daily
+    rows) and `users`; read for retention by signup week."""
+
+    __tablename__ = "stats_retention"
+
+    cohort: Mapped[datetime] = mapped_column(primary_key=True)
+    day_offset: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    users: Mapped[int] = mapped_column(Integer)
+
+
 class StatsSignup(Base):
     """New users per UTC hour: total users at any hour boundary without counting `users`."""
 
