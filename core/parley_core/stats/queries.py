@@ -228,25 +228,46 @@ def _scan_rows(window: Window) -> str:
 
 
 # A user's latest dialog in a current window: the run of their messages ending with the latest one,
-# back to the first pause longer than :dialog_gap (or the window's start). The user's hourly rows say
-# from which hour on it can lie — an hour whose first message follows the previous active hour's last
-# by more than the gap starts a run — so only the messages from that hour on are read and searched for
-# the latest pause within them.
-LATEST_DIALOG = """CROSS JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE m.created_at >= d.started) AS message_count,
-              d.started AS first_at, max(m.created_at) AS last_at
-         FROM (SELECT max(created_at) AS started FROM (
-                 SELECT created_at, created_at - lag(created_at) OVER (ORDER BY created_at) AS pause
-                   FROM messages
-                  WHERE user_id = p.user_id AND deleted_at IS NULL AND created_at >= greatest(:start, (
-                        SELECT coalesce(max(bucket), :start_hour) FROM (
-                          SELECT bucket, first_at - lag(last_at) OVER (ORDER BY bucket) AS pause
-                            FROM stats_user_buckets
-                           WHERE granularity = 'h' AND user_id = p.user_id AND bucket >= :start_hour) AS h
-                         WHERE pause > :dialog_gap))) AS runs
-                WHERE pause IS NULL OR pause > :dialog_gap) AS d
-         JOIN messages m ON m.user_id = p.user_id AND m.deleted_at IS NULL AND m.created_at >= d.started
-        GROUP BY d.started) AS agg"""
+# back to the latest pause longer than :dialog_gap (or the window's start). The user's hourly rows are
+# read newest first until one holds such a pause: inside the hour (its longest pause, `max_pause`) or
+# before it (its first message against the previous active hour's last). Only a pause inside an hour
+# is then placed among that hour's messages; the count is the start hour's messages from the dialog's
+# start plus the later hours' counts. A heavy user who never paused reads their hourly rows, never
+# their messages.
+_HOUR_OF_START = "date_trunc('hour', d.started, 'UTC')"
+LATEST_DIALOG = f"""CROSS JOIN LATERAL (
+       SELECT greatest(
+                (SELECT min(created_at) FROM messages
+                  WHERE user_id = p.user_id AND deleted_at IS NULL AND created_at >= :start),
+                CASE WHEN brk.inside THEN (
+                  SELECT max(created_at) FROM (
+                    SELECT created_at, created_at - lag(created_at) OVER (ORDER BY created_at) AS pause
+                      FROM messages
+                     WHERE user_id = p.user_id AND deleted_at IS NULL
+                       AND created_at >= brk.bucket AND created_at < brk.bucket + interval '1 hour') AS x
+                   WHERE pause > :dialog_gap)
+                ELSE brk.first_at END) AS started
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (
+           SELECT bucket, first_at, inside FROM (
+             SELECT bucket, first_at, max_pause > :dialog_gap AS inside,
+                    first_at - lead(last_at) OVER (ORDER BY bucket DESC) > :dialog_gap AS after_pause
+               FROM stats_user_buckets
+              WHERE granularity = 'h' AND user_id = p.user_id AND bucket >= :start_hour
+              ORDER BY bucket DESC) AS h
+            WHERE inside OR after_pause
+            ORDER BY bucket DESC LIMIT 1) AS brk ON true) AS d
+     CROSS JOIN LATERAL (
+       SELECT (SELECT count(*) FROM messages
+                WHERE user_id = p.user_id AND deleted_at IS NULL AND created_at >= d.started
+                  AND created_at < {_HOUR_OF_START} + interval '1 hour')
+              + (SELECT coalesce(sum(message_count), 0) FROM stats_user_buckets
+                  WHERE granularity = 'h' AND user_id = p.user_id AND bucket > {_HOUR_OF_START})
+                AS message_count,
+              d.started AS first_at,
+              (SELECT max(last_at) FROM stats_user_buckets
+                WHERE granularity = 'h' AND user_id = p.user_id AND bucket >= {_HOUR_OF_START}) AS last_at
+     ) AS agg"""
 
 
 def recent_dialogs_query(

@@ -8,10 +8,20 @@ at every commit. See docs/guides/database-tuning.md for why they exist.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, SmallInteger, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    Interval,
+    Numeric,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley_core.models import Base
@@ -51,6 +61,8 @@ class StatsUserBucket(Base):
     first_at: Mapped[datetime] = mapped_column()
     last_at: Mapped[datetime] = mapped_column()
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(), server_default=text("0"))
+    # Hourly rows: the longest pause between consecutive messages inside the hour (recent dialogs).
+    max_pause: Mapped[timedelta | None] = mapped_column(Interval())
 
 
 class StatsBucketGap(Base):
