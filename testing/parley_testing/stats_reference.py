@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from parley_core.stats import retention
+from parley_core.stats import costs, retention
+from parley_core.stats.costs import ModelPoint
 from parley_core.stats.periods import Window
 from parley_core.stats.queries import (
     DialogFigures,
@@ -182,3 +183,14 @@ def retention_query(now: datetime, weeks: int = COHORT_WEEKS) -> StatsQuery[list
      ORDER BY w.start, d.n
     """
     return StatsQuery("baseline_retention", text(sql), retention.params(now, weeks), retention.parse_cohorts)
+
+
+def cost_timeline_query(window: Window) -> StatsQuery[list[ModelPoint]]:
+    """Answers, tokens, fallbacks and cost per timeline point and model, over `messages`."""
+    sql = f"""
+      SELECT {_POINT} AS point, model, count(*), sum(coalesce(prompt_tokens, 0)),
+             sum(coalesce(completion_tokens, 0)), count(*) FILTER (WHERE fallback_used),
+             coalesce(sum(cost_usd), 0)
+        FROM messages WHERE {_live(window)} AND role = 'assistant' AND model IS NOT NULL
+       GROUP BY 1, 2"""
+    return StatsQuery("baseline_cost_timeline", text(sql), _params(window), costs.points_parser(window))

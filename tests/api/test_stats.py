@@ -276,7 +276,7 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     if enabled:
         assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
                                                     "top_users", "llm_usage", "move_audience",
-                                                    "audience", "retention"}  # fmt: skip
+                                                    "audience", "llm_timeline", "retention"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []

@@ -20,7 +20,7 @@ from tests.api.constants import ANALYST_AUTH as AUTH
 from tests.support.api import make_settings, running_client
 from tests.support.stats_data import add_analyst, add_message
 
-TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models", "retention")
+TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models", "llm_timeline", "retention")
 
 
 @pytest.fixture
@@ -100,6 +100,10 @@ async def test_every_table_holds_the_figures_of_the_json(client: httpx.AsyncClie
         for c in body["retention"]
     ]  # fmt: skip
     assert len(body["retention"]) == 8
+    llm_timeline = parse(exports["llm_timeline"])
+    expected = [cells({**p, "model": ""}) for p in body["llm_timeline"]]
+    assert [{**p, "model": ""} for p in llm_timeline] == expected
+    assert {p["model"] for p in llm_timeline} == {"'-m-b", "m-a"}
 
 
 async def test_a_formula_a_user_wrote_is_exported_as_text(client: httpx.AsyncClient, db: AsyncEngine) -> None:

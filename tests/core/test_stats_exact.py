@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import queries, retention, rolling
+from parley_core.stats import costs, queries, retention, rolling
 from parley_core.stats.periods import HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import StatsQuery
 from parley_testing import stats_reference as baseline
@@ -53,6 +53,9 @@ async def _figures(
         ),
         "top": await _run(conn, module.top_users_query(window, limit=10)),
         "llm": await _run(conn, module.llm_usage_query(window)),
+        "cost_timeline": await _run(
+            conn, (baseline if module is baseline else costs).cost_timeline_query(window)
+        ),
     }
 
 

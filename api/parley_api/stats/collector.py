@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
-from parley_core.stats import queries, retention, rolling
+from parley_core.stats import costs, queries, retention, rolling
+from parley_core.stats.costs import ModelPoint
 from parley_core.stats.periods import Period, Window, WindowMode, window_for
 from parley_core.stats.queries import (
     DialogFigures,
@@ -60,6 +61,7 @@ class StatsFigures:
     top: list[TopUserFigures]
     models: list[ModelUsage]
     audience: Audience
+    llm_timeline: list[ModelPoint]
     retention: list[CohortRetention]
 
 
@@ -137,6 +139,7 @@ class StatsCollector:
                     audience=await self.run(
                         conn, rolling.audience_query(now, tracked=audience_tracked), context
                     ),
+                    llm_timeline=await self.run(conn, costs.cost_timeline_query(window), context),
                     retention=await self.run(conn, retention.retention_query(now), context),
                 )
         elapsed = time.perf_counter() - started

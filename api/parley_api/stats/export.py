@@ -12,12 +12,13 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from parley_api.stats.schemas import (
+    LlmTimelinePointPublic,
     ModelUsagePublic,
     RecentDialogPublic,
     RetentionDayPublic,
@@ -38,6 +39,7 @@ class ExportTable(enum.StrEnum):
     RECENT_DIALOGS = "recent_dialogs"
     TOP_USERS = "top_users"
     MODELS = "models"
+    LLM_TIMELINE = "llm_timeline"
     RETENTION = "retention"
 
 
@@ -51,16 +53,24 @@ COLUMNS: dict[ExportTable, list[str]] = {
     ExportTable.RECENT_DIALOGS: _columns(RecentDialogPublic),
     ExportTable.TOP_USERS: _columns(TopUserPublic),
     ExportTable.MODELS: _columns(ModelUsagePublic),
+    ExportTable.LLM_TIMELINE: _columns(LlmTimelinePointPublic),
     # One row per signup week, each retention day's fields prefixed: d1_eligible_users, ...
     ExportTable.RETENTION: ["cohort_start", "users"]
     + [f"{day}_{field}" for day in ("d1", "d7", "d30") for field in _columns(RetentionDayPublic)],
 }
 
 
-def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
-    def dumped(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
-        return [item.model_dump(mode="json") for item in items]
+# The tables that are a list of the response as it is.
+LISTS: dict[ExportTable, Callable[[StatsPublic], Sequence[BaseModel]]] = {
+    ExportTable.TIMELINE: lambda body: body.activity_timeline,
+    ExportTable.RECENT_DIALOGS: lambda body: body.recent_dialogs,
+    ExportTable.TOP_USERS: lambda body: body.top_users,
+    ExportTable.MODELS: lambda body: body.llm_usage.models,
+    ExportTable.LLM_TIMELINE: lambda body: body.llm_timeline,
+}
 
+
+def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
     match table:
         case ExportTable.SUMMARY:
             current = SummaryFiguresPublic.model_validate(body.summary, from_attributes=True)
@@ -73,14 +83,6 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
                 {"window": "previous", "start": spans["previous_start"], "end": spans["previous_end"],
                  **body.summary.previous.model_dump(mode="json")},
             ]  # fmt: skip
-        case ExportTable.TIMELINE:
-            return dumped(body.activity_timeline)
-        case ExportTable.RECENT_DIALOGS:
-            return dumped(body.recent_dialogs)
-        case ExportTable.TOP_USERS:
-            return dumped(body.top_users)
-        case ExportTable.MODELS:
-            return dumped(body.llm_usage.models)
         case ExportTable.RETENTION:
             return [
                 {
@@ -88,8 +90,10 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
                     **{f"{day}_{field}": value for day in ("d1", "d7", "d30")
                        for field, value in cohort[day].items()},
                 }
-                for cohort in dumped(body.retention)
+                for cohort in (c.model_dump(mode="json") for c in body.retention)
             ]  # fmt: skip
+        case _:
+            return [item.model_dump(mode="json") for item in LISTS[table](body)]
 
 
 def safe_cell(value: Any) -> Any:

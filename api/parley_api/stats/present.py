@@ -7,6 +7,7 @@ from datetime import datetime
 from parley_api.stats.collector import StatsFigures
 from parley_api.stats.schemas import (
     AudiencePublic,
+    LlmTimelinePointPublic,
     LlmUsagePublic,
     ModelUsagePublic,
     RecentDialogPublic,
@@ -112,5 +113,8 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             monthly_active_users=figures.audience.monthly,
             stickiness=_ratio(figures.audience.daily, figures.audience.monthly),
         ),
+        llm_timeline=[
+            LlmTimelinePointPublic(**{**vars(p), "cost_usd": float(p.cost_usd)}) for p in figures.llm_timeline
+        ],
         retention=[_cohort(cohort) for cohort in figures.retention],
     )

@@ -116,6 +116,19 @@ class LlmUsagePublic(BaseModel):
     models: list[ModelUsagePublic]
 
 
+class LlmTimelinePointPublic(BaseModel):
+    """One model's answers in one timeline point (Parley)."""
+
+    timestamp: UtcDatetime = Field(description="The point's start, as in activity_timeline.")
+    model: str
+    requests: Count = Field(description="Answers the model gave in the point.")
+    prompt_tokens: Count
+    completion_tokens: Count
+    fallback_count: Count = Field(description="Of them, answers given as the fallback.")
+    cost_usd: Dollars = Field(description="What they cost (one cost per answer: not split by token kind).")
+    partial: bool = Field(description="The point covers less than a whole hour or day.")
+
+
 class AudiencePublic(BaseModel):
     """Distinct users of the last 24 h, 7 x 24 h and 30 x 24 h ending now, whatever the period (Parley)."""
 
@@ -166,6 +179,10 @@ class StatsPublic(BaseModel):
     recent_dialogs: list[RecentDialogPublic]
     top_users: list[TopUserPublic]
     llm_usage: LlmUsagePublic
+    llm_timeline: list[LlmTimelinePointPublic] = Field(
+        description="Per point of activity_timeline and model with answers in the period: usage over time, "
+        "every model at every point (Parley)."
+    )
     audience: AudiencePublic
     retention: list[RetentionCohortPublic] = Field(
         description="Retention of the last 8 signup weeks, oldest first, the current week last (Parley)."
