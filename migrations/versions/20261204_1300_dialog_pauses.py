@@ -20,7 +20,7 @@ live messages (an hour of one user's messages).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def _revision_module(filename: str, name: str) -> Any:
 
 ROLLING = _revision_module("20261203_1000_rolling_windows.py", "rolling_windows_1000")
 REMOVALS = _revision_module("20261204_1100_set_based_removals.py", "set_based_removals_1100")
-replace_once = ROLLING._replace_once
+replace_once: Callable[[str, str, str], str] = ROLLING._replace_once
 
 MAX_PAUSE = """
 CREATE FUNCTION stats_max_pause(uid bigint, b timestamptz) RETURNS interval LANGUAGE sql STABLE AS $$
