@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from parley_core.stats import costs, retention
+from parley_core.stats import costs, latency, retention
 from parley_core.stats.costs import ModelPoint
+from parley_core.stats.latency import ModelLatency
 from parley_core.stats.periods import Window
 from parley_core.stats.queries import (
     DialogFigures,
@@ -194,3 +195,22 @@ def cost_timeline_query(window: Window) -> StatsQuery[list[ModelPoint]]:
         FROM messages WHERE {_live(window)} AND role = 'assistant' AND model IS NOT NULL
        GROUP BY 1, 2"""
     return StatsQuery("baseline_cost_timeline", text(sql), _params(window), costs.points_parser(window))
+
+
+def latency_query(window: Window) -> StatsQuery[list[ModelLatency]]:
+    """Exact nearest-rank percentiles per model over `messages`, reported as the upper end of the
+    latency bin holding each."""
+    columns = ", ".join(
+        f"stats_latency_bin(percentile_disc({q}) WITHIN GROUP (ORDER BY latency_ms))"
+        for q in latency.PERCENTILES
+    )
+    sql = f"""
+      SELECT model, count(*), {columns}
+        FROM messages
+       WHERE {_live(window)} AND role = 'assistant' AND model IS NOT NULL AND latency_ms IS NOT NULL
+       GROUP BY model ORDER BY model"""
+
+    def parse(rows: Sequence[Any]) -> list[ModelLatency]:
+        return [ModelLatency(r[0], int(r[1]), *(latency.bin_upper_ms(int(b)) for b in r[2:])) for r in rows]
+
+    return StatsQuery("baseline_latency", text(sql), _params(window), parse)

@@ -145,6 +145,10 @@ async def test_figures_of_a_small_conversation(stats_client: httpx.AsyncClient, 
     by_model = {m["model"]: m for m in usage["models"]}
     assert by_model["m-primary"]["total_tokens"] == 30
     assert by_model["m-primary"]["avg_latency_ms"] == 900.0
+    # One answer of 900 ms: every percentile is the upper end of its bin, [882.0, 970.2) ms.
+    primary = by_model["m-primary"]
+    assert (primary["latency_p50_ms"], primary["latency_p95_ms"], primary["latency_p99_ms"]) == (970.2,) * 3
+    assert by_model["m-fallback"]["latency_p99_ms"] == 108.3  # 100 ms lies in [98.5, 108.3)
     assert by_model["m-fallback"]["fallback_share"] == 1.0
     assert (by_model["m-fallback"]["answer_share"], by_model["m-primary"]["answer_share"]) == (0.5, 0.5)
 
@@ -276,7 +280,8 @@ async def test_query_analysis_logs_plans_only_when_enabled(
     if enabled:
         assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
                                                     "top_users", "llm_usage", "move_audience",
-                                                    "audience", "llm_timeline", "retention"}  # fmt: skip
+                                                    "audience", "llm_latency", "llm_timeline",
+                                                    "retention"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []

@@ -34,6 +34,7 @@ TABLES = {
     "stats_window_totals",
     "stats_window_actives",
     "stats_retention",
+    "stats_latency_bins",
     "bot_instances",
     "user_budgets",
     "history_summaries",

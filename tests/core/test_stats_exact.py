@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import costs, queries, retention, rolling
+from parley_core.stats import costs, latency, queries, retention, rolling
 from parley_core.stats.periods import HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import StatsQuery
 from parley_testing import stats_reference as baseline
@@ -56,6 +56,7 @@ async def _figures(
         "cost_timeline": await _run(
             conn, (baseline if module is baseline else costs).cost_timeline_query(window)
         ),
+        "latency": await _run(conn, (baseline if module is baseline else latency).latency_query(window)),
     }
 
 
@@ -85,6 +86,7 @@ ROLLUP_TABLES = {
     "stats_model_buckets": "requests <> 0",
     "stats_signups": "users <> 0",
     "stats_retention": "users <> 0",
+    "stats_latency_bins": "answers <> 0",
 }
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.plumbing.metrics import ApiMetrics
 from parley_core.logging import get_logger
-from parley_core.stats import costs, queries, retention, rolling
+from parley_core.stats import costs, latency, queries, retention, rolling
 from parley_core.stats.costs import ModelPoint
+from parley_core.stats.latency import ModelLatency
 from parley_core.stats.periods import Period, Window, WindowMode, window_for
 from parley_core.stats.queries import (
     DialogFigures,
@@ -61,6 +62,7 @@ class StatsFigures:
     top: list[TopUserFigures]
     models: list[ModelUsage]
     audience: Audience
+    latency: list[ModelLatency]
     llm_timeline: list[ModelPoint]
     retention: list[CohortRetention]
 
@@ -139,6 +141,7 @@ class StatsCollector:
                     audience=await self.run(
                         conn, rolling.audience_query(now, tracked=audience_tracked), context
                     ),
+                    latency=await self.run(conn, latency.latency_query(window), context),
                     llm_timeline=await self.run(conn, costs.cost_timeline_query(window), context),
                     retention=await self.run(conn, retention.retention_query(now), context),
                 )

@@ -19,6 +19,7 @@ from parley_api.stats.schemas import (
     TimelinePointPublic,
     TopUserPublic,
 )
+from parley_core.stats.latency import ModelLatency
 from parley_core.stats.queries import SummaryFigures
 from parley_core.stats.retention import CohortRetention
 
@@ -49,6 +50,14 @@ def _summary(figures: SummaryFigures) -> SummaryFiguresPublic:
     )
 
 
+def _percentiles(latency: ModelLatency | None) -> dict[str, float | None]:
+    return {
+        "latency_p50_ms": latency.p50_ms if latency else None,
+        "latency_p95_ms": latency.p95_ms if latency else None,
+        "latency_p99_ms": latency.p99_ms if latency else None,
+    }
+
+
 def _duration_minutes(first: datetime, last: datetime) -> int:
     return max(1, int((last - first).total_seconds() // 60))
 
@@ -56,6 +65,7 @@ def _duration_minutes(first: datetime, last: datetime) -> int:
 def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: bool) -> StatsPublic:
     """The response body for ``figures``."""
     answers = sum(m.requests for m in figures.models)
+    latencies = {m.model: m for m in figures.latency}
     models = [
         ModelUsagePublic(
             model=m.model,
@@ -67,6 +77,7 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             fallback_share=_ratio(m.fallback_count, m.requests),
             answer_share=_ratio(m.requests, answers),
             avg_latency_ms=round(m.latency_sum_ms / m.latency_count, 1) if m.latency_count else None,
+            **_percentiles(latencies.get(m.model)),
             cost_usd=float(m.cost_usd),
             priced_requests=m.cost_count,
         )

@@ -100,6 +100,11 @@ class ModelUsagePublic(BaseModel):
         ge=0, le=1, description="Share of all answers in the period given by this model (Parley)."
     )
     avg_latency_ms: float | None = Field(ge=0, description="Mean LLM latency; null when unknown.")
+    latency_p50_ms: float | None = Field(
+        ge=0, description="Median latency: the upper end of its 10 % latency bin; null when unknown (Parley)."
+    )
+    latency_p95_ms: float | None = Field(ge=0, description="95th percentile, the same way (Parley).")
+    latency_p99_ms: float | None = Field(ge=0, description="99th percentile, the same way (Parley).")
     cost_usd: Dollars
     priced_requests: Count = Field(
         description="Answers whose cost is known (the gateway reported it or LLM_PRICES has the model)."
