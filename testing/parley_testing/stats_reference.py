@@ -140,7 +140,8 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     sql = f"""
       SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
              sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms),
-             coalesce(sum(cost_usd), 0), count(cost_usd)
+             coalesce(sum(cost_usd), 0), count(cost_usd), count(*) FILTER (WHERE stopped),
+             count(*) FILTER (WHERE replaced)
         FROM messages WHERE {_live(window)} AND role = 'assistant' AND model IS NOT NULL
        GROUP BY model ORDER BY count(*) DESC, model"""
 

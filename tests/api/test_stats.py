@@ -450,3 +450,25 @@ async def test_retention_follows_signup_weeks_whatever_the_period(
                     else None
                 )
                 assert figures["rate"] == expected
+
+
+async def test_stopped_and_retried_answers_count_per_model(
+    stats_client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    for minutes in (30, 20, 10):
+        await _add_message(db, 1, now - timedelta(minutes=minutes), f"answer {minutes}", role="assistant",
+                           model="m-primary")  # fmt: skip
+    async with db.begin() as conn:  # the bot sets both flags after storing the answer
+        await conn.execute(text("UPDATE messages SET stopped = true WHERE content = 'answer 30'"))
+        await conn.execute(text("UPDATE messages SET replaced = true WHERE content <> 'answer 10'"))
+
+    usage = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()["llm_usage"]
+    assert (usage["stopped_count"], usage["retried_count"]) == (1, 2)
+    (model,) = usage["models"]
+    assert (model["requests"], model["stopped_count"], model["retried_count"]) == (3, 1, 2)
+
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE messages SET deleted_at = now() WHERE content = 'answer 30'"))
+    usage = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()["llm_usage"]
+    assert (usage["requests"], usage["stopped_count"], usage["retried_count"]) == (2, 0, 1)

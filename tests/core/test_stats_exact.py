@@ -134,8 +134,8 @@ async def _insert_random(conn: AsyncConnection, rng: random.Random, users: list[
         await conn.execute(
             text(
                 "INSERT INTO messages (id, user_id, role, content, content_length, model, prompt_tokens,"
-                " completion_tokens, latency_ms, fallback_used, cost_usd, created_at)"
-                " VALUES (:id, :u, :role, :c, :len, :model, :pt, :ct, :lat, :fb, :cost, :at)"
+                " completion_tokens, latency_ms, fallback_used, cost_usd, stopped, created_at)"
+                " VALUES (:id, :u, :role, :c, :len, :model, :pt, :ct, :lat, :fb, :cost, :stopped, :at)"
             ),
             {
                 "id": uuid.uuid4(), "u": rng.choice(users), "role": role, "c": content, "len": len(content),
@@ -143,6 +143,7 @@ async def _insert_random(conn: AsyncConnection, rng: random.Random, users: list[
                 "pt": rng.randint(1, 500), "ct": rng.randint(1, 500),
                 "lat": rng.choice([None, rng.randint(100, 5000)]), "fb": rng.random() < 0.2,
                 "cost": _cost(rng) if role == "assistant" else None, "at": _moment(rng),
+                "stopped": role == "assistant" and rng.random() < 0.1,
             },
         )  # fmt: skip
 
@@ -201,6 +202,10 @@ async def test_rollups_match_direct_aggregates_through_changes(engine: AsyncEngi
         )
         await conn.execute(text("UPDATE messages SET unanswered = true WHERE id = ANY(:ids)"),
                            {"ids": rng.sample(ids, 30)})  # fmt: skip
+        await conn.execute(text("UPDATE messages SET replaced = true WHERE id = ANY(:ids)"),
+                           {"ids": rng.sample(ids, 30)})  # fmt: skip
+        await conn.execute(text("UPDATE messages SET stopped = NOT stopped WHERE id = ANY(:ids)"),
+                           {"ids": rng.sample(ids, 10)})  # fmt: skip
     await _assert_exact(engine)
     await _assert_rollups_as_rebuilt(engine)
 

@@ -79,6 +79,8 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             avg_latency_ms=round(m.latency_sum_ms / m.latency_count, 1) if m.latency_count else None,
             **_percentiles(latencies.get(m.model)),
             cost_usd=float(m.cost_usd),
+            stopped_count=m.stopped_count,
+            retried_count=m.replaced_count,
             priced_requests=m.cost_count,
         )
         for m in figures.models
@@ -116,6 +118,8 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             fallback_count=fallbacks,
             fallback_share=_ratio(fallbacks, requests),
             cost_usd=float(sum(m.cost_usd for m in figures.models)),
+            stopped_count=sum(m.stopped_count for m in figures.models),
+            retried_count=sum(m.replaced_count for m in figures.models),
             models=models,
         ),
         audience=AudiencePublic(

@@ -106,6 +106,8 @@ class ModelUsagePublic(BaseModel):
     latency_p95_ms: float | None = Field(ge=0, description="95th percentile, the same way (Parley).")
     latency_p99_ms: float | None = Field(ge=0, description="99th percentile, the same way (Parley).")
     cost_usd: Dollars
+    stopped_count: Count = Field(description="Answers the user stopped while they were written (Parley).")
+    retried_count: Count = Field(description="Answers the user asked again for with /retry (Parley).")
     priced_requests: Count = Field(
         description="Answers whose cost is known (the gateway reported it or LLM_PRICES has the model)."
     )
@@ -118,6 +120,8 @@ class LlmUsagePublic(BaseModel):
     fallback_count: Count
     fallback_share: float = Field(ge=0, le=1)
     cost_usd: Dollars
+    stopped_count: Count = Field(description="Answers stopped by the user (Parley).")
+    retried_count: Count = Field(description="Answers asked again for with /retry (Parley).")
     models: list[ModelUsagePublic]
 
 

@@ -88,11 +88,14 @@ class ModelUsage:
     latency_count: int
     cost_usd: Decimal
     cost_count: int  # answers whose cost is known
+    stopped_count: int  # answers the user stopped
+    replaced_count: int  # answers the user asked again for (/retry)
 
 
 def model_usage(row: Sequence[Any]) -> ModelUsage:
     """A ModelUsage from a row of model, requests, tokens, fallbacks, latency and cost columns."""
-    model, requests, prompt, completion, fallbacks, latency_sum, latency_count, cost, cost_count = row
+    model, requests, prompt, completion, fallbacks, latency_sum, latency_count, cost, cost_count, *flags = row
+    stopped, replaced = flags
     return ModelUsage(
         model=str(model),
         requests=int(requests),
@@ -103,6 +106,8 @@ def model_usage(row: Sequence[Any]) -> ModelUsage:
         latency_count=int(latency_count),
         cost_usd=Decimal(cost),
         cost_count=int(cost_count),
+        stopped_count=int(stopped),
+        replaced_count=int(replaced),
     )
 
 
@@ -365,7 +370,8 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     """Answers per model in the (current) window, most used first."""
     sql = """
     SELECT model, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(fallback_count),
-           sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count)
+           sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count), sum(stopped_count),
+           sum(replaced_count)
       FROM stats_model_buckets
      WHERE granularity = :g AND bucket >= :start
      GROUP BY model

@@ -234,15 +234,17 @@ def llm_usage_query(window: Window) -> StatsQuery[list[ModelUsage]]:
     """Answers per model in the window, most used first: the hourly rollups plus the head's answers."""
     sql = f"""
     SELECT model, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(fallback_count),
-           sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count)
+           sum(latency_sum_ms), sum(latency_count), sum(cost_usd), sum(cost_count), sum(stopped_count),
+           sum(replaced_count)
       FROM (
         SELECT model, requests, prompt_tokens, completion_tokens, fallback_count, latency_sum_ms,
-               latency_count, cost_usd, cost_count
+               latency_count, cost_usd, cost_count, stopped_count, replaced_count
           FROM stats_model_buckets WHERE granularity = 'h' AND bucket >= :a
         UNION ALL
         SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
                sum(fallback_used::int), coalesce(sum(latency_ms), 0), count(latency_ms),
-               coalesce(sum(cost_usd), 0), count(cost_usd)
+               coalesce(sum(cost_usd), 0), count(cost_usd), count(*) FILTER (WHERE stopped),
+               count(*) FILTER (WHERE replaced)
           FROM ({HEAD}) AS r WHERE role = 'assistant' AND model IS NOT NULL GROUP BY model) AS parts
      GROUP BY model
     HAVING sum(requests) > 0

@@ -99,6 +99,8 @@ class StatsModelBucket(Base):
     latency_count: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(), server_default=text("0"))
     cost_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # answers with a cost
+    stopped_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # stopped by the user
+    replaced_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # asked again (/retry)
 
 
 class StatsWindow(Base):
