@@ -30,6 +30,7 @@ from parley_core.stats.queries import (
 )
 from parley_core.stats.retention import COHORT_WEEKS, CohortRetention
 from parley_core.stats.rolling import Audience
+from parley_core.stats.spenders import Spender, parse_spenders
 
 # The point a message belongs to: its UTC hour or day, the window's start for the first (cut) one,
 # the last point for anything stamped after it.
@@ -215,3 +216,12 @@ def latency_query(window: Window) -> StatsQuery[list[ModelLatency]]:
         return [ModelLatency(r[0], int(r[1]), *(latency.bin_upper_ms(int(b)) for b in r[2:])) for r in rows]
 
     return StatsQuery("baseline_latency", text(sql), _params(window), parse)
+
+
+def top_spenders_query(window: Window, *, limit: int, **_: Any) -> StatsQuery[list[Spender]]:
+    """Users by the cost of their answers in the window, then their messages, over `messages`."""
+    sql = f"""
+      SELECT user_id, sum(cost_usd), count(*) FROM messages WHERE {_live(window)}
+       GROUP BY user_id HAVING coalesce(sum(cost_usd), 0) > 0
+       ORDER BY 2 DESC, 1 LIMIT :limit"""
+    return StatsQuery("baseline_top_spenders", text(sql), _params(window) | {"limit": limit}, parse_spenders)

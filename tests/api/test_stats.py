@@ -281,7 +281,7 @@ async def test_query_analysis_logs_plans_only_when_enabled(
         assert {p["query_name"] for p in plans} == {"move_windows", "summary", "activity", "recent_dialogs",
                                                     "top_users", "llm_usage", "move_audience",
                                                     "audience", "llm_latency", "llm_timeline",
-                                                    "retention"}  # fmt: skip
+                                                    "retention", "top_spenders"}  # fmt: skip
         assert all("Execution Time" in p["plan"] for p in plans)
     else:
         assert plans == []
@@ -472,3 +472,29 @@ async def test_stopped_and_retried_answers_count_per_model(
         await conn.execute(text("UPDATE messages SET deleted_at = now() WHERE content = 'answer 30'"))
     usage = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()["llm_usage"]
     assert (usage["requests"], usage["stopped_count"], usage["retried_count"]) == (2, 0, 1)
+
+
+async def test_top_spenders_show_what_they_cost_and_their_budget_now(
+    stats_client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    for user_id, cost, minutes in ((1, "0.5", 30), (1, "0.25", 20), (2, "1.0", 10), (3, None, 5)):
+        await _add_message(db, user_id, now - timedelta(minutes=minutes), "answer", role="assistant",
+                           model="m-primary", cost_usd=Decimal(cost) if cost else None)  # fmt: skip
+    ledger = "INSERT INTO usage_counters (user_id, day, tokens, cost_usd, turns) VALUES (2, :d, 100, 1.5, 2)"
+    async with db.begin() as conn:  # the budget ledger and an override for user 2
+        await conn.execute(text(ledger), {"d": now.date()})
+        await conn.execute(text("INSERT INTO user_budgets (user_id, usd_per_day) VALUES (2, 4)"))
+
+    body = (await stats_client.get("/api/v1/stats", params={"period": "day"}, auth=AUTH)).json()
+    spenders = body["top_spenders"]
+    assert [(s["user_id"], s["cost_usd"], s["total_messages"]) for s in spenders] == [
+        (2, 1.0, 1),
+        (1, 0.75, 2),
+    ]  # user 3's answer has no cost: not a spender
+    (meter,) = spenders[0]["meters"]
+    assert (meter["period"], meter["unit"], meter["used"], meter["limit"], meter["left"]) == (
+        "day", "usd", 1.5, 4.0, 2.5,
+    )  # fmt: skip
+    assert spenders[1]["meters"] == []  # no default limits in these settings
+    assert not spenders[1]["exempt"]

@@ -20,7 +20,8 @@ from tests.api.constants import ANALYST_AUTH as AUTH
 from tests.support.api import make_settings, running_client
 from tests.support.stats_data import add_analyst, add_message
 
-TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models", "llm_timeline", "retention")
+TABLES = ("summary", "timeline", "recent_dialogs", "top_users", "models", "llm_timeline", "retention",
+          "top_spenders")  # fmt: skip
 
 
 @pytest.fixture
@@ -100,6 +101,14 @@ async def test_every_table_holds_the_figures_of_the_json(client: httpx.AsyncClie
         for c in body["retention"]
     ]  # fmt: skip
     assert len(body["retention"]) == 8
+    spenders = parse(exports["top_spenders"])
+    assert exports["top_spenders"].text.splitlines()[0] == (
+        "user_id,cost_usd,total_messages,exempt,day_tokens_used,day_tokens_limit,day_usd_used,day_usd_limit,"
+        "month_tokens_used,month_tokens_limit,month_usd_used,month_usd_limit"
+    )
+    assert [(r["user_id"], r["cost_usd"]) for r in spenders] == [
+        (str(s["user_id"]), str(s["cost_usd"])) for s in body["top_spenders"]
+    ]
     llm_timeline = parse(exports["llm_timeline"])
     expected = [cells({**p, "model": ""}) for p in body["llm_timeline"]]
     assert [{**p, "model": ""} for p in llm_timeline] == expected

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from parley_core.stats import costs, latency, queries, retention, rolling
+from parley_core.stats import costs, latency, queries, retention, rolling, spenders
 from parley_core.stats.periods import HOUR, Period, Window, WindowMode, truncate, window_for
 from parley_core.stats.queries import StatsQuery
 from parley_testing import stats_reference as baseline
@@ -57,6 +57,9 @@ async def _figures(
             conn, (baseline if module is baseline else costs).cost_timeline_query(window)
         ),
         "latency": await _run(conn, (baseline if module is baseline else latency).latency_query(window)),
+        "spenders": await _run(
+            conn, (baseline if module is baseline else spenders).top_spenders_query(window, limit=10)
+        ),
     }
 
 
@@ -286,6 +289,11 @@ async def test_kept_windows_move_forward_exactly(
             assert tracked == await _run(conn, baseline.top_users_query(window, limit=15)), period
             summary = await _run(conn, _rollups(mode).summary_query(window))
             assert summary == await _run(conn, baseline.summary_query(window)), period
+            direct = await _run(conn, baseline.top_spenders_query(window, limit=12))
+            assert direct, "the data has answers with costs"
+            for tracked in (True, False):
+                top = spenders.top_spenders_query(window, limit=12, tracked=tracked)
+                assert await _run(conn, top) == direct, f"{period} spenders tracked={tracked}"
             # An older window than the kept one is not tracked: the caller aggregates instead.
             older = window_for(period, NOW - shift, mode)
             if older.start < window.start and truncate(older.start, HOUR) < truncate(window.start, HOUR):

@@ -16,8 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley_api.plumbing.metrics import ApiMetrics
+from parley_core import budgets
+from parley_core.budgets import Budget, Limits, Meter
 from parley_core.logging import get_logger
-from parley_core.stats import costs, latency, queries, retention, rolling
+from parley_core.repositories import budgets as stored_budgets
+from parley_core.stats import costs, latency, queries, retention, rolling, spenders
 from parley_core.stats.costs import ModelPoint
 from parley_core.stats.latency import ModelLatency
 from parley_core.stats.periods import Period, Window, WindowMode, window_for
@@ -31,12 +34,14 @@ from parley_core.stats.queries import (
 )
 from parley_core.stats.retention import CohortRetention
 from parley_core.stats.rolling import Audience
+from parley_core.stats.spenders import Spender
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 RECENT_DIALOGS = 15
 TOP_USERS = 10
+TOP_SPENDERS = 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class CollectorOptions:
     slow_query_seconds: float
     slow_request_seconds: float
     explain: bool
+    budget_defaults: Limits
+    budget_exempt_user_ids: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,19 @@ class StatsFigures:
     top: list[TopUserFigures]
     models: list[ModelUsage]
     audience: Audience
+    spenders: list[SpenderFigures]
     latency: list[ModelLatency]
     llm_timeline: list[ModelPoint]
     retention: list[CohortRetention]
+
+
+@dataclass(frozen=True)
+class SpenderFigures:
+    """A top spender, with the budget that applies to them and its meters now."""
+
+    spender: Spender
+    budget: Budget
+    meters: list[Meter]
 
 
 class StatsCollector:
@@ -95,6 +112,24 @@ class StatsCollector:
         else:
             log.debug("query_timed", **fields)
         return query.parse(rows)
+
+    async def spenders(
+        self, conn: AsyncConnection, found: list[Spender], now: datetime
+    ) -> list[SpenderFigures]:
+        """Each spender's budget and how much of each limit the day and month used (the ledger)."""
+        ids = [s.user_id for s in found]
+        stored = await stored_budgets.read_budgets(conn, user_ids=ids, today=now.date())
+        figures = []
+        for spender in found:
+            budget = budgets.effective_budget(
+                user_id=spender.user_id,
+                defaults=self.options.budget_defaults,
+                override=stored[spender.user_id].override,
+                exempt_user_ids=self.options.budget_exempt_user_ids,
+            )
+            meters = budgets.meters(budget, stored[spender.user_id].spending, now)
+            figures.append(SpenderFigures(spender, budget, meters))
+        return figures
 
     async def collect(
         self, period: Period, mode: WindowMode, *, now: datetime, username: str | None
@@ -144,6 +179,15 @@ class StatsCollector:
                     latency=await self.run(conn, latency.latency_query(window), context),
                     llm_timeline=await self.run(conn, costs.cost_timeline_query(window), context),
                     retention=await self.run(conn, retention.retention_query(now), context),
+                    spenders=await self.spenders(
+                        conn,
+                        await self.run(
+                            conn,
+                            spenders.top_spenders_query(window, limit=TOP_SPENDERS, tracked=tracked),
+                            context,
+                        ),
+                        now,
+                    ),
                 )
         elapsed = time.perf_counter() - started
         fields = {"elapsed_ms": round(elapsed * 1000, 2), **context}

@@ -41,6 +41,7 @@ class ExportTable(enum.StrEnum):
     MODELS = "models"
     LLM_TIMELINE = "llm_timeline"
     RETENTION = "retention"
+    TOP_SPENDERS = "top_spenders"
 
 
 def _columns(model: type[BaseModel]) -> list[str]:
@@ -57,6 +58,9 @@ COLUMNS: dict[ExportTable, list[str]] = {
     # One row per signup week, each retention day's fields prefixed: d1_eligible_users, ...
     ExportTable.RETENTION: ["cohort_start", "users"]
     + [f"{day}_{field}" for day in ("d1", "d7", "d30") for field in _columns(RetentionDayPublic)],
+    # One row per spender, each budget meter as its used and limit columns (empty: no such limit).
+    ExportTable.TOP_SPENDERS: ["user_id", "cost_usd", "total_messages", "exempt"]
+    + [f"{p}_{u}_{f}" for p in ("day", "month") for u in ("tokens", "usd") for f in ("used", "limit")],
 }
 
 
@@ -92,8 +96,19 @@ def _records(table: ExportTable, body: StatsPublic) -> Sequence[dict[str, Any]]:
                 }
                 for cohort in (c.model_dump(mode="json") for c in body.retention)
             ]  # fmt: skip
+        case ExportTable.TOP_SPENDERS:
+            return [_spender_record(spender.model_dump(mode="json")) for spender in body.top_spenders]
         case _:
             return [item.model_dump(mode="json") for item in LISTS[table](body)]
+
+
+def _spender_record(spender: dict[str, Any]) -> dict[str, Any]:
+    record = {key: spender[key] for key in ("user_id", "cost_usd", "total_messages", "exempt")}
+    record |= dict.fromkeys(COLUMNS[ExportTable.TOP_SPENDERS][4:])
+    for meter in spender["meters"]:
+        prefix = f"{meter['period']}_{meter['unit']}"
+        record |= {f"{prefix}_used": meter["used"], f"{prefix}_limit": meter["limit"]}
+    return record
 
 
 def safe_cell(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from parley_api.budgets.schemas import MeterPublic
 from parley_api.stats.collector import StatsFigures
 from parley_api.stats.schemas import (
     AudiencePublic,
@@ -17,6 +18,7 @@ from parley_api.stats.schemas import (
     SummaryFiguresPublic,
     SummaryPublic,
     TimelinePointPublic,
+    TopSpenderPublic,
     TopUserPublic,
 )
 from parley_core.stats.latency import ModelLatency
@@ -132,4 +134,14 @@ def present(figures: StatsFigures, *, generated_at: datetime, previews_enabled: 
             LlmTimelinePointPublic(**{**vars(p), "cost_usd": float(p.cost_usd)}) for p in figures.llm_timeline
         ],
         retention=[_cohort(cohort) for cohort in figures.retention],
+        top_spenders=[
+            TopSpenderPublic(
+                user_id=s.spender.user_id,
+                cost_usd=float(s.spender.cost_usd),
+                total_messages=s.spender.total_messages,
+                exempt=s.budget.exempt,
+                meters=[MeterPublic.of(m) for m in s.meters],
+            )
+            for s in figures.spenders
+        ],
     )

@@ -140,6 +140,8 @@ async def stats_body(state: AppState, period: Period, mode: WindowMode, *, usern
         slow_query_seconds=settings.slow_query_seconds,
         slow_request_seconds=settings.slow_request_seconds,
         explain=settings.enable_query_analysis,
+        budget_defaults=settings.budget_defaults(),
+        budget_exempt_user_ids=frozenset(settings.budget_exempt_user_ids),
     )
     outcome = "error"
     try:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer
 
+from parley_api.budgets.schemas import MeterPublic
 from parley_core.stats.periods import Period, WindowMode
 
 
@@ -169,6 +170,19 @@ class RetentionCohortPublic(BaseModel):
     d30: RetentionDayPublic = Field(description="Back on the 30th day after it.")
 
 
+class TopSpenderPublic(BaseModel):
+    """A user among those whose answers cost most in the period, and their budget now (Parley)."""
+
+    user_id: int
+    cost_usd: Dollars = Field(description="What the user's answers in the period cost.")
+    total_messages: Count = Field(description="The user's messages in the period (theirs and the bot's).")
+    exempt: bool = Field(description="No budget limit applies to the user.")
+    meters: list[MeterPublic] = Field(
+        description="Each limit that applies, against what the current UTC day or month used of it (the "
+        "budget ledger, which /reset does not refund), as GET /api/v1/budgets/{user_id} shows it."
+    )
+
+
 class StatsPublic(BaseModel):
     """Dashboard statistics of one period."""
 
@@ -191,6 +205,9 @@ class StatsPublic(BaseModel):
     llm_timeline: list[LlmTimelinePointPublic] = Field(
         description="Per point of activity_timeline and model with answers in the period: usage over time, "
         "every model at every point (Parley)."
+    )
+    top_spenders: list[TopSpenderPublic] = Field(
+        description="Up to 10 users whose answers cost most in the period, most first (ties: lower user id)."
     )
     audience: AudiencePublic
     retention: list[RetentionCohortPublic] = Field(

@@ -19,15 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley_core.budgets import Limits, Override, Spending
 
-# A lateral subquery: the user's spending of the day and of the month (at most 31 ledger rows).
-SPENDING = """
+
+def spending_of_user(user: str) -> str:
+    """A lateral subquery: the spending of the day and of the month (at most 31 ledger rows) of the
+    user ``user`` (an SQL expression) names."""
+    return f"""
 SELECT coalesce(sum(c.tokens) FILTER (WHERE c.day = CAST(:today AS date)), 0) AS day_tokens,
        coalesce(sum(c.cost_usd) FILTER (WHERE c.day = CAST(:today AS date)), 0) AS day_usd,
        coalesce(sum(c.tokens), 0) AS month_tokens,
        coalesce(sum(c.cost_usd), 0) AS month_usd
 FROM usage_counters c
-WHERE c.user_id = CAST(:user_id AS bigint) AND c.day >= CAST(:month_start AS date)
-"""
+WHERE c.user_id = {user} AND c.day >= CAST(:month_start AS date)
+"""  # noqa: S608  (``user`` is an SQL expression of ours; values are bound parameters)
+
+
+# The spending of the user ``:user_id``.
+SPENDING = spending_of_user("CAST(:user_id AS bigint)")
 
 # The override's columns, from ``user_budgets ub`` left-joined on the user.
 OVERRIDE_COLUMNS = """
@@ -129,6 +136,24 @@ async def read_budget(conn: AsyncConnection, *, user_id: int, today: date) -> St
     """The user's override and spending of ``today``'s day and month, in one statement."""
     row = (await conn.execute(_READ, {"user_id": user_id, **period_parameters(today)})).one()
     return StoredBudget(override=override_of(row), spending=spending_of(row))
+
+
+_READ_MANY = text(
+    f"""
+SELECT u.user_id, spent.*, {OVERRIDE_COLUMNS}
+FROM unnest(CAST(:user_ids AS bigint[])) AS u(user_id)
+CROSS JOIN LATERAL ({spending_of_user("u.user_id")}) spent
+LEFT JOIN user_budgets ub ON ub.user_id = u.user_id
+"""  # noqa: S608  (constant SQL fragments; values are bound parameters)
+)
+
+
+async def read_budgets(conn: AsyncConnection, *, user_ids: list[int], today: date) -> dict[int, StoredBudget]:
+    """:func:`read_budget` of several users, in one statement."""
+    rows = await conn.execute(_READ_MANY, {"user_ids": user_ids, **period_parameters(today)})
+    return {
+        int(row.user_id): StoredBudget(override=override_of(row), spending=spending_of(row)) for row in rows
+    }
 
 
 async def set_override(conn: AsyncConnection, *, user_id: int, override: Override, updated_by: str) -> None:

@@ -121,14 +121,20 @@ class StatsWindow(Base):
 
 
 class StatsWindowTotal(Base):
-    """A user's messages from the window's start on: top users are an index scan of this."""
+    """A user's messages (and their answers' cost) in a kept window: top users and top spenders are
+    index scans of this."""
 
     __tablename__ = "stats_window_totals"
-    __table_args__ = (Index("ix_stats_window_totals_rank", "kind", text("total DESC"), "user_id"),)
+    __table_args__ = (
+        Index("ix_stats_window_totals_rank", "kind", text("total DESC"), "user_id"),
+        # Top spenders: the same window's users by what their answers cost.
+        Index("ix_stats_window_totals_cost", "kind", text("cost DESC"), "user_id"),
+    )
 
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     total: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(Numeric(), server_default=text("0"))
 
 
 class StatsWindowActive(Base):
