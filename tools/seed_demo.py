@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 from tqdm import tqdm
@@ -31,7 +32,8 @@ from tools.run import migrate, start_local_postgres
 BATCH = 50_000
 MESSAGE_COLUMNS = (
     "id", "user_id", "role", "content", "content_length", "model", "prompt_tokens",
-    "completion_tokens", "latency_ms", "fallback_used", "created_at", "deleted_at",
+    "completion_tokens", "latency_ms", "fallback_used", "created_at", "deleted_at", "cost_usd", "stopped",
+    "replaced",
 )  # fmt: skip
 USER_COLUMNS = ("id", "username", "first_name", "last_name", "language_code", "created_at", "updated_at")
 PRIMARY, FALLBACK, OTHER = (
@@ -39,6 +41,12 @@ PRIMARY, FALLBACK, OTHER = (
     "meta-llama/llama-3.1-8b-instruct",
     "anthropic/claude-3.5-haiku",
 )
+# US dollars per million prompt and completion tokens: what the demo's answers cost.
+PRICES_PER_MILLION = {
+    PRIMARY: (Decimal("0.15"), Decimal("0.60")),
+    FALLBACK: (Decimal("0.02"), Decimal("0.05")),
+    OTHER: (Decimal("0.80"), Decimal("4.00")),
+}
 # Relative message volume by UTC hour: quiet nights, busy evenings.
 HOURLY_WEIGHTS = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 9, 9, 8, 8, 9, 10, 12, 13, 13, 11, 7, 4]
 WORDS = [
@@ -166,7 +174,7 @@ def generate_messages(
                 break
             question = rng.choice(questions)
             yield (uuid.uuid4(), user_id, "user", question, len(question), None, None, None, None,
-                   False, moment, deleted_at)  # fmt: skip
+                   False, moment, deleted_at, None, False, False)  # fmt: skip
             produced += 1
             moment += timedelta(seconds=rng.uniform(0.5, 20))
             if moment >= now or produced >= spec.messages:
@@ -178,8 +186,11 @@ def generate_messages(
             answer = rng.choice(answers)
             latency = int(rng.lognormvariate(7.0, 0.6))
             tokens = (rng.randint(50, 3000), rng.randint(20, 800))
+            prompt_price, completion_price = PRICES_PER_MILLION[model]
+            cost = (Decimal(tokens[0]) * prompt_price + Decimal(tokens[1]) * completion_price) / 1_000_000
+            flags = rng.random()  # about 2 % of answers stopped by the user, 3 % asked again for (/retry)
             yield (uuid.uuid4(), user_id, "assistant", answer, len(answer), model, *tokens, latency,
-                   fallback, moment, deleted_at)  # fmt: skip
+                   fallback, moment, deleted_at, cost, flags < 0.02, 0.02 <= flags < 0.05)  # fmt: skip
             produced += 1
             moment += timedelta(seconds=rng.uniform(10, 300))
 
