@@ -98,6 +98,8 @@ WORDS = [
 ]
 FIRST_NAMES = ["Anna", "Boris", "Chen", "Dana", "Emil", "Fatima", "Goran", "Hana", "Ivan", "Julia"]
 LANGUAGES = ["en", "en", "en", "ru", "de", "es", "fr", None]
+BURST_HOURS = timedelta(hours=6)
+AHEAD = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,11 @@ class DemoSpec:
     days: int = 90
     seed: int = 42
     reset_share: float = 0.03
+    # Skew: a lower Pareto shape makes heavy users heavier; a burst puts that share of dialogs in
+    # the last BURST_HOURS; a clock running ahead stamps that share of dialogs up to AHEAD later.
+    pareto_shape: float = 1.2
+    burst_share: float = 0.0
+    ahead_share: float = 0.0
 
 
 def _sentences(rng: random.Random, count: int, min_words: int, max_words: int) -> list[str]:
@@ -143,7 +150,7 @@ def generate_users(spec: DemoSpec, now: datetime) -> tuple[list[tuple[object, ..
         created = start + timedelta(seconds=rng.random() * spec.days * 86400 * 0.8)
         name = rng.choice(FIRST_NAMES)
         rows.append((user_id, f"{name.lower()}{index}", name, None, rng.choice(LANGUAGES), created, created))
-        weights.append(rng.paretovariate(1.2))
+        weights.append(rng.paretovariate(spec.pareto_shape))
     return rows, weights
 
 
@@ -163,21 +170,26 @@ def generate_messages(
         user_id, created = users[index][0], users[index][5]
         assert isinstance(created, datetime)
         moment = max(_weighted_moment(rng, start, spec.days), created + timedelta(minutes=1))
-        if moment >= now:
+        end = now
+        if spec.burst_share and rng.random() < spec.burst_share:
+            moment = max(now - BURST_HOURS * rng.random(), created + timedelta(minutes=1))
+        if spec.ahead_share and rng.random() < spec.ahead_share:
+            moment, end = now + AHEAD * rng.random(), now + 2 * AHEAD
+        if moment >= end:
             continue
         turns = min(rng.randint(1, 8), (spec.messages - produced + 1) // 2)
         deleted_at = (
             now - timedelta(days=rng.random() * 3) if index in resetters and rng.random() < 0.5 else None
         )
         for _ in range(turns):
-            if moment >= now or produced >= spec.messages:
+            if moment >= end or produced >= spec.messages:
                 break
             question = rng.choice(questions)
             yield (uuid.uuid4(), user_id, "user", question, len(question), None, None, None, None,
                    False, moment, deleted_at, None, False, False)  # fmt: skip
             produced += 1
             moment += timedelta(seconds=rng.uniform(0.5, 20))
-            if moment >= now or produced >= spec.messages:
+            if moment >= end or produced >= spec.messages:
                 break
             roll = rng.random()
             model, fallback = (

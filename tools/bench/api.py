@@ -11,7 +11,8 @@ Measured in one run on one machine (comparisons are side by side, never against 
   ours (every poll hits the rollups) against the baseline behind a 60 s result cache;
 - authenticated throughput; what the rollup triggers add to storing a message; how long a new
   message takes to show in the stats; what a cached Basic-auth check adds;
-- `/reset` of a user with 100k messages, and what another writer and the stats see meanwhile.
+- `/reset` of a user with 100k messages, and what another writer and the stats see meanwhile;
+- served latency again on a second, differently skewed 10M data set (SKEWED below).
 
 Data is generated once per size into a cluster under ~/.cache/parley/bench and reused while
 fresh (the `day` window needs recent data). Results: tools/bench/results/api.json.
@@ -67,9 +68,18 @@ def say(message: str) -> None:
     print(f"[bench-api] {message}", flush=True)
 
 
-async def ensure_data(pg: LocalPostgres, spec: DemoSpec) -> str:
+# The second data set, skewed differently from the demo's: 10M messages among half as many users
+# with a heavier tail (Pareto shape 0.9), 15 % of users resetting, a tenth of the dialogs in a burst
+# over the last 6 hours, and 0.5 % stamped up to 10 minutes ahead (a writer whose clock runs ahead).
+SKEWED = DemoSpec(
+    users=50_000, messages=10_000_000, days=90, seed=7, reset_share=0.15, pareto_shape=0.9,
+    burst_share=0.1, ahead_share=0.005,
+)  # fmt: skip
+
+
+async def ensure_data(pg: LocalPostgres, spec: DemoSpec, label: str = "") -> str:
     """A migrated database holding ``spec``'s demo data, generated within FRESH_FOR."""
-    name = f"bench_{spec.messages}"
+    name = f"bench_{spec.messages}{label}"
     if not pg.database_exists(name):
         pg.create_database(name)
     url = pg.url(name)
@@ -415,6 +425,15 @@ async def run(args: argparse.Namespace) -> int:
                     results["reset"] = await reset_heavy_user(api, url, args.reset_messages)
             finally:
                 api.stop()
+        if args.skewed_runs:
+            url = await ensure_data(pg, SKEWED, label="_skewed")
+            api = ApiProcess(url, STATS_CACHE_SECONDS="0")
+            try:
+                await api.wait_ready()
+                say(f"skewed set: served latency ({args.skewed_runs} runs per period)")
+                results["served_ms_skewed"] = await served_latency(api, args.skewed_runs)
+            finally:
+                api.stop()
     finally:
         pg.stop()
 
@@ -424,6 +443,17 @@ async def run(args: argparse.Namespace) -> int:
         Goal(f"stats_p95_ms_{m.value}_{p.value}_{big}", served[big][m.value][p.value]["p95"], "<=", 50)
         for m in WindowMode
         for p in Period
+    ]
+    goals += [
+        Goal(
+            f"stats_p95_ms_{m.value}_{p.value}_skewed",
+            results["served_ms_skewed"][m.value][p.value]["p95"],
+            "<=",
+            50,
+        )
+        for m in WindowMode
+        for p in Period
+        if args.skewed_runs
     ]
     if len(sizes) > 1:
         growth = max(
@@ -457,6 +487,8 @@ async def run(args: argparse.Namespace) -> int:
         "throughput_seconds": args.seconds,
         "insert_rows": args.inserts,
         "reset_messages": args.reset_messages,
+        "skewed_data": repr(SKEWED) if args.skewed_runs else None,
+        "skewed_runs_per_period": args.skewed_runs,
         "dashboard_polls": 6,
         "warmup_requests": 5,
         "note": "bench cluster runs with fsync off; the client runs on the same 2 cores",
@@ -477,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
     parser.add_argument("--inserts", type=int, default=2000)
     parser.add_argument("--reset-messages", type=int, default=100_000, help="live messages /reset removes")
+    parser.add_argument(
+        "--skewed-runs", type=int, default=50, help="requests per period on the skewed set (0: skip)"
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 
