@@ -2,6 +2,10 @@
 
 Every burst sits well inside its windows (never within an hour of a bucket edge that moves while
 the tests run), so the expected totals below hold whenever the suite runs.
+
+Retention counts UTC days from a user's first day (the UTC day of ``created_at``): a user created a
+whole number of days before the first message of a burst has that burst on exactly that day after
+their first day, at whatever time of day the suite runs.
 """
 
 from __future__ import annotations
@@ -49,13 +53,13 @@ class Burst:
 
 
 USERS = [
-    User(1001, 60 * DAY),
+    User(1001, 60 * DAY),  # 60 days: before the 8 signup weeks of retention
     User(1002, 60 * DAY),
-    User(1003, 60 * DAY),
-    User(1004, 60 * DAY),
-    User(1005, 60 * DAY),
+    User(1003, 10 * DAY),  # back on day 7 (its burst 3 days ago)
+    User(1004, 21 * DAY),  # back on day 1 (its burst 20 days ago)
+    User(1005, 40 * DAY),  # its first burst on its first day, the next on day 30
     User(1006, 5 * HOUR),  # new today: total_users goes up against the previous day
-    User(1007, 60 * DAY),
+    User(1007, 21 * DAY),  # 1004's first day too, but only /reset messages: never back
 ]
 BURSTS = [
     # the last day: 12 messages, 3 active users
@@ -81,6 +85,22 @@ EXPECTED = {
     "month": {"total_users": 7, "total_messages": 42, "active_dialogs": 6},
 }
 EXPECTED_PREVIOUS_MESSAGES = {"day": 2, "week": 6, "month": 4}
+# Distinct users of the last 24 h, 7 x 24 h and 30 x 24 h, whatever the period: the rolling
+# periods' active dialogs.
+EXPECTED_AUDIENCE = {
+    "daily_active_users": 3,
+    "weekly_active_users": 4,
+    "monthly_active_users": 6,
+    "stickiness": 0.5,
+}
+# The signup weeks with users (each group created at one moment, so in one week whenever the suite
+# runs): day N -> (eligible_users, retained_users). Every other of the 8 weeks has no users.
+EXPECTED_RETENTION = {
+    frozenset({1005}): {"d1": (1, 0), "d7": (1, 0), "d30": (1, 1)},
+    frozenset({1004, 1007}): {"d1": (2, 1), "d7": (2, 0), "d30": (0, 0)},  # day 30 is 9 days ahead
+    frozenset({1003}): {"d1": (1, 0), "d7": (1, 1), "d30": (0, 0)},
+    frozenset({1006}): {"d1": (0, 0), "d7": (0, 0), "d30": (0, 0)},  # its day 1 has not ended
+}
 
 
 def _quote(text: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Locator, Page
 
 from parley_core.passwords import hash_password
 from parley_testing.waiting import wait_for
@@ -60,11 +60,21 @@ class PageErrors:
 NewPage = Callable[..., Page]
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
-    """Save a screenshot of the current state under tests/artifacts/ (git-ignored)."""
+def screenshot(page: Page, name: str, *, full_page: bool = True, element: Locator | None = None) -> Path:
+    """Save a screenshot of the current state under tests/artifacts/ (git-ignored): the page, or only
+    ``element`` (one panel) when given, cut from the full page so the sticky top bar stays out of it."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    if element is None:
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+    box: dict[str, float] = element.evaluate(
+        """(node) => {
+            const r = node.getBoundingClientRect();
+            return { x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height };
+        }"""
+    )
+    page.screenshot(path=str(path), full_page=True, clip=box)  # type: ignore[arg-type]
     return path
 
 

@@ -7,9 +7,10 @@ very response the page rendered) and with the known totals of tests/e2e/seed.py.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,22 @@ import httpx
 from playwright.sync_api import Page, Request, Response, Route, expect
 
 from parley_testing.waiting import wait_for
-from tests.e2e.seed import ACCOUNTS, EXPECTED, EXPECTED_PREVIOUS_MESSAGES, FALLBACK, LONG_ANSWER
+from tests.e2e.seed import (
+    ACCOUNTS,
+    EXPECTED,
+    EXPECTED_AUDIENCE,
+    EXPECTED_PREVIOUS_MESSAGES,
+    EXPECTED_RETENTION,
+    FALLBACK,
+    LONG_ANSWER,
+)
 from tests.e2e.support import PHONE, NewPage, RunningApi, screenshot
 
 STORAGE_KEY = "parley.dashboard.credentials"
 INTEGER_METRICS = ("total_users", "total_messages", "active_dialogs")
+AUDIENCE_COUNTS = ("daily_active_users", "weekly_active_users", "monthly_active_users")
+RETENTION_DAYS = ("d1", "d7", "d30")
+EM_DASH = "\N{EM DASH}"  # a retention day no user has reached yet
 TIMES, DASH = (
     "\N{MULTIPLICATION SIGN}",
     "\N{EN DASH}",
@@ -218,6 +230,83 @@ def assert_page_matches(page: Page, data: dict[str, Any]) -> dict[str, Any]:
         assert number(row["fallback"]) == round(model["fallback_share"] * 100, 1)
         assert not row["warned"], "a model's own fallback share is no warning"
         assert abs(latency_ms(row["latency"]) - model["avg_latency_ms"]) <= 50, row
+    assert_panels_match(page, data)
+    return shown
+
+
+def panel_figures(page: Page) -> dict[str, Any]:
+    """The audience tiles and the retention table, read from the DOM."""
+    figures: dict[str, Any] = page.evaluate(
+        """() => {
+        const text = (root, selector) => root.querySelector(selector)?.textContent.trim() ?? null;
+        const audience = {};
+        for (const tile of document.querySelectorAll(".stat[data-audience]")) {
+            audience[tile.dataset.audience] = {
+                value: text(tile, "[data-role=value]"), foot: text(tile, "[data-role=foot]") };
+        }
+        const retention = [...document.querySelectorAll("#retention tbody tr")].map((row) => {
+            const days = {};
+            for (const cell of row.querySelectorAll("td[data-day]")) {
+                days[cell.dataset.day] = {
+                    text: cell.textContent.trim(), rate: cell.dataset.rate, title: cell.title,
+                    label: cell.dataset.label, dash: text(cell, ".retention-none") };
+            }
+            const time = row.querySelector("th time");
+            return {
+                start: row.dataset.cohortStart, week: time.textContent, date: time.dateTime,
+                users: text(row, "[data-role=users]"), current: row.dataset.current === "true", days };
+        });
+        return { audience, retention };
+    }"""
+    )
+    return figures
+
+
+def rate_text(rate: float) -> str:
+    """A retention rate as the page writes it: a whole percent, never "0%" above 0 or "100%" below 1."""
+    if 0 < rate < 0.005:
+        return "<1%"
+    if 0.995 <= rate < 1:
+        return ">99%"
+    return f"{math.floor(rate * 100 + 0.5)}%"  # Intl rounds half away from zero
+
+
+def week_label(cohort_start: str) -> str:
+    """Nov 23: a signup week's Monday as the page writes it."""
+    monday = datetime.fromisoformat(cohort_start)
+    return f"{monday:%b} {monday.day}"
+
+
+def assert_panels_match(page: Page, data: dict[str, Any]) -> dict[str, Any]:
+    """The audience tiles and the retention table equal the API's JSON ``data``; returns what they showed."""
+    shown = panel_figures(page)
+    audience = data["audience"]
+    for key in AUDIENCE_COUNTS:
+        assert number(shown["audience"][key]["value"]) == audience[key], key
+    assert number(shown["audience"]["stickiness"]["value"]) == round(audience["stickiness"] * 100, 1)
+    rows = shown["retention"]
+    assert [row["start"] for row in rows] == [cohort["cohort_start"] for cohort in data["retention"]]
+    assert [row["current"] for row in rows] == [False] * (len(rows) - 1) + [True], "the current week last"
+    for row, cohort in zip(rows, data["retention"], strict=True):
+        assert row["week"] == week_label(cohort["cohort_start"])
+        assert row["date"] == cohort["cohort_start"][:10]
+        assert number(row["users"]) == cohort["users"]
+        for day in RETENTION_DAYS:
+            figures, cell = cohort[day], row["days"][day]
+            assert cell["label"] == f"Day {day[1:]}"
+            if figures["rate"] is None:
+                assert cell["dash"] == EM_DASH, (row["week"], day)
+                assert cell["rate"] == "none"
+                reason = (
+                    "No users were first seen that week"
+                    if cohort["users"] == 0
+                    else f"Not yet: no user's day {day[1:]} has ended"
+                )
+                assert cell["title"] == reason, (row["week"], day)
+            else:
+                counts = f"({figures['retained_users']:,} of {figures['eligible_users']:,})"
+                assert cell["text"] == f"{rate_text(figures['rate'])} {counts}", (row["week"], day)
+                assert float(cell["rate"]) == figures["rate"]
     return shown
 
 
@@ -825,3 +914,188 @@ def test_csv_buttons_download_the_period_shown(new_page: NewPage, api: RunningAp
     assert timeline[0] == "timestamp,message_count,active_users,partial"
     assert len(timeline) == 1 + 25  # the rolling day's hours: 23 whole ones, the first and the last partial
     expect(page.locator("#banner")).to_be_hidden()
+
+
+def signup_weeks(api: RunningApi) -> dict[str, frozenset[int]]:
+    """The seeded users by signup week (Monday 00:00 UTC of their first day), from the database itself."""
+    rows = api.sql(
+        "SELECT to_char(date_trunc('week', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T00:00:00Z\"'), "
+        "string_agg(id::text, ',') FROM users GROUP BY 1"
+    )
+    weeks = {}
+    for line in rows.splitlines():
+        week, ids = line.split("|")
+        weeks[week] = frozenset(int(user) for user in ids.split(","))
+    return weeks
+
+
+def test_audience_tiles_show_the_rolling_audience_whatever_the_period(
+    new_page: NewPage, api: RunningApi
+) -> None:
+    page = new_page()
+    week = open_overview(page, api, "week")
+    assert week["audience"] == EXPECTED_AUDIENCE
+    # The seed's rolling day, week and month: their active dialogs are the DAU, WAU and MAU.
+    assert [EXPECTED[period]["active_dialogs"] for period in ("day", "week", "month")] == [
+        EXPECTED_AUDIENCE[key] for key in AUDIENCE_COUNTS
+    ]
+    shown = assert_panels_match(page, week)
+    tile = page.locator(".stat[data-audience]")
+    expect(tile.locator(".stat-label")).to_have_text(
+        ["Daily active users", "Weekly active users", "Monthly active users", "Stickiness (DAU / MAU)"]
+    )
+    expect(tile.locator("[data-role=value]")).to_have_text(["3", "4", "6", "50.0%"])
+    expect(tile.locator("[data-role=foot]")).to_have_text(
+        ["last 24 h", f"last 7 {TIMES} 24 h", f"last 30 {TIMES} 24 h", "3 of the 6 monthly active users"]
+    )
+    expect(page.locator("#audience-sub")).to_have_text(
+        f"Distinct users with messages in the last 24 h / 7 {TIMES} 24 h / 30 {TIMES} 24 h ending now, "
+        "whatever the period"
+    )
+    expect(page.locator("#audience")).to_have_attribute("aria-describedby", "audience-sub")
+
+    # Whatever the period and window the page asks, the same figures (the API's and the page's).
+    calendar = switch_window(page, "calendar", "week")
+    day = switch_period(page, "day", window="calendar")
+    month = switch_period(page, "month", window="calendar")
+    for data in (calendar, day, month, api.stats("day").json(), api.stats("month", window="calendar").json()):
+        assert data["audience"] == EXPECTED_AUDIENCE, (data["period"], data["window"])
+    assert panel_figures(page)["audience"] == shown["audience"]
+    assert_page_matches(page, month)
+
+
+def test_retention_table_by_signup_week_and_its_csv(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    data = open_overview(page, api, "week")
+    cohorts = data["retention"]
+    assert len(cohorts) == 8
+    starts = [datetime.fromisoformat(cohort["cohort_start"]) for cohort in cohorts]
+    now = datetime.fromisoformat(data["generated_at"])
+    this_monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert starts == [this_monday - timedelta(weeks=7 - i) for i in range(8)], "Mondays, oldest first"
+
+    # The API's figures are the seed's: each group of users in the week of its first day.
+    weeks = signup_weeks(api)
+    in_range = {weeks[c["cohort_start"]] for c in cohorts if c["cohort_start"] in weeks}
+    assert set(EXPECTED_RETENTION) <= in_range, "every seeded signup week is one of the last 8"
+    for cohort in cohorts:
+        users = weeks.get(cohort["cohort_start"], frozenset())
+        assert cohort["users"] == len(users), cohort["cohort_start"]
+        expected = EXPECTED_RETENTION.get(users, dict.fromkeys(RETENTION_DAYS, (0, 0)))
+        for day, (eligible, retained) in expected.items():
+            rate = round(retained / eligible, 4) if eligible else None
+            assert cohort[day] == {"eligible_users": eligible, "retained_users": retained, "rate": rate}, day
+
+    shown = assert_panels_match(page, data)
+    assert len(shown["retention"]) == 8
+    expect(page.locator("#retention thead th")).to_have_text(["Week", "Users", "Day 1", "Day 7", "Day 30"])
+    labels = [week_label(cohort["cohort_start"]) for cohort in cohorts]
+    expect(page.locator("#retention tbody th time")).to_have_text(labels)
+    expect(page.locator("#retention tbody tr").last.locator("th .tag")).to_have_text("this week")
+    expect(page.locator("#retention caption")).to_contain_text(
+        "Share of the users first seen that week who came back on the N-th day after their first day"
+    )
+
+    # 1004 and 1007 share a first day: 1004 came back the next day, 1007 (only /reset messages) never.
+    pair = next(c["cohort_start"] for c in cohorts if weeks.get(c["cohort_start"]) == frozenset({1004, 1007}))
+    row = page.locator(f'#retention tbody tr[data-cohort-start="{pair}"]')
+    expect(row.locator("[data-role=users]")).to_have_text("2")
+    expect(row.locator('[data-day="d1"]')).to_have_text("50% (1 of 2)")
+    expect(row.locator('[data-day="d1"]')).to_have_attribute(
+        "title", "1 of the 2 users whose day 1 has ended came back on it"
+    )
+    expect(row.locator('[data-day="d7"]')).to_have_text("0% (0 of 2)")
+    null_day = row.locator('[data-day="d30"]')  # their day 30 is 9 days ahead
+    expect(null_day.locator(".retention-none")).to_have_text(EM_DASH)
+    expect(null_day.locator(".retention-none")).to_have_attribute("aria-hidden", "true")
+    expect(null_day.locator(".visually-hidden")).to_have_text("not yet: no user's day 30 has ended")
+    expect(null_day).to_have_attribute("title", "Not yet: no user's day 30 has ended")
+    day30 = next(c["cohort_start"] for c in cohorts if weeks.get(c["cohort_start"]) == frozenset({1005}))
+    expect(page.locator(f'#retention tr[data-cohort-start="{day30}"] [data-day="d30"]')).to_have_text(
+        "100% (1 of 1)"
+    )
+    empty_week = next(c["cohort_start"] for c in cohorts if c["users"] == 0)
+    nobody = page.locator(f'#retention tr[data-cohort-start="{empty_week}"] [data-day="d1"]')
+    expect(nobody).to_have_attribute("title", "No users were first seen that week")
+
+    # The CSV of the period and window shown: the same weeks and figures.
+    switch_window(page, "calendar", "week")
+    month = switch_period(page, "month", window="calendar")
+    assert month["retention"] == cohorts, "whatever the period and window"
+    with page.expect_request(is_export("retention")) as request, page.expect_download() as file:
+        page.click('[data-export="retention"]')
+    assert request.value.url.endswith("/api/v1/stats/retention.csv?period=month&window=calendar")
+    assert re.fullmatch(r"parley-retention-month-calendar-\d{8}T\d{4}Z\.csv", file.value.suggested_filename)
+    rows = Path(file.value.path()).read_bytes().decode("utf-8").strip().split("\r\n")
+    fields = ("eligible_users", "retained_users", "rate")
+    assert rows[0] == ",".join(
+        ["cohort_start", "users"] + [f"{day}_{field}" for day in RETENTION_DAYS for field in fields]
+    )
+    assert [row.split(",")[0] for row in rows[1:]] == [c["cohort_start"] for c in cohorts]
+    pair_row = next(row for row in rows[1:] if row.startswith(pair))
+    assert pair_row == f"{pair},2,2,1,0.5,2,0,0.0,0,0,"  # a null rate is an empty cell
+    expect(page.locator("#banner")).to_be_hidden()
+
+
+def test_audience_and_retention_in_both_themes_and_at_phone_width(new_page: NewPage, api: RunningApi) -> None:
+    panels = "#audience-retention"
+    tints = {}
+    for scheme in ("dark", "light"):
+        page = new_page(color_scheme=scheme)
+        data = open_overview(page, api, "week")
+        assert_panels_match(page, data)
+        expect(page.locator("#retention thead")).to_be_visible()
+        label = page.evaluate(
+            "getComputedStyle(document.querySelector('#retention td[data-day]'), '::before').content"
+        )
+        assert label == "none", "no stacked labels on a wide screen"
+        tints[scheme] = page.evaluate(
+            """() => [...document.querySelectorAll("#retention .heat")].map((chip) => ({
+                rate: Number(chip.closest("td").dataset.rate),
+                background: getComputedStyle(chip).backgroundColor,
+                color: getComputedStyle(chip).color }))"""
+        )
+        assert tints[scheme], "some rates are shown"
+        assert all(tint["background"] not in ("", "rgba(0, 0, 0, 0)") for tint in tints[scheme]), "tinted"
+        by_rate = {tint["rate"]: tint["background"] for tint in tints[scheme]}
+        assert by_rate[0.0] != by_rate[1.0], "the tint follows the rate"
+        page.locator(panels).scroll_into_view_if_needed()
+        screenshot(page, f"audience-retention-{scheme}", element=page.locator(panels))
+    assert tints["dark"][0]["color"] != tints["light"][0]["color"], "each theme its own text colour"
+
+    page = new_page(viewport=PHONE)
+    data = open_overview(page, api, "week")
+    assert_panels_match(page, data)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
+    for selector in ("#audience", ".stat[data-audience]", "#retention", "#retention tbody tr"):
+        for box in [element.bounding_box() for element in page.locator(selector).all()]:
+            assert box is not None, selector
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= PHONE["width"], selector
+    expect(page.locator("#retention thead")).to_be_hidden()  # each week a block of labelled figures
+    labels = page.evaluate(
+        """() => [...document.querySelectorAll("#retention tbody tr:first-child td")].map(
+            (cell) => getComputedStyle(cell, "::before").content)"""
+    )
+    assert labels == ['"Users"', '"Day 1"', '"Day 7"', '"Day 30"']
+    screenshot(page, "audience-retention-phone", element=page.locator(panels))
+
+
+def test_empty_database_audience_and_retention(new_page: NewPage, empty_api: RunningApi) -> None:
+    page = new_page()
+    data = open_overview(page, empty_api, "week")
+    assert data["audience"] == dict.fromkeys([*AUDIENCE_COUNTS, "stickiness"], 0)
+    assert len(data["retention"]) == 8
+    for cohort in data["retention"]:
+        assert cohort["users"] == 0
+        assert all(cohort[day]["rate"] is None for day in RETENTION_DAYS)
+    assert_panels_match(page, data)
+    expect(page.locator(".stat[data-audience] [data-role=value]")).to_have_text(["0", "0", "0", "0.0%"])
+    expect(page.locator('.stat[data-audience="stickiness"] [data-role=foot]')).to_have_text(
+        "no monthly active users yet"
+    )
+    expect(page.locator("#retention tbody tr")).to_have_count(8)
+    expect(page.locator("#retention .retention-none")).to_have_count(8 * 3)
+    expect(page.locator("#retention .heat")).to_have_count(0)
+    expect(page.locator('[data-empty-for="retention"]')).to_be_hidden()
+    screenshot(page, "audience-retention-empty", element=page.locator("#audience-retention"))

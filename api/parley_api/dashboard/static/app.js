@@ -4,8 +4,8 @@
 import { clearCredentials, fetchExport, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
 import { renderActivityChart } from "./chart.js";
 import {
-  describeChange, formatAgo, formatDateTime, formatDuration, formatFigure, formatInteger, formatLatency,
-  formatShare, formatSpan, formatTime, partialWords, pointUnit, windowLength,
+  describeChange, formatAgo, formatDate, formatDateTime, formatDuration, formatFigure, formatInteger, formatLatency,
+  formatRate, formatShare, formatSpan, formatTime, partialWords, pointUnit, windowLength,
 } from "./format.js";
 
 const PERIODS = ["day", "week", "month"];
@@ -15,6 +15,8 @@ const DEFAULT_WINDOW = "rolling";
 const FALLBACK_WARNING_SHARE = 0.2; // the ParleyLlmFallbackRatioHigh alert's default threshold
 const AUTO_REFRESH_SECONDS = 60;
 const UNREACHABLE_RETRY_SECONDS = [5, 10, 30, 60];
+const RETENTION_DAYS = [1, 7, 30]; // the response's d1, d7, d30
+const WEEK_MS = 7 * 24 * 60 * 60 * 1000;
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
@@ -417,6 +419,93 @@ function renderLlmUsage(usage) {
   setEmpty("llm-models", usage.models.length === 0);
 }
 
+/** DAU, WAU, MAU and stickiness: always the last 24 h, 7 × 24 h and 30 × 24 h ending now, whatever the period. */
+function renderAudience(audience) {
+  for (const tile of document.querySelectorAll(".stat[data-audience]")) {
+    const key = tile.dataset.audience;
+    const value = audience[key];
+    const valueNode = $("[data-role=value]", tile);
+    valueNode.textContent = key === "stickiness" ? formatShare(value) : formatInteger(value);
+    valueNode.dataset.value = String(value);
+  }
+  const daily = formatInteger(audience.daily_active_users);
+  const monthly = formatInteger(audience.monthly_active_users);
+  const stickiness = $('.stat[data-audience="stickiness"]');
+  $("[data-role=foot]", stickiness).textContent = audience.monthly_active_users
+    ? `${daily} of the ${monthly} monthly active users`
+    : "no monthly active users yet";
+  stickiness.title = `Daily active users divided by monthly active users: ${daily} of the ${monthly} users with ` +
+    "messages in the last 30 × 24 h had messages in the last 24 h";
+}
+
+/** One day-N cell of a signup week: "50% (1 of 2)", or a dash while no user of the week has reached day N. */
+function retentionCell(figures, n, users) {
+  const td = document.createElement("td");
+  td.className = "retention-day";
+  td.dataset.label = `Day ${n}`;
+  td.dataset.day = `d${n}`;
+  if (figures.rate === null) {
+    const why = users === 0 ? "no users were first seen that week" : `not yet: no user's day ${n} has ended`;
+    const dash = document.createElement("span");
+    dash.className = "retention-none";
+    dash.setAttribute("aria-hidden", "true");
+    dash.textContent = "—";
+    const words = document.createElement("span");
+    words.className = "visually-hidden";
+    words.textContent = why;
+    td.dataset.rate = "none";
+    td.title = why.charAt(0).toUpperCase() + why.slice(1);
+    td.append(dash, words);
+    return td;
+  }
+  const { eligible_users: eligible, retained_users: retained } = figures;
+  const rate = document.createElement("span");
+  rate.className = "heat";
+  rate.dataset.role = "rate";
+  rate.style.setProperty("--rate", String(figures.rate)); // the tint (CSSOM, not an inline style attribute)
+  rate.textContent = formatRate(figures.rate);
+  const counts = document.createElement("span");
+  counts.className = "retention-counts";
+  counts.dataset.role = "counts";
+  counts.textContent = `(${formatInteger(retained)} of ${formatInteger(eligible)})`;
+  td.dataset.rate = String(figures.rate);
+  const waiting = users - eligible;
+  td.title = `${formatInteger(retained)} of the ${formatInteger(eligible)} users whose day ${n} has ended came back ` +
+    `on it${waiting > 0 ? `; ${formatInteger(waiting)} more have not reached day ${n} yet` : ""}`;
+  td.append(rate, " ", counts);
+  return td;
+}
+
+/** The last 8 signup weeks, oldest first (the current one last): users, then day 1, 7 and 30. */
+function renderRetention(cohorts) {
+  const body = $("#retention tbody");
+  body.replaceChildren(...cohorts.map((cohort, index) => {
+    const row = document.createElement("tr");
+    row.dataset.cohortStart = cohort.cohort_start;
+    const week = document.createElement("th");
+    week.scope = "row";
+    const start = document.createElement("time");
+    start.dateTime = cohort.cohort_start.slice(0, 10);
+    start.textContent = formatDate(cohort.cohort_start);
+    const sunday = new Date(new Date(cohort.cohort_start).getTime() + WEEK_MS - 1);
+    week.title = `Users first seen from Monday ${formatDate(cohort.cohort_start)} to Sunday ${formatDate(sunday)} (UTC)`;
+    week.append(start);
+    if (index === cohorts.length - 1) {
+      row.dataset.current = "true";
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = "this week";
+      week.append(" ", tag);
+    }
+    const users = cell(formatInteger(cohort.users), "num");
+    users.dataset.label = "Users";
+    users.dataset.role = "users";
+    row.append(week, users, ...RETENTION_DAYS.map((n) => retentionCell(cohort[`d${n}`], n, cohort.users)));
+    return row;
+  }));
+  setEmpty("retention", cohorts.length === 0);
+}
+
 function renderChartTable(timeline, period) {
   const body = $("#chart-table tbody");
   body.replaceChildren(...timeline.map((point, index) => {
@@ -480,6 +569,8 @@ function render(data, view) {
   renderTopUsers(data.top_users, data.generated_at);
   renderRecentDialogs(data.recent_dialogs, data.previews_enabled, data.generated_at);
   renderLlmUsage(data.llm_usage);
+  renderAudience(data.audience);
+  renderRetention(data.retention);
   const databaseEmpty = data.summary.total_users === 0 && data.summary.total_messages === 0;
   $("#empty-hint").hidden = !databaseEmpty;
   $("#activity-sub").textContent =

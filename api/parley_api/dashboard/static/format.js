@@ -56,6 +56,16 @@ export function formatShare(share) {
   return `${oneDecimal.format(share * 100)}%`;
 }
 
+/**
+ * A retention rate in [0, 1] as a whole percent: 50%. A rate above 0 never reads "0%" and one below 1
+ * never "100%" ("<1%", ">99%"): the counts beside it say how many exactly.
+ */
+export function formatRate(rate) {
+  if (rate > 0 && rate < 0.005) return "<1%";
+  if (rate < 1 && rate >= 0.995) return ">99%";
+  return `${integer.format(rate * 100)}%`;
+}
+
 /** Axis ticks: 950, 1.2K, 15K. */
 export function formatCompact(value) {
   return compact.format(value);
@@ -80,6 +90,11 @@ export function formatDuration(minutes) {
 export function formatBucket(timestamp, period) {
   const date = new Date(timestamp);
   return period === "day" ? hourFormat.format(date) : dayFormat.format(date);
+}
+
+/** Nov 26 (the UTC day) */
+export function formatDate(timestamp) {
+  return dayFormat.format(new Date(timestamp));
 }
 
 /** Nov 26, 14:05 (UTC) */
