@@ -55,6 +55,7 @@ from tools.seed_demo import DemoSpec, load
 CACHE = Path(os.environ.get("PARLEY_BENCH_DIR", "/var/tmp/parley-bench"))
 PASSWORD = "bench-password-long-enough"
 FRESH_FOR = timedelta(hours=6)
+RESET_BATCH = 100  # messages per transaction while the heavy user's history is stored
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -308,14 +309,19 @@ async def reset_heavy_user(api: ApiProcess, url: str, messages: int) -> dict[str
         async with engine.begin() as conn:
             await conn.execute(text("DELETE FROM users WHERE id IN (:a, :b)"), {"a": heavy, "b": other})
             await conn.execute(text("INSERT INTO users (id) VALUES (:a), (:b)"), {"a": heavy, "b": other})
-            await conn.execute(
-                text(
-                    "INSERT INTO messages (user_id, role, content, content_length, created_at)"
-                    " SELECT :u, 'user', 'heavy', 5, now() - (g * interval '30 days') / :n"
-                    " FROM generate_series(1, :n) g"
-                ),
-                {"u": heavy, "n": messages},
-            )
+        # Stored as the bot stores them, a few per transaction: one transaction of 100k trigger runs
+        # would update the same rollup rows 100k times, each update walking the versions before it.
+        for first in range(1, messages + 1, RESET_BATCH):
+            last = min(first + RESET_BATCH - 1, messages)
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO messages (user_id, role, content, content_length, created_at)"
+                        " SELECT :u, 'user', 'heavy', 5, now() - (g * interval '30 days') / :n"
+                        " FROM generate_series(:first, :last) g"
+                    ),
+                    {"u": heavy, "n": messages, "first": first, "last": last},
+                )
         insert = await writer.prepare(
             "INSERT INTO messages (user_id, role, content, content_length) VALUES ($1, 'user', 'other', 5)"
         )
