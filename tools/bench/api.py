@@ -317,8 +317,8 @@ async def reset_heavy_user(api: ApiProcess, url: str, messages: int) -> dict[str
                 await conn.execute(
                     text(
                         "INSERT INTO messages (user_id, role, content, content_length, created_at)"
-                        " SELECT :u, 'user', 'heavy', 5, now() - (g * interval '30 days') / :n"
-                        " FROM generate_series(:first, :last) g"
+                        " SELECT :u, 'user', 'heavy', 5, now() - (g * interval '30 days') / CAST(:n AS int)"
+                        " FROM generate_series(CAST(:first AS int), CAST(:last AS int)) g"
                     ),
                     {"u": heavy, "n": messages, "first": first, "last": last},
                 )
