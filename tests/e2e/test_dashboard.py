@@ -22,10 +22,15 @@ from tests.e2e.seed import (
     ACCOUNTS,
     EXPECTED,
     EXPECTED_AUDIENCE,
+    EXPECTED_BUDGETS,
     EXPECTED_PREVIOUS_MESSAGES,
     EXPECTED_RETENTION,
+    EXPECTED_SPENDERS,
+    EXPECTED_STOPS,
     FALLBACK,
+    LEDGER,
     LONG_ANSWER,
+    PRIMARY,
 )
 from tests.e2e.support import PHONE, NewPage, RunningApi, screenshot
 
@@ -33,7 +38,21 @@ STORAGE_KEY = "parley.dashboard.credentials"
 INTEGER_METRICS = ("total_users", "total_messages", "active_dialogs")
 AUDIENCE_COUNTS = ("daily_active_users", "weekly_active_users", "monthly_active_users")
 RETENTION_DAYS = ("d1", "d7", "d30")
-EM_DASH = "\N{EM DASH}"  # a retention day no user has reached yet
+EM_DASH = "\N{EM DASH}"  # a retention day no user has reached yet; an unknown latency percentile
+PERCENTILES = (("p50", "latency_p50_ms"), ("p95", "latency_p95_ms"), ("p99", "latency_p99_ms"))
+PERCENTILE_BIN = "the upper end of the 10 % latency bin holding the percentile"
+BUDGET_PERIODS = (("day", "Budget today"), ("month", "Budget this month"))
+MODELS_HEADER = [
+    "Model",
+    "Requests",
+    "Share of answers",
+    "Fallback",
+    "Avg. latency",
+    "p50 / p95 / p99 latency",
+    "Stopped",
+    "Retried",
+    "Tokens",
+]
 TIMES, DASH = (
     "\N{MULTIPLICATION SIGN}",
     "\N{EN DASH}",
@@ -140,6 +159,15 @@ def latency_ms(text: str) -> float:
     return (
         number(text.removesuffix(" ms")) if text.endswith(" ms") else number(text.removesuffix(" s")) * 1000
     )
+
+
+def usd_matches(text: str, value: float) -> bool:
+    """Whether a dollar figure as shown ("$0.0375", "$12.34", "<$0.0001") is ``value`` as the page rounds
+    it: to the cent from a dollar up, else to four decimals."""
+    if text == "<$0.0001":
+        return 0 < value < 0.00005
+    shown = float(text.removeprefix("$").replace(",", ""))
+    return abs(shown - value) <= (0.005 if value >= 1 else 0.00005) + 1e-12
 
 
 def wait_until(page: Page, condition: Callable[[], bool]) -> None:
@@ -278,8 +306,10 @@ def week_label(cohort_start: str) -> str:
 
 
 def assert_panels_match(page: Page, data: dict[str, Any]) -> dict[str, Any]:
-    """The audience tiles and the retention table equal the API's JSON ``data``; returns what they showed."""
+    """The audience tiles, the retention table, the LLM chart, the models' percentiles, stops and
+    retries, and the top spenders equal the API's JSON ``data``; returns what they showed."""
     shown = panel_figures(page)
+    shown["llm"] = assert_llm_panels_match(page, data)
     audience = data["audience"]
     for key in AUDIENCE_COUNTS:
         assert number(shown["audience"][key]["value"]) == audience[key], key
@@ -308,6 +338,249 @@ def assert_panels_match(page: Page, data: dict[str, Any]) -> dict[str, Any]:
                 assert cell["text"] == f"{rate_text(figures['rate'])} {counts}", (row["week"], day)
                 assert float(cell["rate"]) == figures["rate"]
     return shown
+
+
+def llm_panel_figures(page: Page) -> dict[str, Any]:
+    """The LLM chart, the models' percentiles, stops and retries, and the top spenders, read from the DOM."""
+    figures: dict[str, Any] = page.evaluate(
+        """() => {
+        const text = (root, selector) => root.querySelector(selector)?.textContent.trim() ?? null;
+        const chart = document.querySelector("#llm-chart");
+        const series = {};
+        const of = (key) => (series[key] ??= { solid: 0, dashed: 0, runs: 0, markers: [], fills: [],
+                                               strokes: [], dash: "none", solidDash: "none", stroke: null });
+        for (const path of chart.querySelectorAll("path.line")) {
+            const drawn = of(path.dataset.series);
+            const d = path.getAttribute("d");
+            const curves = (d.match(/C/g) ?? []).length;
+            if (path.classList.contains("line--partial")) {
+                drawn.dashed += curves;
+                drawn.runs += (d.match(/M/g) ?? []).length;
+                drawn.dash = getComputedStyle(path).strokeDasharray;
+            } else {
+                drawn.solid += curves;
+                drawn.solidDash = getComputedStyle(path).strokeDasharray;
+                drawn.stroke = getComputedStyle(path).stroke;
+            }
+        }
+        for (const marker of chart.querySelectorAll(".marker--partial")) {
+            const drawn = of(marker.dataset.series);
+            drawn.markers.push(Number(marker.dataset.index));
+            drawn.fills.push(getComputedStyle(marker).fill);
+            drawn.strokes.push(getComputedStyle(marker).stroke);
+        }
+        const note = document.querySelector("#llm-chart-partial-note");
+        return {
+            mode: document.querySelector('#llm-chart-mode [aria-checked="true"]').dataset.mode,
+            title: text(document, "#llm-chart-title"),
+            points: Number(chart.dataset.points),
+            partialPoints: Number(chart.dataset.partialPoints),
+            empty: text(chart, ".chart-empty"),
+            series,
+            surface: getComputedStyle(document.querySelector("#llm-chart-card")).backgroundColor,
+            legend: [...document.querySelectorAll("#llm-chart-series .legend-item")].map((item) => ({
+                key: item.dataset.series, label: text(item, ".legend-label"),
+                sum: text(item, "[data-role=sum]"), pressed: item.getAttribute("aria-pressed") === "true" })),
+            partialNote: note.hidden ? null : note.textContent.trim(),
+            tableHead: [...document.querySelectorAll("#llm-chart-table thead th")].map(
+                (th) => th.textContent),
+            table: [...document.querySelectorAll("#llm-chart-table tbody tr")].map((row) => ({
+                partial: row.dataset.partial === "true",
+                values: [...row.cells].slice(1).map((cell) => Number(cell.dataset.value)) })),
+            models: [...document.querySelectorAll("#llm-models tbody tr")].map((row) => ({
+                model: row.dataset.model,
+                p50: text(row, "[data-role=p50]"), p95: text(row, "[data-role=p95]"),
+                p99: text(row, "[data-role=p99]"),
+                percentiles: text(row, "[data-role=percentiles]"),
+                percentilesTitle: row.querySelector("[data-role=percentiles]").title,
+                percentilesLabel: row.querySelector("[data-role=percentiles]").dataset.label,
+                stopped: text(row, "[data-role=stopped]"), retried: text(row, "[data-role=retried]") })),
+            llmStopped: text(document, "#llm-stopped"),
+            llmRetried: text(document, "#llm-retried"),
+            spenders: [...document.querySelectorAll("#top-spenders tbody tr")].map((row) => ({
+                user: Number(row.dataset.userId), userText: text(row, "th .user-id"),
+                cost: text(row, "[data-role=cost]"), messages: text(row, "[data-role=messages]"),
+                budgets: [...row.querySelectorAll("td.budget-cell")].map((cell) => ({
+                    period: cell.dataset.period, label: cell.dataset.label, state: cell.dataset.state,
+                    unit: cell.dataset.unit ?? null, text: text(cell, "[data-role=budget]"),
+                    share: text(cell, "[data-role=share]"),
+                    width: cell.querySelector(".budget-bar > span")?.style.width ?? null,
+                    title: cell.title })) })),
+            spendersEmpty: !document.querySelector('[data-empty-for="top-spenders"]').hidden,
+        };
+    }"""
+    )
+    return figures
+
+
+def llm_chart_points(data: dict[str, Any]) -> dict[str, Any]:
+    """What the LLM chart draws of ``data``: its points' timestamps and partial flags, the models (in
+    the response's order), each model's cost and the tokens by kind per point."""
+    entries = data["llm_timeline"]
+    stamps = list(dict.fromkeys(entry["timestamp"] for entry in entries))
+    models = list(dict.fromkeys(entry["model"] for entry in entries))
+    activity = data["activity_timeline"]
+    # The response's promise the page relies on: every model at every point of the activity timeline.
+    assert len(entries) == len(stamps) * len(models)
+    if entries:
+        assert stamps == [point["timestamp"] for point in activity]
+    else:
+        stamps = [point["timestamp"] for point in activity]
+    at = {(entry["timestamp"], entry["model"]): entry for entry in entries}
+    partial = [
+        any(at[(stamp, model)]["partial"] for model in models) if entries else activity[i]["partial"]
+        for i, stamp in enumerate(stamps)
+    ]
+    if entries:
+        assert partial == [point["partial"] for point in activity], "the activity timeline's flags"
+    cost = {model: [at[(stamp, model)]["cost_usd"] for stamp in stamps] for model in models}
+    tokens = {
+        kind: [sum(at[(stamp, model)][f"{kind}_tokens"] for model in models) for stamp in stamps]
+        for kind in ("prompt", "completion")
+    }
+    return {"stamps": stamps, "partial": partial, "models": models, "cost": cost, "tokens": tokens}
+
+
+def expected_budget(spender: dict[str, Any], period: str) -> dict[str, Any]:
+    """A spender's budget cell of ``period`` as the page should show it: exempt, no limit, or the
+    period's dollar meter (else its tokens meter) with its state."""
+    if spender["exempt"]:
+        return {"state": "exempt", "text": "exempt", "meter": None}
+    own = [meter for meter in spender["meters"] if meter["period"] == period]
+    meter = next((m for m in own if m["unit"] == "usd"), None) or next(
+        (m for m in own if m["unit"] == "tokens"), None
+    )
+    if meter is None:
+        return {"state": "none", "text": "no limit", "meter": None}
+    fraction = meter["used"] / meter["limit"] if meter["limit"] > 0 else 1.0
+    state = "exhausted" if meter["exhausted"] else "warning" if fraction > 0.8 else "ok"
+    return {"state": state, "meter": meter, "fraction": fraction}
+
+
+def assert_llm_panels_match(page: Page, data: dict[str, Any]) -> dict[str, Any]:
+    """The LLM chart (in the mode shown), the models' percentiles, stopped and retried answers, and the
+    top spenders with their budgets equal the API's JSON ``data``; returns what the page showed."""
+    shown = llm_panel_figures(page)
+    assert_llm_chart_matches(shown, data)
+    assert_models_stops_match(shown, data)
+    assert_spenders_match(shown, data)
+    return shown
+
+
+def assert_llm_chart_matches(shown: dict[str, Any], data: dict[str, Any]) -> None:
+    """The LLM chart as ``llm_panel_figures`` read it draws ``data``'s llm_timeline in the mode shown."""
+    drawn = llm_chart_points(data)
+    flags = drawn["partial"]
+    count = len(flags)
+    if shown["mode"] == "cost":
+        assert shown["title"] == "Cost over time by model"
+        expected = {model: drawn["cost"][model] for model in drawn["models"]}
+        labels = drawn["models"]
+    else:
+        assert shown["title"] == "Tokens over time by kind"
+        expected = drawn["tokens"]
+        labels = ["Prompt tokens", "Completion tokens"]
+    legend = shown["legend"]
+    assert [item["key"] for item in legend] == list(expected), "one legend entry per series"
+    assert [item["label"] for item in legend] == labels
+    for item in legend:
+        total = sum(expected[item["key"]])
+        if shown["mode"] == "cost":
+            assert usd_matches(item["sum"], total), item
+        else:
+            assert number(item["sum"]) == total, item
+    visible = [item["key"] for item in legend if item["pressed"]]
+    assert visible or not legend, "never every series hidden"
+    assert shown["points"] == count
+    assert shown["partialPoints"] == sum(flags)
+    if all(value == 0 for values in expected.values() for value in values):
+        assert shown["empty"] is not None, "an empty chart says so"
+        assert shown["series"] == {}
+    else:
+        assert shown["empty"] is None
+        partial = [index for index, flag in enumerate(flags) if flag]
+        dashed = [index for index in range(count - 1) if flags[index] or flags[index + 1]]
+        runs = sum(1 for n, index in enumerate(dashed) if n == 0 or dashed[n - 1] != index - 1)
+        assert sorted(shown["series"]) == sorted(visible), "one line per series shown"
+        for key in visible:
+            series = shown["series"][key]
+            assert series["solid"] + series["dashed"] == max(0, count - 1), key  # one curve per segment
+            assert series["dashed"] == len(dashed), key
+            assert series["runs"] == (runs if count > 1 else 0), key
+            assert series["markers"] == partial, key
+            assert all(fill == shown["surface"] for fill in series["fills"]), f"{key}: hollow markers"
+            assert all(stroke == series["stroke"] for stroke in series["strokes"]), key
+            assert series["solidDash"] == "none", key
+            if dashed:
+                assert series["dash"] not in ("none", ""), key
+    assert (shown["partialNote"] is not None) == any(flags)
+    # The screen-reader table: every model's cost, then the tokens by kind, whatever the mode.
+    assert shown["tableHead"] == [
+        "Time",
+        *[f"{model}: cost" for model in drawn["models"]],
+        "Prompt tokens",
+        "Completion tokens",
+    ]
+    assert [row["partial"] for row in shown["table"]] == flags
+    for i, row in enumerate(shown["table"]):
+        assert row["values"] == [
+            *[drawn["cost"][model][i] for model in drawn["models"]],
+            drawn["tokens"]["prompt"][i],
+            drawn["tokens"]["completion"][i],
+        ], drawn["stamps"][i]
+
+
+def assert_models_stops_match(shown: dict[str, Any], data: dict[str, Any]) -> None:
+    """The models' latency percentiles, stopped and retried answers, and their totals, equal ``data``'s."""
+    usage = data["llm_usage"]
+    assert [row["model"] for row in shown["models"]] == [model["model"] for model in usage["models"]]
+    for row, model in zip(shown["models"], usage["models"], strict=True):
+        for label, field in PERCENTILES:
+            if model[field] is None:
+                assert row[label] == EM_DASH, (model["model"], label)
+            else:
+                assert abs(latency_ms(row[label]) - model[field]) <= 50, (model["model"], label, row[label])
+        assert row["percentiles"] == " / ".join(row[label] for label, _ in PERCENTILES)
+        assert row["percentilesTitle"].endswith(f"each {PERCENTILE_BIN}"), row["percentilesTitle"]
+        assert row["percentilesLabel"] == "p50 / p95 / p99"
+        assert number(row["stopped"]) == model["stopped_count"], model["model"]
+        assert number(row["retried"]) == model["retried_count"], model["model"]
+    assert number(shown["llmStopped"]) == usage["stopped_count"]
+    assert number(shown["llmRetried"]) == usage["retried_count"]
+
+
+def assert_spenders_match(shown: dict[str, Any], data: dict[str, Any]) -> None:
+    """The top spenders, most first, and each budget cell, equal ``data``'s."""
+    spenders = data["top_spenders"]
+    assert shown["spendersEmpty"] == (not spenders)
+    assert [row["user"] for row in shown["spenders"]] == [spender["user_id"] for spender in spenders]
+    for row, spender in zip(shown["spenders"], spenders, strict=True):
+        assert row["userText"] == str(spender["user_id"])
+        assert usd_matches(row["cost"], spender["cost_usd"]), (row["cost"], spender["cost_usd"])
+        assert number(row["messages"]) == spender["total_messages"]
+        assert [(cell["period"], cell["label"]) for cell in row["budgets"]] == list(BUDGET_PERIODS)
+        for cell, (period, _) in zip(row["budgets"], BUDGET_PERIODS, strict=True):
+            want = expected_budget(spender, period)
+            where = (spender["user_id"], period)
+            assert cell["state"] == want["state"], where
+            meter = want["meter"]
+            if meter is None:
+                assert cell["text"] == want["text"], where
+                assert cell["width"] is None, where
+                continue
+            assert cell["unit"] == meter["unit"], where
+            if meter["unit"] == "tokens":
+                assert cell["text"] == f"{round(meter['used']):,} of {round(meter['limit']):,} tokens", where
+            else:
+                used, limit = cell["text"].split(" of ")
+                assert usd_matches(used, meter["used"]), where
+                assert usd_matches(limit, meter["limit"]), where
+            assert cell["share"] == ("exhausted" if meter["exhausted"] else rate_text(want["fraction"])), (
+                where
+            )
+            assert abs(float(cell["width"].removesuffix("%")) - min(100, want["fraction"] * 100)) < 0.01, (
+                where
+            )
 
 
 def test_wrong_login_is_refused_and_the_right_one_opens_the_overview(
@@ -648,9 +921,7 @@ def test_partial_points_are_drawn_as_partial(new_page: NewPage, api: RunningApi)
 def test_models_table_shows_each_models_share_of_answers(new_page: NewPage, api: RunningApi) -> None:
     page = new_page()
     day = open_overview(page, api, "day")
-    expect(page.locator("#llm-models thead th")).to_have_text(
-        ["Model", "Requests", "Share of answers", "Fallback", "Avg. latency", "Tokens"]
-    )
+    expect(page.locator("#llm-models thead th")).to_have_text(MODELS_HEADER)
     shown = assert_page_matches(page, day)  # every model's share equals its answer_share
     models = {model["model"]: model for model in day["llm_usage"]["models"]}
     assert models[FALLBACK]["fallback_share"] == 1.0
@@ -690,6 +961,26 @@ def test_csv_buttons_carry_the_window(new_page: NewPage, api: RunningApi) -> Non
     assert len(rows) == 1 + 7  # the calendar week's days
     flags = [row.rsplit(",", 1)[1] for row in rows[1:]]  # booleans as the JSON writes them
     assert flags == ["false"] * 6 + ["true"]  # today, so far
+
+    # The LLM chart's and the top spenders' CSV: the same period and window.
+    url, name, content = download("llm_timeline")
+    assert url.endswith("/api/v1/stats/llm_timeline.csv?period=week&window=calendar")
+    assert re.fullmatch(r"parley-llm_timeline-week-calendar-\d{8}T\d{4}Z\.csv", name)
+    rows = content.strip().split("\r\n")
+    assert (
+        rows[0] == "timestamp,model,requests,prompt_tokens,completion_tokens,fallback_count,cost_usd,partial"
+    )
+    assert len(rows) == 1 + 7 * 2  # every model at every day
+    assert {row.split(",")[1] for row in rows[1:]} == {PRIMARY, FALLBACK}
+    url, name, content = download("top_spenders")
+    assert url.endswith("/api/v1/stats/top_spenders.csv?period=week&window=calendar")
+    assert re.fullmatch(r"parley-top_spenders-week-calendar-\d{8}T\d{4}Z\.csv", name)
+    rows = content.strip().split("\r\n")
+    assert rows[0].startswith("user_id,cost_usd,total_messages,exempt,day_tokens_used,day_tokens_limit,")
+    shown = page.eval_on_selector_all(
+        "#top-spenders tbody tr", "rows => rows.map((row) => row.dataset.userId)"
+    )
+    assert [row.split(",")[0] for row in rows[1:]] == shown, "the users the page shows"
 
     switch_window(page, "rolling", "week")
     url, name, content = download("models")
@@ -735,6 +1026,8 @@ def test_phone_viewport(new_page: NewPage, api: RunningApi) -> None:
         "#top-users",
         "#recent-dialogs",
         "#llm-models",
+        "#llm-chart svg",
+        "#top-spenders",
     ):
         box = page.locator(selector).first.bounding_box()
         assert box is not None, selector
@@ -759,6 +1052,22 @@ def test_empty_database(new_page: NewPage, empty_api: RunningApi) -> None:
     expect(page.locator('[data-empty-for="llm-models"]')).to_be_visible()
     expect(page.locator('.stat[data-metric="total_messages"] [data-role=badge]')).to_have_text("0%")
     screenshot(page, "empty")
+
+    # The LLM chart keeps its time axis, says there is nothing, and so do the tokens; no spenders.
+    assert data["llm_timeline"] == []
+    assert data["top_spenders"] == []
+    expect(page.locator("#llm-chart .chart-empty")).to_have_text("No answers from a model in this period")
+    expect(page.locator("#llm-chart-series .legend-item")).to_have_count(0)
+    expect(page.locator("#llm-chart-table tbody tr")).to_have_count(len(data["activity_timeline"]))
+    expect(page.locator('[data-empty-for="top-spenders"]')).to_be_visible()
+    expect(page.locator("#top-spenders")).to_be_hidden()
+    expect(page.locator("#llm-stopped")).to_have_text("0")
+    expect(page.locator("#llm-retried")).to_have_text("0")
+    page.click('#llm-chart-mode [data-mode="tokens"]')
+    expect(page.locator("#llm-chart .chart-empty")).to_have_text("No answers from a model in this period")
+    expect(page.locator("#llm-chart-series .legend-item")).to_have_count(2)
+    assert_page_matches(page, data)
+    panel_screenshot(page, "llm-costs-empty", "#llm-costs")
 
 
 def test_a_disabled_account_is_sent_back_to_login(new_page: NewPage, api: RunningApi) -> None:
@@ -1099,3 +1408,354 @@ def test_empty_database_audience_and_retention(new_page: NewPage, empty_api: Run
     expect(page.locator("#retention .heat")).to_have_count(0)
     expect(page.locator('[data-empty-for="retention"]')).to_be_hidden()
     screenshot(page, "audience-retention-empty", element=page.locator("#audience-retention"))
+
+
+def panel_screenshot(page: Page, name: str, selector: str) -> None:
+    """A screenshot of one panel, the page scrolled to its top first: the sticky top bar is not over it."""
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, name, element=page.locator(selector))
+
+
+def read_out(page: Page, chart: str, index: int) -> None:
+    """Move the keyboard read-out of ``chart`` (a selector) to point ``index``."""
+    page.locator(chart).focus()
+    page.keyboard.press("Home")
+    for _ in range(index):
+        page.keyboard.press("ArrowRight")
+
+
+def test_llm_chart_draws_a_series_per_model_and_switches_to_tokens(
+    new_page: NewPage, api: RunningApi
+) -> None:
+    page = new_page()
+    day = open_overview(page, api, "day")
+    drawn = llm_chart_points(day)
+    assert drawn["models"] == [FALLBACK, PRIMARY], "every model of the period, in the response's order"
+    assert len(drawn["stamps"]) == 25
+    assert partial_indexes(day) == [0, 24]
+    models = {model["model"]: model for model in day["llm_usage"]["models"]}
+    assert models[PRIMARY]["cost_usd"] == 0.0375  # user 1001's three answers; 1006's is unpriced
+    assert models[FALLBACK]["cost_usd"] == 0.0008
+    assert day["llm_usage"]["cost_usd"] == 0.0383
+    assert_page_matches(page, day)  # one line per model, 25 points, the partial ones drawn as partial
+
+    shown = llm_panel_figures(page)
+    assert sorted(shown["series"]) == [FALLBACK, PRIMARY]
+    for key, series in shown["series"].items():
+        assert series["solid"] + series["dashed"] == 24, key
+        assert series["markers"] == [0, 24], key
+    assert shown["series"][PRIMARY]["stroke"] != shown["series"][FALLBACK]["stroke"], "a colour per model"
+    legend = page.locator("#llm-chart-series .legend-item")
+    expect(legend.locator(".legend-label")).to_have_text([FALLBACK, PRIMARY])
+    expect(legend.locator("[data-role=sum]")).to_have_text(["$0.0008", "$0.0375"])
+    first = hhmm(day["activity_timeline"][0]["timestamp"])
+    expect(page.locator("#llm-chart-partial-note")).to_have_text(
+        f"Dashed: partial hours (from {first}; so far)"
+    )
+    expect(page.locator("#llm-chart-sub")).to_have_text(
+        "US dollars each model's answers cost per hour (UTC), the last 24 h \N{MIDDLE DOT} $0.0383 in all"
+    )
+    expect(page.locator("#llm-chart")).to_have_attribute(
+        "aria-label", re.compile(r"^LLM cost chart: .*; dashed parts and hollow points are partial hours$")
+    )
+    expect(page.locator("#llm-chart-table tbody tr").first.locator("td").first).to_contain_text(
+        f"(partial hour, from {first})"
+    )
+
+    # The read-out: each model's cost at the point, all models together, and the partial point said so.
+    priced = next(i for i, cost in enumerate(drawn["cost"][PRIMARY]) if cost)
+    tooltip = page.locator("#llm-chart-tooltip")
+    read_out(page, "#llm-chart", priced)
+    expect(tooltip).to_be_visible()
+    for model in (PRIMARY, FALLBACK):
+        value = tooltip.locator(f'[data-series="{model}"]').inner_text()
+        assert usd_matches(value, drawn["cost"][model][priced]), (model, value)
+    total = sum(drawn["cost"][model][priced] for model in drawn["models"])
+    assert usd_matches(tooltip.locator('[data-series="total"]').inner_text(), total)
+    page.keyboard.press("End")
+    expect(tooltip.locator(".tooltip-note")).to_have_text("Partial hour, so far")
+    page.keyboard.press("Home")
+    expect(tooltip.locator(".tooltip-note")).to_have_text(f"Partial hour, from {first}")
+    screenshot(page, "llm-chart-day")
+
+    # The legend hides a model, never the last one shown.
+    fallback = page.locator(f'#llm-chart-series [data-series="{FALLBACK}"]')
+    primary = page.locator(f'#llm-chart-series [data-series="{PRIMARY}"]')
+    fallback.click()
+    expect(fallback).to_have_attribute("aria-pressed", "false")
+    expect(page.locator(f'#llm-chart path.line[data-series="{FALLBACK}"]')).to_have_count(0)
+    expect(page.locator(f'#llm-chart .marker[data-series="{FALLBACK}"]')).to_have_count(0)
+    expect(page.locator(f'#llm-chart path.line[data-series="{PRIMARY}"]:not(.line--partial)')).to_have_count(
+        1
+    )
+    primary.click()
+    expect(primary).to_have_attribute("aria-pressed", "true")
+    assert_page_matches(page, day)
+    fallback.click()
+    expect(fallback).to_have_attribute("aria-pressed", "true")
+
+    # Tokens by kind instead: prompt and completion of all models together.
+    tokens = page.locator('#llm-chart-mode [data-mode="tokens"]')
+    tokens.click()
+    expect(tokens).to_have_attribute("aria-checked", "true")
+    expect(tokens).to_be_focused()
+    expect(page.locator('#llm-chart-mode [role="radio"][tabindex="0"]')).to_have_count(1)
+    expect(page.locator("#llm-chart-title")).to_have_text("Tokens over time by kind")
+    expect(legend.locator(".legend-label")).to_have_text(["Prompt tokens", "Completion tokens"])
+    prompt, completion = (sum(drawn["tokens"][kind]) for kind in ("prompt", "completion"))
+    assert prompt == sum(model["prompt_tokens"] for model in models.values())
+    assert completion == sum(model["completion_tokens"] for model in models.values())
+    expect(legend.locator("[data-role=sum]")).to_have_text([f"{prompt:,}", f"{completion:,}"])
+    assert_page_matches(page, day)
+    assert sorted(llm_panel_figures(page)["series"]) == ["completion", "prompt"]
+    read_out(page, "#llm-chart", priced)
+    expect(tooltip.locator('[data-series="prompt"]')).to_have_text(f"{drawn['tokens']['prompt'][priced]:,}")
+    expect(tooltip.locator('[data-series="completion"]')).to_have_text(
+        f"{drawn['tokens']['completion'][priced]:,}"
+    )
+    both = drawn["tokens"]["prompt"][priced] + drawn["tokens"]["completion"][priced]
+    expect(tooltip.locator('[data-series="total"]')).to_have_text(f"{both:,}")
+    panel_screenshot(page, "llm-chart-tokens", "#llm-chart-card")
+
+    # The choice stays over a period change; the keyboard moves in the control like in the period's.
+    week = switch_period(page, "week")
+    expect(page.locator("#llm-chart-title")).to_have_text("Tokens over time by kind")
+    assert_page_matches(page, week)
+    page.locator('#llm-chart-mode [aria-checked="true"]').press("ArrowRight")  # tokens -> (wraps) cost
+    cost = page.locator('#llm-chart-mode [data-mode="cost"]')
+    expect(cost).to_have_attribute("aria-checked", "true")
+    expect(cost).to_be_focused()
+    expect(page.locator("#llm-chart-title")).to_have_text("Cost over time by model")
+    assert_page_matches(page, week)
+
+    # The flags are the API's: a point llm_timeline flags partial is drawn so.
+    middle = llm_chart_points(week)["stamps"][3]
+
+    def flag_a_middle_point(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        for entry in body["llm_timeline"]:
+            entry["partial"] = entry["partial"] or entry["timestamp"] == middle
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/api/v1/stats?*", flag_a_middle_point)
+    with page.expect_response(is_stats("week")):
+        page.click("#refresh-button")
+    wait_rendered(page, "week")
+    for key, series in llm_panel_figures(page)["series"].items():
+        assert series["markers"] == [0, 3, 7], key
+    expect(page.locator("#chart .marker--partial.marker--messages")).to_have_count(
+        2
+    )  # activity: its own flags
+    page.unroute("**/api/v1/stats?*", flag_a_middle_point)
+    with page.expect_response(is_stats("week")) as response:
+        page.click("#refresh-button")
+    wait_rendered(page, "week")
+    assert_page_matches(page, response.value.json())
+
+
+def test_models_table_shows_latency_percentiles_stops_and_retries(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    day = open_overview(page, api, "day")
+    headers = page.locator("#llm-models thead th")
+    expect(headers).to_have_text(MODELS_HEADER)
+    expect(headers.nth(5)).to_have_attribute("title", re.compile(re.escape(PERCENTILE_BIN)))
+    assert_page_matches(page, day)  # every model's percentiles, stopped and retried equal the JSON's
+    usage = day["llm_usage"]
+    models = {model["model"]: model for model in usage["models"]}
+    assert (usage["stopped_count"], usage["retried_count"]) == EXPECTED_STOPS["day"]
+    assert (models[PRIMARY]["stopped_count"], models[PRIMARY]["retried_count"]) == (1, 0)
+    assert (models[FALLBACK]["stopped_count"], models[FALLBACK]["retried_count"]) == (0, 1)
+    for model in models.values():
+        figures = [model[field] for _, field in PERCENTILES]
+        assert None not in figures, model["model"]
+        assert figures == sorted(figures), model["model"]
+    row = page.locator(f'#llm-models tr[data-model="{PRIMARY}"]')
+    expect(row.locator("[data-role=stopped]")).to_have_text("1")
+    expect(row.locator("[data-role=stopped]")).to_have_attribute(
+        "title", "1 of this model's 4 answers were stopped by the user while being written"
+    )
+    expect(row.locator("[data-role=retried]")).to_have_text("0")
+    fallback = page.locator(f'#llm-models tr[data-model="{FALLBACK}"]')
+    expect(fallback.locator("[data-role=retried]")).to_have_text("1")
+    expect(fallback.locator("[data-role=retried]")).to_have_attribute(
+        "title", "1 of this model's 2 answers were asked again for with /retry"
+    )
+    expect(row.locator("[data-role=percentiles]")).to_have_attribute(
+        "title", re.compile(r"^p50 .+, p95 .+, p99 ")
+    )
+    expect(page.locator("#llm-stopped")).to_have_text("1")
+    expect(page.locator("#llm-stopped")).to_have_attribute(
+        "title", "1 of 6 answers were stopped by the user while being written"
+    )
+    expect(page.locator("#llm-retried")).to_have_text("1")
+
+    # A percentile the API does not know (no answer with a latency) is a dash.
+    def unknown_p95(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["llm_usage"]["models"][0]["latency_p95_ms"] = None
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/api/v1/stats?*", unknown_p95)
+    with page.expect_response(is_stats("day")):
+        page.click("#refresh-button")
+    wait_rendered(page, "day")
+    first = page.locator("#llm-models tbody tr").first
+    expect(first.locator("[data-role=p95]")).to_have_text(EM_DASH)
+    expect(first.locator("[data-role=percentiles]")).to_have_attribute("title", re.compile(f"p95 {EM_DASH},"))
+    page.unroute("**/api/v1/stats?*", unknown_p95)
+
+    week = switch_period(page, "week")
+    assert (week["llm_usage"]["stopped_count"], week["llm_usage"]["retried_count"]) == EXPECTED_STOPS["week"]
+    assert_page_matches(page, week)
+    expect(page.locator("#llm-retried")).to_have_text("2")
+    month = api.stats("month").json()["llm_usage"]
+    assert (month["stopped_count"], month["retried_count"]) == EXPECTED_STOPS["month"]
+
+
+def ledger_is_today(api: RunningApi, data: dict[str, Any]) -> bool:
+    """Whether the seeded ledger's day is the API's current UTC day (it is not once the suite ran past
+    midnight)."""
+    today: str = data["generated_at"][:10]
+    return api.sql("SELECT day FROM usage_counters WHERE user_id = 1003").strip() == today
+
+
+def test_top_spenders_table_and_budget_bars(new_page: NewPage, api: RunningApi) -> None:
+    page = new_page()
+    week = open_overview(page, api, "week")
+    expect(page.locator("#top-spenders thead th")).to_have_text(
+        ["User", "Cost in period", "Messages", "Budget today", "Budget this month"]
+    )
+    expect(page.locator("#top-spenders caption")).to_contain_text("from the budget ledger")
+    for period in ("week", "day", "month"):
+        data = week if period == "week" else switch_period(page, period)
+        spenders = data["top_spenders"]
+        assert [(s["user_id"], s["cost_usd"], s["total_messages"]) for s in spenders] == EXPECTED_SPENDERS[
+            period
+        ]
+        assert_page_matches(page, data)  # rows, costs, messages and every budget cell equal the JSON's
+        users = [str(user) for user, _, _ in EXPECTED_SPENDERS[period]]
+        expect(page.locator("#top-spenders tbody th .user-id")).to_have_text(users)
+        expect(
+            page.locator("#top-spenders tr[data-user-id='1006'], #top-spenders tr[data-user-id='1007']")
+        ).to_have_count(0)
+        if not ledger_is_today(api, data):
+            continue  # midnight passed since the seed: the ledger's day is over, the figures above still hold
+        for user in users:
+            row = page.locator(f'#top-spenders tr[data-user-id="{user}"]')
+            for index, (state, text) in enumerate(EXPECTED_BUDGETS[int(user)]):
+                cell = row.locator("td.budget-cell").nth(index)
+                expect(cell).to_have_attribute("data-state", state)
+                expect(cell.locator("[data-role=budget]")).to_have_text(text)
+
+    for cell in page.locator('#top-spenders tr[data-user-id="1004"] td.budget-cell').all():
+        expect(cell).to_have_attribute("title", "No budget limit applies to this user")
+    expect(page.locator('#top-spenders tr[data-user-id="1004"] .tag')).to_have_text(["exempt", "exempt"])
+    expect(page.locator('#top-spenders tr[data-user-id="1004"] [data-role=cost]')).to_have_text("$0.10")
+    expect(page.locator("#overview")).to_have_attribute("data-period", "month")
+    if ledger_is_today(api, week):
+        spender = next(s for s in week["top_spenders"] if s["user_id"] == 1001)
+        assert [(m["period"], m["unit"], m["used"], m["limit"]) for m in spender["meters"]] == [
+            ("day", "tokens", LEDGER[1001][0], 1000),
+            ("day", "usd", float(LEDGER[1001][1]), 0.05),
+            ("month", "usd", float(LEDGER[1001][1]), 1),  # the earlier month's row counts in no meter
+        ]
+        today = page.locator('#top-spenders tr[data-user-id="1001"] td.budget-cell').first
+        expect(today.locator("[data-role=share]")).to_have_text("92%")
+        expect(today).to_have_attribute(
+            "title",
+            re.compile(
+                r"^Today \(UTC\): \$0\.046 used of the \$0\.05 daily limit, \$0\.004 left; resets .*"
+                r"\. Tokens: 480 of 1,000 tokens$"
+            ),
+        )
+        width = today.locator(".budget-bar > span").evaluate("fill => fill.style.width")
+        assert abs(float(width.removesuffix("%")) - 92) < 0.01
+        spent = page.locator('#top-spenders tr[data-user-id="1003"] td.budget-cell').first
+        expect(spent.locator("[data-role=share]")).to_have_text("exhausted")
+        expect(spent).to_have_attribute(
+            "title", re.compile(r"exhausted: the user's next message is refused until ")
+        )
+        assert spent.locator(".budget-bar > span").evaluate("fill => fill.style.width") == "100%"
+        colours = page.evaluate(
+            """() => Object.fromEntries(
+                [...document.querySelectorAll("#top-spenders td.budget-cell[data-unit]")]
+                .map((cell) => [cell.dataset.state, [
+                    getComputedStyle(cell.querySelector(".budget-bar > span")).backgroundColor,
+                    getComputedStyle(cell.querySelector("[data-role=share]")).color]]))"""
+        )
+        assert set(colours) == {"ok", "warning", "exhausted"}
+        assert len({bar for bar, _ in colours.values()}) == 3, "ok, amber and red bars"
+        assert colours["warning"][1] != colours["exhausted"][1] != colours["ok"][1]
+    nobody = page.locator('#top-spenders tr[data-user-id="1002"] td.budget-cell')
+    expect(nobody.locator("[data-role=budget]")).to_have_text(["no limit", "no limit"])
+    expect(nobody.first).to_have_attribute("title", "No daily limit applies to this user")
+    expect(page.locator('[data-empty-for="top-spenders"]')).to_be_hidden()
+    panel_screenshot(page, "top-spenders-month", "#top-spenders-card")
+
+
+def test_llm_panels_in_both_themes_and_at_phone_width(new_page: NewPage, api: RunningApi) -> None:
+    panels = (
+        ("llm-chart", "#llm-chart-card"),
+        ("models", ".llm-card"),
+        ("top-spenders", "#top-spenders-card"),
+        ("llm-costs", "#llm-costs"),
+    )
+    strokes, bars = {}, {}
+    for scheme in ("dark", "light"):
+        page = new_page(color_scheme=scheme)
+        data = open_overview(page, api, "week")
+        assert_page_matches(page, data)
+        strokes[scheme] = llm_panel_figures(page)["series"][PRIMARY]["stroke"]
+        bars[scheme] = page.evaluate(
+            """() => Object.fromEntries(
+                [...document.querySelectorAll("#top-spenders td.budget-cell[data-unit]")]
+                .map((cell) => [cell.dataset.state,
+                    getComputedStyle(cell.querySelector(".budget-bar > span")).backgroundColor]))"""
+        )
+        assert bars[scheme], "some budgets are bars"
+        expect(page.locator("#top-spenders thead")).to_be_visible()
+        label = page.evaluate(
+            "getComputedStyle(document.querySelector('#top-spenders td.budget-cell'), '::before').content"
+        )
+        assert label == "none", "no stacked labels on a wide screen"
+        for name, selector in panels:
+            panel_screenshot(page, f"{name}-{scheme}", selector)
+    assert strokes["dark"] != strokes["light"], "each theme its own series colours"
+    for state in set(bars["dark"]) & set(bars["light"]):
+        assert bars["dark"][state] != bars["light"][state], state
+
+    page = new_page(viewport=PHONE)
+    data = open_overview(page, api, "week")
+    assert_page_matches(page, data)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
+    for selector in (
+        "#llm-chart-card",
+        "#llm-chart svg",
+        "#llm-chart-mode",
+        "#llm-chart-series .legend-item",
+        ".llm-card",
+        "#llm-models tbody tr",
+        "#top-spenders-card",
+        "#top-spenders tbody tr",
+        "#top-spenders td.budget-cell",
+    ):
+        for box in [element.bounding_box() for element in page.locator(selector).all()]:
+            assert box is not None, selector
+            assert box["x"] >= 0, selector
+            assert box["x"] + box["width"] <= PHONE["width"], selector
+    expect(page.locator("#top-spenders thead")).to_be_hidden()  # each user a block of labelled figures
+    labels = page.evaluate(
+        """() => [...document.querySelectorAll("#top-spenders tbody tr:first-child td")].map(
+            (cell) => getComputedStyle(cell, "::before").content)"""
+    )
+    assert labels == ['"Cost in period"', '"Messages"', '"Budget today"', '"Budget this month"']
+    labels = page.evaluate(
+        """() => [...document.querySelectorAll("#llm-models tbody tr:first-child td[data-label]")].map(
+            (cell) => getComputedStyle(cell, "::before").content)"""
+    )
+    assert labels == ['"Requests"', '"Share of answers"', '"Fallback"', '"Avg. latency"', '"p50 / p95 / p99"',
+                      '"Stopped"', '"Retried"', '"Tokens"']  # fmt: skip
+    for name, selector in panels[:3]:
+        panel_screenshot(page, f"{name}-phone", selector)

@@ -2,10 +2,11 @@
 // (loading, empty, signed out by a 401, rate limited by a 429, API unreachable).
 
 import { clearCredentials, fetchExport, fetchStats, loadCredentials, makeCredentials, saveCredentials } from "./api.js";
-import { renderActivityChart } from "./chart.js";
+import { renderActivityChart, renderChart } from "./chart.js";
 import {
-  describeChange, formatAgo, formatDate, formatDateTime, formatDuration, formatFigure, formatInteger, formatLatency,
-  formatRate, formatShare, formatSpan, formatTime, partialWords, pointUnit, windowLength,
+  describeChange, formatAgo, formatCompact, formatDate, formatDateTime, formatDuration, formatFigure, formatInteger,
+  formatLatency, formatRate, formatShare, formatSpan, formatTime, formatUsd, formatUsdTick, partialWords, pointUnit,
+  windowLength,
 } from "./format.js";
 
 const PERIODS = ["day", "week", "month"];
@@ -17,6 +18,15 @@ const AUTO_REFRESH_SECONDS = 60;
 const UNREACHABLE_RETRY_SECONDS = [5, 10, 30, 60];
 const RETENTION_DAYS = [1, 7, 30]; // the response's d1, d7, d30
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000;
+const MODEL_TONES = 8; // colours of the LLM chart's models (tone-m1 … tone-m8), then again from the first
+const LLM_MODES = ["cost", "tokens"];
+const PERCENTILES = [["p50", "latency_p50_ms"], ["p95", "latency_p95_ms"], ["p99", "latency_p99_ms"]];
+const PERCENTILE_BIN = "the upper end of the 10 % latency bin holding the percentile";
+const BUDGET_WARNING_SHARE = 0.8; // BUDGET_WARN_PERCENT's default: the bot warns the user from there
+const BUDGET_PERIODS = [
+  { period: "day", label: "Budget today", words: "today", limit: "daily" },
+  { period: "month", label: "Budget this month", words: "this month", limit: "monthly" },
+];
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
@@ -25,6 +35,8 @@ const state = {
   window: DEFAULT_WINDOW,
   data: null,
   hiddenSeries: new Set(),
+  llmMode: "cost", // the LLM chart: each model's cost, or the tokens by kind
+  llmHidden: { cost: new Set(), tokens: new Set() },
   sequence: 0,
   controller: null,
   countdown: null,
@@ -413,10 +425,330 @@ function renderLlmUsage(usage) {
     requests.dataset.label = "Requests";
     fallback.dataset.label = "Fallback";
     latency.dataset.label = "Avg. latency";
-    row.append(name, requests, share, fallback, latency, tokens);
+    const answers = `of this model's ${formatInteger(model.requests)} answers`;
+    const stopped = cell(formatInteger(model.stopped_count), "num muted");
+    stopped.dataset.label = "Stopped";
+    stopped.dataset.role = "stopped";
+    stopped.title = `${formatInteger(model.stopped_count)} ${answers} were stopped by the user while being written`;
+    const retried = cell(formatInteger(model.retried_count), "num muted");
+    retried.dataset.label = "Retried";
+    retried.dataset.role = "retried";
+    retried.title = `${formatInteger(model.retried_count)} ${answers} were asked again for with /retry`;
+    row.append(name, requests, share, fallback, latency, percentilesCell(model), stopped, retried, tokens);
     return row;
   }));
   setEmpty("llm-models", usage.models.length === 0);
+  const counted = (value) => `${formatInteger(value)} of ${formatInteger(usage.requests)} answers`;
+  const stoppedTotal = $("#llm-stopped");
+  stoppedTotal.textContent = formatInteger(usage.stopped_count);
+  stoppedTotal.title = `${counted(usage.stopped_count)} were stopped by the user while being written`;
+  const retriedTotal = $("#llm-retried");
+  retriedTotal.textContent = formatInteger(usage.retried_count);
+  retriedTotal.title = `${counted(usage.retried_count)} were asked again for with /retry`;
+}
+
+/** "840 ms / 1.2 s / 2.4 s": a model's latency percentiles, a dash for one that is unknown. */
+function percentilesCell(model) {
+  const td = document.createElement("td");
+  td.className = "num percentiles";
+  td.dataset.label = "p50 / p95 / p99";
+  td.dataset.role = "percentiles";
+  const parts = PERCENTILES.map(([label, field]) => {
+    const figure = document.createElement("span");
+    figure.dataset.role = label;
+    figure.textContent = formatLatency(model[field]);
+    return figure;
+  });
+  const figures = document.createElement("span"); // one block: the stacked layout makes each child a line
+  figures.className = "percentile-figures";
+  figures.append(parts[0], " / ", parts[1], " / ", parts[2]);
+  td.append(figures);
+  td.title = `${PERCENTILES.map(([label, field]) => `${label} ${formatLatency(model[field])}`).join(", ")}: ` +
+    `each ${PERCENTILE_BIN}`;
+  return td;
+}
+
+// ---------------------------------------------------------------- LLM usage over time
+
+/**
+ * The LLM chart's points from `llm_timeline` (one entry per point and model, the same points and partial
+ * flags as `activity_timeline`): each model's cost, and the tokens by kind of all models together. With
+ * no model in the period, the activity timeline's points, so the chart still has its time axis.
+ */
+function llmPoints(data) {
+  const byTime = new Map();
+  const models = [];
+  const blank = (timestamp, partial) => ({ timestamp, partial, cost: {}, prompt_tokens: 0, completion_tokens: 0 });
+  for (const entry of data.llm_timeline) {
+    if (!byTime.has(entry.timestamp)) byTime.set(entry.timestamp, blank(entry.timestamp, false));
+    const point = byTime.get(entry.timestamp);
+    if (!models.includes(entry.model)) models.push(entry.model);
+    point.partial ||= entry.partial === true;
+    point.cost[entry.model] = entry.cost_usd;
+    point.prompt_tokens += entry.prompt_tokens;
+    point.completion_tokens += entry.completion_tokens;
+  }
+  const points = byTime.size
+    ? [...byTime.values()]
+    : data.activity_timeline.map((point) => blank(point.timestamp, point.partial === true));
+  return { points, models };
+}
+
+/** The series of the LLM chart in `mode`: one per model (its cost), or prompt and completion tokens. */
+function llmSeries(mode, models) {
+  if (mode === "tokens") {
+    return [
+      { key: "prompt", tone: "prompt", label: "Prompt tokens", axis: "left", value: (p) => p.prompt_tokens, format: formatInteger },
+      { key: "completion", tone: "completion", label: "Completion tokens", axis: "left", value: (p) => p.completion_tokens, format: formatInteger },
+    ];
+  }
+  return models.map((model, index) => ({
+    key: model, tone: `m${(index % MODEL_TONES) + 1}`, label: model, axis: "left",
+    value: (p) => p.cost[model] ?? 0, format: formatUsd,
+  }));
+}
+
+function drawLlmChart() {
+  if (!state.data) return;
+  const { points, models } = llmPoints(state.data);
+  const mode = state.llmMode;
+  const cost = mode === "cost";
+  let emptyText = "No answers from a model in this period";
+  if (models.length && cost) emptyText = "No answer with a known cost in this period";
+  if (models.length && !cost) emptyText = "No tokens counted in this period";
+  renderChart($("#llm-chart"), $("#llm-chart-tooltip"), {
+    points,
+    series: llmSeries(mode, models),
+    period: state.data.period,
+    now: state.data.generated_at,
+    hidden: state.llmHidden[mode],
+    name: cost ? "LLM cost chart" : "LLM tokens chart",
+    emptyText,
+    axes: { left: cost ? { whole: false, format: formatUsdTick } : { whole: true, format: formatCompact } },
+    total: cost ? { label: "All models", format: formatUsd } : { label: "All tokens", format: formatInteger },
+  });
+}
+
+/** The LLM chart's legend: a toggle per series (each model's cost in the period, or the tokens of a kind). */
+function renderLlmLegend(points, models) {
+  const mode = state.llmMode;
+  const hidden = state.llmHidden[mode];
+  const series = llmSeries(mode, models);
+  $("#llm-chart-series").replaceChildren(...series.map((s) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "legend-item";
+    button.dataset.series = s.key;
+    button.setAttribute("aria-pressed", String(!hidden.has(s.key)));
+    const swatch = document.createElement("span");
+    swatch.className = `legend-swatch tone-${s.tone}`;
+    swatch.setAttribute("aria-hidden", "true");
+    const label = document.createElement("span");
+    label.className = mode === "cost" ? "legend-label legend-label--model" : "legend-label";
+    label.textContent = s.label;
+    const sum = points.reduce((acc, point) => acc + s.value(point), 0);
+    const figure = document.createElement("span");
+    figure.className = "legend-axis";
+    figure.dataset.role = "sum";
+    figure.textContent = s.format(sum);
+    button.title = `${s.label}: ${s.format(sum)} in the period`;
+    button.append(swatch, label, figure);
+    return button;
+  }));
+}
+
+/** The same figures as a table for screen readers: each model's cost, then the tokens by kind. */
+function renderLlmTable(points, models, period) {
+  const head = $("#llm-chart-table thead tr");
+  const column = (text) => {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = text;
+    return th;
+  };
+  head.replaceChildren(column("Time"), ...models.map((model) => column(`${model}: cost`)),
+    column("Prompt tokens"), column("Completion tokens"));
+  const valued = (value, text) => {
+    const td = cell(text);
+    td.dataset.value = String(value);
+    return td;
+  };
+  $("#llm-chart-table tbody").replaceChildren(...points.map((point, index) => {
+    const row = document.createElement("tr");
+    const when = period === "day" ? formatDateTime(point.timestamp) : formatDateTime(point.timestamp).split(",")[0];
+    row.dataset.partial = String(point.partial);
+    row.append(
+      cell(point.partial ? `${when} (partial ${pointUnit(period)}, ${partialWords(points, index)})` : when),
+      ...models.map((model) => valued(point.cost[model] ?? 0, formatUsd(point.cost[model] ?? 0))),
+      valued(point.prompt_tokens, formatInteger(point.prompt_tokens)),
+      valued(point.completion_tokens, formatInteger(point.completion_tokens)),
+    );
+    return row;
+  }));
+}
+
+/** Everything of the LLM chart's card for the response shown, in the mode chosen. */
+function renderLlmChart(data) {
+  const { points, models } = llmPoints(data);
+  const cost = state.llmMode === "cost";
+  showLlmMode();
+  $("#llm-chart-title").textContent = cost ? "Cost over time by model" : "Tokens over time by kind";
+  const per = `per ${pointUnit(data.period)} (UTC), ${windowWords(data)}`;
+  $("#llm-chart-sub").textContent = cost
+    ? `US dollars each model's answers cost ${per} · ${formatUsd(data.llm_usage.cost_usd)} in all`
+    : `Prompt and completion tokens of all models ${per}`;
+  renderLlmLegend(points, models);
+  renderPartialNote(points, data.period, $("#llm-chart-partial-note"));
+  renderLlmTable(points, models, data.period);
+  drawLlmChart();
+}
+
+function showLlmMode() {
+  for (const button of document.querySelectorAll("#llm-chart-mode [role=radio]")) {
+    const selected = button.dataset.mode === state.llmMode;
+    button.setAttribute("aria-checked", String(selected));
+    button.tabIndex = selected ? 0 : -1;
+  }
+}
+
+function selectLlmMode(mode, { focus = false } = {}) {
+  if (!LLM_MODES.includes(mode)) return;
+  if (mode !== state.llmMode) {
+    state.llmMode = mode;
+    if (state.data) renderLlmChart(state.data);
+    else showLlmMode();
+  }
+  if (focus) $(`#llm-chart-mode [data-mode="${mode}"]`).focus();
+}
+
+/** The mode control (a radio group like the period's) and the legend's toggles of the LLM chart. */
+function wireLlmChart() {
+  const group = $("#llm-chart-mode");
+  group.addEventListener("click", (event) => {
+    const button = event.target.closest("[role=radio]");
+    if (button) selectLlmMode(button.dataset.mode, { focus: true });
+  });
+  group.addEventListener("keydown", (event) => {
+    const index = LLM_MODES.indexOf(state.llmMode);
+    const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    let next = null;
+    if (event.key in moves) next = LLM_MODES[(index + moves[event.key] + LLM_MODES.length) % LLM_MODES.length];
+    else if (event.key === "Home") next = LLM_MODES[0];
+    else if (event.key === "End") next = LLM_MODES[LLM_MODES.length - 1];
+    if (next === null) return;
+    event.preventDefault();
+    selectLlmMode(next, { focus: true });
+  });
+  $("#llm-chart-series").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-series]");
+    if (!button || !state.data) return;
+    const hidden = state.llmHidden[state.llmMode];
+    const key = button.dataset.series;
+    const visible = hidden.has(key);
+    const shown = [...document.querySelectorAll("#llm-chart-series [data-series]")]
+      .filter((item) => !hidden.has(item.dataset.series));
+    // Never hide every series: an empty plot would read as "nothing spent".
+    if (!visible && shown.length <= 1) return;
+    if (visible) hidden.delete(key);
+    else hidden.add(key);
+    button.setAttribute("aria-pressed", String(visible));
+    drawLlmChart();
+  });
+}
+
+// ---------------------------------------------------------------- top spenders
+
+/** "$0.042 of $0.05", "1,234 of 50,000 tokens" */
+function meterText(meter) {
+  return meter.unit === "usd"
+    ? `${formatUsd(meter.used)} of ${formatUsd(meter.limit)}`
+    : `${formatInteger(meter.used)} of ${formatInteger(meter.limit)} tokens`;
+}
+
+/**
+ * One budget cell of a spender: the period's dollar meter (else its tokens meter) as a bar with "used of
+ * limit"; amber above 80 %, red once exhausted; "exempt", or "no limit" when no limit of the period applies.
+ */
+function budgetCell(spender, { period, label, words, limit }) {
+  const td = document.createElement("td");
+  td.className = "budget-cell";
+  td.dataset.label = label;
+  td.dataset.period = period;
+  const note = (text, className) => {
+    const span = document.createElement("span");
+    span.className = className;
+    span.dataset.role = "budget";
+    span.textContent = text;
+    return span;
+  };
+  if (spender.exempt) {
+    td.dataset.state = "exempt";
+    td.title = "No budget limit applies to this user";
+    td.append(note("exempt", "tag tag--exempt"));
+    return td;
+  }
+  const own = spender.meters.filter((m) => m.period === period);
+  const meter = own.find((m) => m.unit === "usd") ?? own.find((m) => m.unit === "tokens");
+  if (!meter) {
+    td.dataset.state = "none";
+    td.title = `No ${limit} limit applies to this user`;
+    td.append(note("no limit", "muted"));
+    return td;
+  }
+  const fraction = meter.limit > 0 ? meter.used / meter.limit : 1;
+  const level = meter.exhausted ? "exhausted" : fraction > BUDGET_WARNING_SHARE ? "warning" : "ok";
+  Object.assign(td.dataset, { state: level, unit: meter.unit, used: String(meter.used), limit: String(meter.limit) });
+  const head = document.createElement("span");
+  head.className = "budget-head";
+  const share = document.createElement("span");
+  share.className = "budget-share";
+  share.dataset.role = "share";
+  share.textContent = meter.exhausted ? "exhausted" : formatRate(fraction);
+  head.append(note(meterText(meter), "budget-text"), share);
+  const bar = document.createElement("span");
+  bar.className = "bar budget-bar";
+  bar.setAttribute("aria-hidden", "true");
+  const fill = document.createElement("span");
+  fill.style.width = `${Math.min(100, fraction * 100)}%`;
+  bar.append(fill);
+  td.append(head, bar);
+  const amount = (value) => (meter.unit === "usd" ? formatUsd(value) : `${formatInteger(value)} tokens`);
+  const resets = `${formatDateTime(meter.resets_at)} UTC`;
+  const other = own.find((m) => m !== meter);
+  const when = words.charAt(0).toUpperCase() + words.slice(1);
+  td.title = `${when} (UTC): ${amount(meter.used)} used of the ${amount(meter.limit)} ${limit} limit, ` +
+    `${amount(meter.left)} left; ` +
+    (meter.exhausted ? `exhausted: the user's next message is refused until ${resets}` : `resets ${resets}`) +
+    (other ? `. Tokens: ${meterText(other)}` : "");
+  return td;
+}
+
+/** Up to 10 users whose answers cost most in the period, most first, with their budgets now. */
+function renderTopSpenders(spenders) {
+  const body = $("#top-spenders tbody");
+  body.replaceChildren(...spenders.map((spender) => {
+    const row = document.createElement("tr");
+    row.dataset.userId = String(spender.user_id);
+    const user = document.createElement("th");
+    user.scope = "row";
+    const id = document.createElement("span");
+    id.className = "user-id";
+    id.textContent = String(spender.user_id);
+    id.title = `Telegram user ${spender.user_id}`;
+    user.append(id);
+    const cost = cell(formatUsd(spender.cost_usd), "num");
+    cost.dataset.label = "Cost in period";
+    cost.dataset.role = "cost";
+    cost.dataset.value = String(spender.cost_usd);
+    cost.title = "What this user's answers in the period cost (those whose cost is known)";
+    const messages = cell(formatInteger(spender.total_messages), "num");
+    messages.dataset.label = "Messages";
+    messages.dataset.role = "messages";
+    messages.title = "The user's messages in the period, theirs and the bot's";
+    row.append(user, cost, messages, ...BUDGET_PERIODS.map((period) => budgetCell(spender, period)));
+    return row;
+  }));
+  setEmpty("top-spenders", spenders.length === 0);
 }
 
 /** DAU, WAU, MAU and stickiness: always the last 24 h, 7 × 24 h and 30 × 24 h ending now, whatever the period. */
@@ -538,10 +870,9 @@ function windowWords(data) {
   return `the ${length} ending ${data.period === "day" ? "with the current hour" : "today"}`;
 }
 
-/** The legend's note on partial points (from the API's flags), hidden when there is none. */
-function renderPartialNote(timeline, period) {
+/** A legend's note on partial points (from the API's flags), hidden when there is none. */
+function renderPartialNote(timeline, period, note) {
   const indexes = timeline.flatMap((point, index) => (point.partial ? [index] : []));
-  const note = $("#chart-partial-note");
   note.hidden = indexes.length === 0;
   if (indexes.length === 0) return;
   const unit = pointUnit(period);
@@ -564,11 +895,13 @@ function render(data, view) {
   overview.dataset.generatedAt = data.generated_at;
   renderCards(data);
   drawChart();
-  renderPartialNote(data.activity_timeline, period);
+  renderPartialNote(data.activity_timeline, period, $("#chart-partial-note"));
   renderChartTable(data.activity_timeline, period);
   renderTopUsers(data.top_users, data.generated_at);
   renderRecentDialogs(data.recent_dialogs, data.previews_enabled, data.generated_at);
   renderLlmUsage(data.llm_usage);
+  renderLlmChart(data);
+  renderTopSpenders(data.top_spenders);
   renderAudience(data.audience);
   renderRetention(data.retention);
   const databaseEmpty = data.summary.total_users === 0 && data.summary.total_messages === 0;
@@ -706,6 +1039,7 @@ function start() {
   writeViewToUrl({ replace: true });
   wireViewControls();
   wireLegend();
+  wireLlmChart();
   wireExports();
   $("#login-form").addEventListener("submit", submitLogin);
   $("#logout-button").addEventListener("click", () => signOut("You have signed out.", "info"));
@@ -717,10 +1051,15 @@ function start() {
     if (document.visibilityState === "visible" && state.credentials && !state.countdown && stale) load({ quiet: true });
   });
   let resizeFrame = 0;
-  new ResizeObserver(() => {
+  const resized = new ResizeObserver(() => {
     cancelAnimationFrame(resizeFrame);
-    resizeFrame = requestAnimationFrame(drawChart);
-  }).observe($("#chart"));
+    resizeFrame = requestAnimationFrame(() => {
+      drawChart();
+      drawLlmChart();
+    });
+  });
+  resized.observe($("#chart"));
+  resized.observe($("#llm-chart"));
   state.credentials = loadCredentials();
   if (state.credentials) {
     showDashboard();

@@ -5,6 +5,11 @@ const integer = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat(LOCALE, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const twoDecimals = new Intl.NumberFormat(LOCALE, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const compact = new Intl.NumberFormat(LOCALE, { notation: "compact", maximumFractionDigits: 1 });
+const dollars = new Intl.NumberFormat(LOCALE, { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const cents = new Intl.NumberFormat(LOCALE, { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4 });
+const dollarTicks = new Intl.NumberFormat(LOCALE, {
+  style: "currency", currency: "USD", notation: "compact", maximumSignificantDigits: 3,
+});
 const hourFormat = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
 const dayFormat = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric", timeZone: "UTC" });
 const dateTimeFormat = new Intl.DateTimeFormat(LOCALE, {
@@ -69,6 +74,20 @@ export function formatRate(rate) {
 /** Axis ticks: 950, 1.2K, 15K. */
 export function formatCompact(value) {
   return compact.format(value);
+}
+
+/**
+ * US dollars: $12.34 from a dollar up; below, up to four decimals ($0.0375), since one answer costs a
+ * fraction of a cent; "<$0.0001" for less than that but more than nothing.
+ */
+export function formatUsd(value) {
+  if (value > 0 && value < 0.00005) return "<$0.0001";
+  return (value >= 1 ? dollars : cents).format(value);
+}
+
+/** A dollar axis's ticks: $0, $0.005, $0.01, $1.5K. */
+export function formatUsdTick(value) {
+  return dollarTicks.format(value);
 }
 
 /** 840 ms, 1.3 s */
