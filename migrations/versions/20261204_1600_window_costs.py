@@ -120,9 +120,9 @@ def upgrade() -> None:
     op.add_column(
         "stats_window_totals", sa.Column("cost", sa.Numeric(), server_default=sa.text("0"), nullable=False)
     )
-    op.create_index(
-        "ix_stats_window_totals_cost", "stats_window_totals", ["kind", sa.text("cost DESC"), "user_id"]
-    )
+    # No user_id column: a probe by (kind, user_id) must find the primary key the better index (with
+    # user_id third, the planner took this one for probes and scanned a whole window per user).
+    op.create_index("ix_stats_window_totals_cost", "stats_window_totals", ["kind", sa.text("cost DESC")])
     for statement in _functions(with_costs=True) + RESET_WINDOWS:
         op.execute(statement)
 

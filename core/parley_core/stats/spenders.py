@@ -37,24 +37,26 @@ def parse_spenders(rows: Sequence[Any]) -> list[Spender]:
 
 def top_spenders_query(window: Window, *, limit: int, tracked: bool = True) -> StatsQuery[list[Spender]]:
     """The ``limit`` users with the highest cost in the window (ties: lower user id); none at zero."""
-    if tracked:
-        kept = "SELECT user_id, total, cost FROM stats_window_totals WHERE kind = :kind"
+    if tracked:  # the kept top through the cost index, then one primary-key probe per candidate
+        kept = ""
         top = """SELECT user_id FROM stats_window_totals WHERE kind = :kind AND cost > 0
                   ORDER BY cost DESC, user_id LIMIT :limit"""
+        probe = """(SELECT t.{column} FROM stats_window_totals t
+                     WHERE t.kind = :kind AND t.user_id = c.user_id)"""
     else:
-        kept = """SELECT user_id, sum(message_count) AS total, sum(cost_usd) AS cost FROM stats_user_buckets
-                   WHERE granularity = 'h' AND bucket >= :a GROUP BY user_id"""
+        kept = """kept AS (SELECT user_id, sum(message_count) AS total, sum(cost_usd) AS cost
+                     FROM stats_user_buckets WHERE granularity = 'h' AND bucket >= :a GROUP BY user_id),"""
         top = "SELECT user_id FROM kept WHERE cost > 0 ORDER BY cost DESC, user_id LIMIT :limit"
+        probe = "(SELECT k.{column} FROM kept k WHERE k.user_id = c.user_id)"
     sql = f"""
     WITH head AS (
       SELECT user_id, count(*) AS n, coalesce(sum(cost_usd), 0) AS cost FROM messages
        WHERE deleted_at IS NULL AND created_at >= :start AND created_at < :a GROUP BY user_id),
-    kept AS ({kept}),
+    {kept}
     candidates AS (({top}) UNION SELECT user_id FROM head WHERE cost > 0)
-    SELECT c.user_id, coalesce(k.cost, 0) + coalesce(h.cost, 0) AS cost,
-           coalesce(k.total, 0) + coalesce(h.n, 0) AS total
+    SELECT c.user_id, coalesce({probe.format(column="cost")}, 0) + coalesce(h.cost, 0) AS cost,
+           coalesce({probe.format(column="total")}, 0) + coalesce(h.n, 0) AS total
       FROM candidates c
-      LEFT JOIN kept k ON k.user_id = c.user_id
       LEFT JOIN head h ON h.user_id = c.user_id
      ORDER BY 2 DESC, 1 LIMIT :limit
     """

@@ -127,8 +127,9 @@ class StatsWindowTotal(Base):
     __tablename__ = "stats_window_totals"
     __table_args__ = (
         Index("ix_stats_window_totals_rank", "kind", text("total DESC"), "user_id"),
-        # Top spenders: the same window's users by what their answers cost.
-        Index("ix_stats_window_totals_cost", "kind", text("cost DESC"), "user_id"),
+        # Top spenders: the same window's users by what their answers cost (no user_id column, so
+        # that probes by user take the primary key).
+        Index("ix_stats_window_totals_cost", "kind", text("cost DESC")),
     )
 
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
