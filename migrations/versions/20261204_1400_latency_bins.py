@@ -1,4 +1,4 @@
-"""stats rollup of LLM latency: answers per model, hour and latency bin, for percentiles
+"""stats rollup of LLM latency: answers per model, hour (and day) and latency bin, for percentiles
 
 Revision ID: 1400
 Revises: 1300
@@ -6,7 +6,8 @@ Create Date: 2026-12-04 20:30:00
 
 Latency percentiles (p50, p95, p99 per model) cannot be summed from per-hour figures, and sorting
 a month of answers on every request is not an option at millions of answers. `stats_latency_bins`
-counts each model's answers per hour by latency bin: bin 0 holds latencies under 10 ms, bin k >= 1
+counts each model's answers per UTC hour and per UTC day (a month reads 30 days of bins, not 720
+hours) by latency bin: bin 0 holds latencies under 10 ms, bin k >= 1
 those in [10 x 1.1^(k-1), 10 x 1.1^k) ms, so a percentile read from the bins is known to within
 10 % (the bin holding it), whatever the number of answers. Kept like the other rollups: the
 insert trigger adds an answer's bin, the statement triggers of deletions take removed answers out,
@@ -50,29 +51,29 @@ $$
 """
 
 APPLY_ANCHOR = "    IF m.role = 'assistant' AND m.model IS NOT NULL THEN\n"
-APPLY_BINS = """    IF g = 'h' AND m.role = 'assistant' AND m.model IS NOT NULL
-       AND m.latency_ms IS NOT NULL THEN
-      INSERT INTO stats_latency_bins AS t (bucket, model, bin, answers)
-      VALUES (b, m.model, stats_latency_bin(m.latency_ms), sign)
-      ON CONFLICT (bucket, model, bin) DO UPDATE SET answers = t.answers + EXCLUDED.answers;
+APPLY_BINS = """    IF m.role = 'assistant' AND m.model IS NOT NULL AND m.latency_ms IS NOT NULL THEN
+      INSERT INTO stats_latency_bins AS t (granularity, bucket, model, bin, answers)
+      VALUES (g, b, m.model, stats_latency_bin(m.latency_ms), sign)
+      ON CONFLICT (granularity, bucket, model, bin) DO UPDATE SET answers = t.answers + EXCLUDED.answers;
     END IF;
 """
 
 REMOVAL_ANCHOR = "  RETURN NULL;\nEND\n"
-REMOVAL_BINS = """  INSERT INTO stats_latency_bins AS t (bucket, model, bin, answers)
-  SELECT stats_bucket('h', r.created_at), r.model, stats_latency_bin(r.latency_ms), -count(*)
-    FROM {removed} AS r
+REMOVAL_BINS = """  INSERT INTO stats_latency_bins AS t (granularity, bucket, model, bin, answers)
+  SELECT g.g, stats_bucket(g.g, r.created_at), r.model, stats_latency_bin(r.latency_ms), -count(*)
+    FROM {removed} AS r CROSS JOIN (VALUES ('h'), ('d')) AS g(g)
    WHERE r.role = 'assistant' AND r.model IS NOT NULL AND r.latency_ms IS NOT NULL
-   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-  ON CONFLICT (bucket, model, bin) DO UPDATE SET answers = t.answers + EXCLUDED.answers;
+   GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC, 2, 3, 4
+  ON CONFLICT (granularity, bucket, model, bin) DO UPDATE SET answers = t.answers + EXCLUDED.answers;
 """
 
 REBUILD_ANCHOR = "  INSERT INTO stats_signups (bucket, users)\n"
 REBUILD_BINS = """  TRUNCATE stats_latency_bins;
-  INSERT INTO stats_latency_bins (bucket, model, bin, answers)
-  SELECT stats_bucket('h', created_at), model, stats_latency_bin(latency_ms), count(*) FROM messages
-   WHERE deleted_at IS NULL AND role = 'assistant' AND model IS NOT NULL AND latency_ms IS NOT NULL
-   GROUP BY 1, 2, 3;
+  INSERT INTO stats_latency_bins (granularity, bucket, model, bin, answers)
+  SELECT g.g, stats_bucket(g.g, m.created_at), m.model, stats_latency_bin(m.latency_ms), count(*)
+    FROM messages m CROSS JOIN (VALUES ('h'), ('d')) AS g(g)
+   WHERE m.deleted_at IS NULL AND m.role = 'assistant' AND m.model IS NOT NULL AND m.latency_ms IS NOT NULL
+   GROUP BY 1, 2, 3, 4;
 """
 
 
@@ -94,11 +95,12 @@ def _functions(*, with_bins: bool) -> list[str]:
 def upgrade() -> None:
     op.create_table(
         "stats_latency_bins",
+        sa.Column("granularity", sa.String(length=1), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
         sa.Column("model", sa.String(length=128), nullable=False),
         sa.Column("bin", sa.SmallInteger(), nullable=False),
         sa.Column("answers", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("bucket", "model", "bin", name=op.f("pk_stats_latency_bins")),
+        sa.PrimaryKeyConstraint("granularity", "bucket", "model", "bin", name=op.f("pk_stats_latency_bins")),
     )
     op.execute(LATENCY_BIN)
     for statement in _functions(with_bins=True):

@@ -1,11 +1,12 @@
 """LLM latency percentiles per model (p50, p95, p99), from latency bins.
 
-`stats_latency_bins` counts each model's answers per UTC hour by latency bin: bin 0 under 10 ms,
+`stats_latency_bins` counts each model's answers per UTC hour and day by latency bin: bin 0 under 10 ms,
 bin k from 10 x 1.1^(k-1) up to 10 x 1.1^k ms. A percentile is the nearest-rank one (as SQL's
 ``percentile_disc``): the latency of the answer at rank ceil(q x n). The bins say which bin holds
 it, and the upper end of that bin is reported — at most 10 % above the exact value, never below
-it. Whole hours come from the bins, a rolling window's minutes before its first full hour from
-`messages`; what is stamped ahead counts as now.
+it. Whole days come from the daily bins, the hours before the first midnight from the hourly ones,
+a rolling window's minutes before its first full hour from `messages`; what is stamped ahead counts
+as now.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 
 from parley_core.stats.costs import params
-from parley_core.stats.periods import Window
+from parley_core.stats.periods import DAY, Window, truncate
 from parley_core.stats.queries import StatsQuery
 
 PERCENTILES = (0.5, 0.95, 0.99)
@@ -70,7 +71,10 @@ def latency_query(window: Window) -> StatsQuery[list[ModelLatency]]:
     """Per model with answers of known latency in a current window: p50, p95, p99."""
     sql = """
     SELECT model, bin, sum(answers)
-      FROM (SELECT model, bin, answers FROM stats_latency_bins WHERE bucket >= :a
+      FROM (SELECT model, bin, answers FROM stats_latency_bins
+             WHERE granularity = 'h' AND bucket >= :a AND bucket < :midnight
+            UNION ALL
+            SELECT model, bin, answers FROM stats_latency_bins WHERE granularity = 'd' AND bucket >= :midnight
             UNION ALL
             SELECT model, stats_latency_bin(latency_ms), 1 FROM messages
              WHERE deleted_at IS NULL AND role = 'assistant' AND model IS NOT NULL
@@ -79,4 +83,7 @@ def latency_query(window: Window) -> StatsQuery[list[ModelLatency]]:
     HAVING sum(answers) <> 0
      ORDER BY 1, 2
     """
-    return StatsQuery("llm_latency", text(sql), params(window), parse_bins)
+    values = params(window)
+    day_start = truncate(values["a"], DAY)
+    midnight = values["a"] if day_start == values["a"] else day_start + DAY
+    return StatsQuery("llm_latency", text(sql), values | {"midnight": midnight}, parse_bins)

@@ -153,11 +153,12 @@ class StatsWindowActive(Base):
 
 
 class StatsLatencyBin(Base):
-    """A model's answers in one UTC hour by latency bin (bin 0: under 10 ms; bin k: from 10 x 1.1^(k-1)
+    """A model's answers in one UTC hour or day by latency bin (bin 0: under 10 ms; bin k: from 10 x 1.1^(k-1)
     up to 10 x 1.1^k ms): latency percentiles to within 10 % without sorting answers."""
 
     __tablename__ = "stats_latency_bins"
 
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     bin: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
